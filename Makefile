@@ -1,0 +1,43 @@
+# finsta-pl: one command each for install, train, test and bench.  Every target installs first when .venv
+# is missing or older than setup.cfg / pyproject.toml.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+TASK   ?= videoqa
+ARGS   ?=
+PYTEST_ARGS ?=
+TASKS  := $(sort $(basename $(notdir $(wildcard experiments/*.yaml))))
+
+.PHONY: install train test test-slow bench clean help
+
+help:
+	@echo "make train TASK=<$(TASKS)>  |  make test  |  make test-slow  |  make bench  |  make install"
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	@# torch first: a CPU wheel here; a plain `torch` requirement would pull a multi-GB CUDA build.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@# torch-scatter compiles against the installed torch, so it needs torch in its build environment.
+	$(PY) -c "import torch_scatter" 2>/dev/null || $(PY) -m pip install --quiet --no-build-isolation "torch-scatter>=2.1"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+train: $(STAMP)
+	@test -f experiments/$(TASK).yaml || { echo "make train: unknown task '$(TASK)' (no experiments/$(TASK).yaml); choose one of: $(TASKS)" >&2; exit 2; }
+	$(VENV)/bin/finsta-pl fit --config experiments/$(TASK).yaml $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_gtrm.py
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

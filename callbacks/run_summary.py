@@ -1,0 +1,50 @@
+"""One closing line per fit: the monitored metric next to the data's prior baselines, time and checkpoint."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_only
+
+
+class RunSummary(L.Callback):
+    """Prints e.g. ``videoqa: val/acc 0.812 (best 0.826, epoch 9) | majority-answer baseline 0.118 | ...``.
+
+    Baselines come from the DataModule's ``info()["baselines"]`` when it has them; the line is also written
+    to ``summary.txt`` in the logger's folder so sweeps can grep it.
+    """
+
+    def __init__(self, monitor: str = "val/acc") -> None:
+        self.monitor = monitor
+        self._start = 0.0
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Start the clock."""
+        self._start = time.time()
+
+    @rank_zero_only
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Compose and print the summary line."""
+        info: dict[str, Any] = getattr(pl_module, "data_info", {}) or {}
+        parts = [f"{info.get('task', type(pl_module).__name__)}: {trainer.current_epoch} epochs"]
+        last = trainer.callback_metrics.get(self.monitor)
+        if last is not None:
+            parts.append(f"{self.monitor} {float(last):.3f}")
+        ckpt = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor == self.monitor), None)
+        if ckpt is not None and ckpt.best_model_score is not None:
+            parts[-1] += f" (best {float(ckpt.best_model_score):.3f})"
+        for name, value in (info.get("baselines") or {}).items():
+            parts.append(f"{name.replace('_', '-')} baseline {value:.3f}")
+        parts.append(f"{time.time() - self._start:.0f}s")
+        if ckpt is not None and ckpt.best_model_path:
+            parts.append(f"checkpoint {ckpt.best_model_path}")
+        line = " | ".join(parts)
+        print(f"\n{line}")
+        if trainer.log_dir:
+            from pathlib import Path
+
+            Path(trainer.log_dir).mkdir(parents=True, exist_ok=True)
+            (Path(trainer.log_dir) / "summary.txt").write_text(line + "\n")

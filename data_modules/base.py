@@ -1,0 +1,185 @@
+"""What every finsta-pl DataModule shares: decoding, scene graphs, bad-sample policy, seeding and loaders.
+
+A task's DataModule reads its annotation format into records and says how a record becomes text and targets;
+:class:`VideoTextDataset` does the rest per sample in the worker (decode once, encode text, build graphs).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import lightning as L
+import numpy as np
+from torch.utils.data import DataLoader, Dataset
+
+from finsta_pl.data_modules.batch import FinstaBatch, collate_samples
+from finsta_pl.data_modules.graph_builder import GraphBuilder, GraphConfig
+from finsta_pl.data_modules.video import BadSampleError, decode_clip
+from finsta_pl.text import WordVocab
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClipConfig:
+    """Frame sampling: frames per clip, square frame side after resizing, random offsets while training."""
+
+    num_frames: int = 8
+    frame_size: int = 64
+    random_offsets: bool = True
+
+
+@dataclass
+class LoaderConfig:
+    """DataLoader settings.  Workers are not persistent so each epoch's frame sampling sees the new epoch."""
+
+    batch_size: int = 32
+    eval_batch_size: int | None = None
+    num_workers: int = 2
+    pin_memory: bool = False
+
+
+@dataclass
+class SampleSpec:
+    """What a task's dataset needs from one record: sample id, video key, text and target values."""
+
+    id: str
+    video: str
+    text: str
+    targets: dict[str, Any] = field(default_factory=dict)
+
+
+class VideoTextDataset(Dataset):
+    """Decodes a record's clip, encodes its text and builds its scene graphs, all in ``__getitem__``."""
+
+    def __init__(
+        self,
+        specs: Sequence[SampleSpec],
+        videos: dict[str, Path],
+        vocab: WordVocab,
+        clip: ClipConfig,
+        graphs: GraphBuilder | None,
+        train: bool,
+        max_text_len: int,
+        on_bad_sample: str = "skip",
+        seed: int = 0,
+    ) -> None:
+        self.specs, self.videos, self.vocab, self.clip, self.graphs = list(specs), videos, vocab, clip, graphs
+        self.train, self.max_text_len, self.on_bad_sample, self.seed = train, max_text_len, on_bad_sample, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    def __getitem__(self, index: int) -> dict[str, Any] | None:
+        spec = self.specs[index]
+        try:
+            return self._load(index, spec)
+        except BadSampleError as exc:
+            if self.on_bad_sample == "raise":
+                raise
+            warnings.warn(f"skipping sample {spec.id}: {exc}", stacklevel=1)
+            return None
+
+    def _load(self, index: int, spec: SampleSpec) -> dict[str, Any]:
+        path = self.videos.get(spec.video)
+        if path is None:
+            raise BadSampleError(f"no video file for {spec.video!r} (sample {spec.id})")
+        # Random offsets depend only on (seed, epoch, index): the same on any worker count or rank.
+        rng = np.random.default_rng([self.seed, self.epoch, index]) if self.train and self.clip.random_offsets else None
+        frames, frame_indices = decode_clip(path, self.clip.num_frames, self.clip.frame_size, rng)
+        text_ids, offsets = self.vocab.encode(spec.text, self.max_text_len)
+        sample = {"id": spec.id, "frames": frames, "text_ids": text_ids, **spec.targets}
+        if self.graphs is not None:
+            sample.update(self.graphs(frames, frame_indices, spec.text, offsets, seed=self.seed + index))
+        return sample
+
+
+class FinstaDataModule(L.LightningDataModule):
+    """Base DataModule: subclasses fill ``self.datasets`` in ``setup`` and describe themselves in :meth:`info`."""
+
+    target_keys: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        clip: ClipConfig | None = None,
+        loader: LoaderConfig | None = None,
+        graphs: GraphConfig | None = None,
+        build_graphs: bool = True,
+        max_text_len: int = 32,
+        on_bad_sample: str = "skip",
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if on_bad_sample not in {"skip", "raise"}:
+            raise ValueError(f"on_bad_sample must be 'skip' or 'raise', not {on_bad_sample!r}")
+        self.clip = clip or ClipConfig()
+        self.loader = loader or LoaderConfig()
+        self.graph_config = graphs or GraphConfig()
+        self.build_graphs = build_graphs
+        self.max_text_len = max_text_len
+        self.on_bad_sample = on_bad_sample
+        self.seed = seed
+        self.vocab: WordVocab | None = None
+        self.datasets: dict[str, VideoTextDataset] = {}
+
+    def info(self) -> dict[str, Any]:
+        """What a task module must know about the data (vocabulary, label names, ...), saved with the model."""
+        assert self.vocab is not None
+        return {"vocab": self.vocab.words}
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called at each training epoch start (before workers fork) so frame sampling changes per epoch."""
+        if "train" in self.datasets:
+            self.datasets["train"].epoch = epoch
+
+    def make_dataset(self, specs: Sequence[SampleSpec], videos: dict[str, Path], train: bool) -> VideoTextDataset:
+        """A :class:`VideoTextDataset` with this module's settings."""
+        assert self.vocab is not None
+        builder = GraphBuilder(self.graph_config) if self.build_graphs else None
+        return VideoTextDataset(specs, videos, self.vocab, self.clip, builder, train, self.max_text_len,
+                                self.on_bad_sample, self.seed)
+
+    def _collate(self) -> Callable[[list], FinstaBatch]:
+        assert self.vocab is not None
+        return _Collate(self.vocab, self.target_keys)
+
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        if split not in self.datasets:
+            raise RuntimeError(f"{type(self).__name__} has no {split!r} split (setup not run, or no such file)")
+        bs = self.loader.batch_size if train else (self.loader.eval_batch_size or self.loader.batch_size)
+        return DataLoader(
+            self.datasets[split], batch_size=bs, shuffle=train, drop_last=train and len(self.datasets[split]) > bs,
+            num_workers=self.loader.num_workers, pin_memory=self.loader.pin_memory, collate_fn=self._collate(),
+            persistent_workers=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled training batches."""
+        return self._loader("train", True)
+
+    def val_dataloader(self) -> DataLoader:
+        """Validation batches in file order."""
+        return self._loader("val", False)
+
+    def test_dataloader(self) -> DataLoader:
+        """Test batches in file order."""
+        return self._loader("test", False)
+
+    def predict_dataloader(self) -> DataLoader:
+        """Prediction runs over the test split."""
+        return self._loader("test", False)
+
+
+class _Collate:
+    """Picklable collate function (workers are spawned on some platforms)."""
+
+    def __init__(self, vocab: WordVocab, target_keys: Sequence[str]) -> None:
+        self.vocab, self.target_keys = vocab, tuple(target_keys)
+
+    def __call__(self, samples: list) -> FinstaBatch:
+        return collate_samples(samples, self.vocab.encode_label, self.target_keys)

@@ -1,0 +1,98 @@
+"""MSRVTT-QA / MSVD-QA annotation reader (DATASETS.md §2) and the answer vocabulary.
+
+Files: ``{train,val,test}_qa.json``, each a JSON list of ``{"answer", "id", "question", "video_id"}`` (MSRVTT-QA
+adds ``category_id``).  MSRVTT-QA ids are 0-based and name ``video{id}.mp4``; MSVD-QA ids are 1-based and name
+``vid{id}.avi`` (``video_prefix`` says which).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from finsta_pl.errors import BadSampleError, DataNotFoundError
+
+SPLIT_FILES = {"train": "train_qa.json", "val": "val_qa.json", "test": "test_qa.json"}
+VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv")
+
+
+@dataclass(frozen=True)
+class QARecord:
+    """One question: its id, the video key (``video123``), the text, the answer and the question type."""
+
+    id: str
+    video: str
+    question: str
+    answer: str
+    qtype: str
+
+
+def read_qa_file(path: Path, video_prefix: str = "video") -> list[QARecord]:
+    """Parse one ``*_qa.json``; a malformed record raises :class:`BadSampleError` naming file and position."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BadSampleError(f"{path}: annotation file not found") from None
+    except json.JSONDecodeError as exc:
+        raise BadSampleError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(data, list):
+        raise BadSampleError(f"{path}: expected a JSON list of question records, got {type(data).__name__}")
+    records = []
+    for k, item in enumerate(data):
+        try:
+            question = str(item["question"]).strip()
+            answer = str(item["answer"]).strip().lower()
+            vid = item["video_id"]
+            if not question:
+                raise ValueError("empty question")
+            qtype = str(item.get("category_id", question.split()[0].lower()))
+            records.append(QARecord(str(item.get("id", k)), f"{video_prefix}{vid}", question, answer, qtype))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BadSampleError(f"{path}: record {k} is malformed ({type(exc).__name__}: {exc}): {str(item)[:120]}") from None
+    return records
+
+
+def index_videos(video_dir: Path) -> dict[str, Path]:
+    """Map video keys (file stems) to paths by one walk of ``video_dir`` (any depth, known extensions)."""
+    if not video_dir.is_dir():
+        raise DataNotFoundError(f"video folder not found: {video_dir}")
+    return {p.stem: p for p in sorted(video_dir.rglob("*")) if p.suffix.lower() in VIDEO_EXTENSIONS}
+
+
+class AnswerVocab:
+    """The ``max_size`` most frequent training answers (ties by first appearance); others map to ``-1``."""
+
+    def __init__(self, answers: list[str]) -> None:
+        self.answers = list(answers)
+        self.index = {a: i for i, a in enumerate(self.answers)}
+
+    @classmethod
+    def build(cls, train: list[QARecord], max_size: int = 1000) -> "AnswerVocab":
+        """From the training records, as the original MSRVTT-QA code does (``value_counts()[:1000]``)."""
+        return cls([a for a, _ in Counter(r.answer for r in train).most_common(max_size)])
+
+    def __len__(self) -> int:
+        return len(self.answers)
+
+    def label(self, answer: str) -> int:
+        """Class index of ``answer``; ``-1`` when out of vocabulary (always counted wrong)."""
+        return self.index.get(answer, -1)
+
+
+def prior_baselines(train: list[QARecord], evaluate: list[QARecord]) -> dict[str, float]:
+    """Accuracy on ``evaluate`` of the majority training answer, and of the majority answer per question type
+    (the best that the question text alone can do when types spread their answers evenly)."""
+    if not train or not evaluate:
+        return {"majority": 0.0, "question_type_prior": 0.0}
+    majority = Counter(r.answer for r in train).most_common(1)[0][0]
+    per_type: dict[str, Counter] = {}
+    for r in train:
+        per_type.setdefault(r.qtype, Counter())[r.answer] += 1
+    best = {t: c.most_common(1)[0][0] for t, c in per_type.items()}
+    n = len(evaluate)
+    return {
+        "majority": sum(r.answer == majority for r in evaluate) / n,
+        "question_type_prior": sum(r.answer == best.get(r.qtype, majority) for r in evaluate) / n,
+    }

@@ -1,0 +1,91 @@
+"""Open-ended video QA data: MSRVTT-QA / MSVD-QA files, or the embedded synthetic world in the same format."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from finsta_pl.data_modules.base import ClipConfig, FinstaDataModule, LoaderConfig, SampleSpec
+from finsta_pl.data_modules.graph_builder import GraphConfig
+from finsta_pl.data_modules.msrvtt_qa import SPLIT_FILES, AnswerVocab, QARecord, index_videos, prior_baselines, read_qa_file
+from finsta_pl.data_modules.synthetic import WorldConfig, ensure_world
+from finsta_pl.errors import DataNotFoundError
+from finsta_pl.text import WordVocab
+
+log = logging.getLogger(__name__)
+
+_WHERE = """\
+{name} was not found at {root}.
+Expected layout (DATASETS.md §2):
+  {root}/{ann}/train_qa.json, val_qa.json, test_qa.json   (from the MSRVTT-QA / MSVD-QA release)
+  {root}/{vid}/{prefix}<id>.mp4 (or .avi/.webm, any sub-folder) (the dataset's video clips)
+Put the files there, or point data.init_args.root (or annotation_dir / video_dir) at them."""
+
+
+class VideoQADataModule(FinstaDataModule):
+    """Question + clip -> answer class.  ``dataset: synthetic`` generates the embedded world on first use
+    (``$FINSTA_PL_DATA`` or ``root`` moves its cache); ``msrvtt_qa`` / ``msvd_qa`` read real files from ``root``."""
+
+    target_keys = ("label", "index")
+
+    def __init__(
+        self,
+        dataset: str = "synthetic",
+        root: str | None = None,
+        annotation_dir: str = "msrvtt_qa",
+        video_dir: str = "videos",
+        synthetic: WorldConfig | None = None,
+        max_answers: int = 1000,
+        clip: ClipConfig | None = None,
+        loader: LoaderConfig | None = None,
+        graphs: GraphConfig | None = None,
+        build_graphs: bool = True,
+        max_text_len: int = 32,
+        on_bad_sample: str = "skip",
+        seed: int = 0,
+    ) -> None:
+        super().__init__(clip, loader, graphs, build_graphs, max_text_len, on_bad_sample, seed)
+        if dataset not in {"synthetic", "msrvtt_qa", "msvd_qa"}:
+            raise ValueError(f"unknown video-QA dataset {dataset!r}; choose synthetic, msrvtt_qa or msvd_qa")
+        self.dataset = dataset
+        self.prefix = "vid" if dataset == "msvd_qa" else "video"
+        if dataset == "synthetic":
+            world = ensure_world(synthetic or WorldConfig(), Path(root) if root else None)
+            self.root = world
+        else:
+            self.root = Path(root or f"data/{dataset}").expanduser()
+        self.annotation_dir = self.root / annotation_dir
+        self.video_dir = self.root / video_dir
+        if not self.annotation_dir.is_dir() or not self.video_dir.is_dir():
+            raise DataNotFoundError(_WHERE.format(name=dataset, root=self.root, ann=annotation_dir, vid=video_dir,
+                                                  prefix=self.prefix))
+        # Annotations are read now (cheap) because the model's sizes depend on them (LightningCLI links them).
+        self.records: dict[str, list[QARecord]] = {
+            split: read_qa_file(self.annotation_dir / name, self.prefix)
+            for split, name in SPLIT_FILES.items()
+            if (self.annotation_dir / name).is_file() or split == "train"
+        }
+        self.answers = AnswerVocab.build(self.records["train"], max_answers)
+        self.vocab = WordVocab.build(r.question for r in self.records["train"])
+        self.baselines = prior_baselines(self.records["train"], self.records.get("val", []))
+
+    def info(self) -> dict[str, Any]:
+        """Vocabulary, answer list and the prior baselines (for the run summary)."""
+        return {**super().info(), "answers": self.answers.answers, "baselines": self.baselines, "task": "videoqa"}
+
+    def setup(self, stage: str | None = None) -> None:
+        """Index the videos and build the split datasets (training keeps only in-vocabulary answers)."""
+        if self.datasets:
+            return
+        videos = index_videos(self.video_dir)
+        for split, records in self.records.items():
+            if split == "train":
+                records = [r for r in records if self.answers.label(r.answer) >= 0]
+            missing = sum(r.video not in videos for r in records)
+            if missing:
+                log.warning("%s/%s: %d of %d questions have no video file in %s", self.dataset, split, missing,
+                            len(records), self.video_dir)
+            specs = [SampleSpec(r.id, r.video, r.question, {"label": self.answers.label(r.answer), "index": k})
+                     for k, r in enumerate(records)]
+            self.datasets[split] = self.make_dataset(specs, videos, train=split == "train")

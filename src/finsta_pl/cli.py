@@ -1,0 +1,96 @@
+"""``finsta-pl`` and ``lightning``: LightningCLI (fit / validate / test / predict) for every finsta-pl task.
+
+- Configs use ``class_path``/``init_args`` and ``parser_mode: omegaconf`` (``${...}`` interpolation, ``oc.env``).
+- ``--config`` files compose in order; a file may start with ``extends: other.yaml`` (relative to itself) to
+  be read on top of that file, so a dataset config overrides only what differs from its task config.
+- The DataModule's ``info()`` (vocabulary, answer list, ...) is linked into ``model.init_args.data_info``.
+- Input errors (missing data, malformed annotations, unknown names) end with one message and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import yaml
+
+from finsta_pl.errors import FinstaError
+
+
+def _expand(path: Path, seen: tuple[Path, ...] = ()) -> list[str]:
+    """Config strings for ``path``: its ``extends`` chain first (base before derived)."""
+    path = path.resolve()
+    if path in seen:
+        raise FinstaError(f"{path}: 'extends' cycle through {' -> '.join(map(str, seen))}")
+    try:
+        content = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise FinstaError(f"{path}: not valid YAML ({exc})") from None
+    base = content.pop("extends", None) if isinstance(content, dict) else None
+    if base is None:
+        return [str(path)]
+    bases = [base] if isinstance(base, str) else list(base)
+    out = [c for b in bases for c in _expand(path.parent / b, (*seen, path))]
+    return out + [yaml.safe_dump(content, sort_keys=False)]
+
+
+def expand_config_args(argv: Sequence[str]) -> list[str]:
+    """Replace each ``--config FILE`` whose file ``extends`` another with the chain of configs it stands for."""
+    out: list[str] = []
+    it = iter(argv)
+    for arg in it:
+        value = None
+        if arg == "--config":
+            value = next(it, None)
+        elif arg.startswith("--config="):
+            value = arg.split("=", 1)[1]
+        if value is None or not Path(value).is_file():
+            out += [arg] if value is None else ["--config", value]
+            continue
+        for cfg in _expand(Path(value)):
+            out += ["--config", cfg]
+    return out
+
+
+def _build_cli(args: Sequence[str] | None) -> object:
+    from lightning.pytorch.cli import LightningCLI
+
+    from finsta_pl.data_modules.base import FinstaDataModule
+    from finsta_pl.tasks.base import FinstaTask
+
+    class FinstaCLI(LightningCLI):
+        """LightningCLI with the DataModule -> model link."""
+
+        def add_arguments_to_parser(self, parser) -> None:  # type: ignore[no-untyped-def]
+            parser.link_arguments("data", "model.init_args.data_info", compute_fn=lambda dm: dm.info(),
+                                  apply_on="instantiate")
+
+    return FinstaCLI(
+        FinstaTask,
+        FinstaDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        parser_kwargs={"parser_mode": "omegaconf"},
+        save_config_kwargs={"overwrite": True},
+        args=list(args) if args is not None else None,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point of ``finsta-pl`` and ``lightning``."""
+    try:
+        if argv is None:  # console script: LightningCLI reads sys.argv (it warns when given both)
+            sys.argv[1:] = expand_config_args(sys.argv[1:])
+            _build_cli(None)
+        else:
+            _build_cli(expand_config_args(argv))
+    except FinstaError as exc:  # DataLoader workers re-raise it with the same class, so this covers them too
+        message = str(exc).strip().splitlines()
+        # A worker's re-raise prefixes its traceback; the last line is the message itself.
+        print(f"finsta-pl: error: {message[-1] if 'Traceback' in str(exc) else str(exc)}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""Scene-graph tensors: one sample's graph (:class:`SceneGraph`) and a batch of them (:class:`GraphBatch`).
+
+Scene graphs are Levi graphs (DESIGN.md §5): objects, attributes, predicates ("relations") and adverbs are all
+nodes, and edges are typed.  DataLoader workers build :class:`SceneGraph` objects; ``collate`` concatenates them
+with offsets into one :class:`GraphBatch`, so the model runs each graph stream as one kernel call over the whole
+batch and never loops over graphs in Python.  Nodes of one graph are contiguous (``node_graph`` is sorted), which
+the dense attention kernel relies on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor
+
+NODE_TYPES: tuple[str, ...] = ("scene", "object", "attribute", "relation", "adverb")
+EDGE_TYPES: tuple[str, ...] = ("attribute", "subject", "object", "adverb", "scene", "temporal", "crossmodal")
+NODE = {name: i for i, name in enumerate(NODE_TYPES)}
+EDGE = {name: i for i, name in enumerate(EDGE_TYPES)}
+#: words kept per node label ("left of" -> 2 words); longer labels are cut.
+LABEL_WORDS = 3
+
+
+@dataclass
+class SceneGraph:
+    """One sample's scene graph, built in a DataLoader worker.
+
+    ``edge_index`` is directed (row 0 source, row 1 destination) in the *semantic* direction (object ->
+    attribute, subject -> predicate -> object, predicate -> adverb, frame t-1 -> frame t); the batch adds the
+    reverse direction for message passing.  ``node_span`` is a token span ``[start, end)`` into the encoded
+    text (TSG nodes; ``-1`` elsewhere).  ``node_frame``/``node_track``/``node_box`` are the keyframe index,
+    the track id and the normalised ``x1, y1, x2, y2`` box of DSG nodes (``-1``/zeros elsewhere).
+    """
+
+    node_type: Tensor  # [n] long
+    node_label: list[str]
+    edge_index: Tensor  # [2, e] long
+    edge_type: Tensor  # [e] long
+    node_span: Tensor | None = None  # [n, 2] long
+    node_frame: Tensor | None = None  # [n] long
+    node_track: Tensor | None = None  # [n] long
+    node_box: Tensor | None = None  # [n, 4] float
+
+    def __post_init__(self) -> None:
+        n = int(self.node_type.numel())
+        if self.node_span is None:
+            self.node_span = torch.full((n, 2), -1, dtype=torch.long)
+        if self.node_frame is None:
+            self.node_frame = torch.full((n,), -1, dtype=torch.long)
+        if self.node_track is None:
+            self.node_track = torch.full((n,), -1, dtype=torch.long)
+        if self.node_box is None:
+            self.node_box = torch.zeros(n, 4)
+        if len(self.node_label) != n:
+            raise ValueError(f"SceneGraph: {n} nodes but {len(self.node_label)} labels")
+
+    @property
+    def num_nodes(self) -> int:
+        """Number of nodes."""
+        return int(self.node_type.numel())
+
+    @staticmethod
+    def scene_only(frames: int = 0) -> "SceneGraph":
+        """The graph of an input with nothing in it: one ``scene`` node per frame (or one, for text).
+
+        Consecutive scene nodes are linked by temporal edges so the recurrence still has something to carry.
+        """
+        n = max(frames, 1)
+        src = torch.arange(n - 1)
+        return SceneGraph(
+            node_type=torch.full((n,), NODE["scene"], dtype=torch.long),
+            node_label=["scene"] * n,
+            edge_index=torch.stack([src, src + 1]) if n > 1 else torch.zeros(2, 0, dtype=torch.long),
+            edge_type=torch.full((n - 1,), EDGE["temporal"], dtype=torch.long),
+            node_frame=torch.arange(n) if frames > 0 else None,
+        )
+
+    def drop_nodes(self, rate: float, generator: torch.Generator | None = None) -> "SceneGraph":
+        """Remove each non-scene node with probability ``rate`` (the robustness study's corruption).
+
+        Edges touching a removed node go too; a graph left empty becomes :meth:`scene_only`.
+        """
+        if rate <= 0 or self.num_nodes == 0:
+            return self
+        keep = (torch.rand(self.num_nodes, generator=generator) >= rate) | (self.node_type == NODE["scene"])
+        if not bool(keep.any()):
+            frames = int(self.node_frame.max().item()) + 1 if bool((self.node_frame >= 0).any()) else 0
+            return SceneGraph.scene_only(frames)
+        new_id = torch.cumsum(keep.long(), 0) - 1
+        ekeep = keep[self.edge_index[0]] & keep[self.edge_index[1]]
+        return SceneGraph(
+            node_type=self.node_type[keep],
+            node_label=[lab for lab, k in zip(self.node_label, keep.tolist()) if k],
+            edge_index=new_id[self.edge_index[:, ekeep]],
+            edge_type=self.edge_type[ekeep],
+            node_span=self.node_span[keep],
+            node_frame=self.node_frame[keep],
+            node_track=self.node_track[keep],
+            node_box=self.node_box[keep],
+        )
+
+
+@dataclass
+class GraphBatch:
+    """Many :class:`SceneGraph` objects as one set of tensors (device-agnostic, ``pin_memory`` friendly).
+
+    ``edge_index`` holds both directions: the semantic edges with their type ``t`` and their reverses with type
+    ``t + len(EDGE_TYPES)``; ``node_words`` are the label's word ids (``0`` pads); ``node_graph`` the sample of
+    each node (sorted); ``node_track`` is made unique across the batch.
+    """
+
+    node_type: Tensor
+    node_words: Tensor  # [N, LABEL_WORDS] long
+    node_span: Tensor
+    node_frame: Tensor
+    node_track: Tensor
+    node_box: Tensor
+    node_graph: Tensor
+    edge_index: Tensor
+    edge_type: Tensor
+    num_graphs: int
+    labels: list[list[str]] = field(default_factory=list)  # kept for pictures and debugging
+
+    @property
+    def num_nodes(self) -> int:
+        """Total number of nodes in the batch."""
+        return int(self.node_type.numel())
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "GraphBatch":
+        """Move every tensor to ``device``."""
+        moved = {
+            f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
+            for f in fields(self)
+            if isinstance(getattr(self, f.name), Tensor)
+        }
+        return replace(self, **moved)
+
+    def pin_memory(self) -> "GraphBatch":
+        """Pin every tensor (called by the DataLoader when ``pin_memory=True``)."""
+        pinned = {f.name: getattr(self, f.name).pin_memory() for f in fields(self) if isinstance(getattr(self, f.name), Tensor)}
+        return replace(self, **pinned)
+
+    def edges_of(self, kinds: Sequence[str], both_directions: bool = True) -> tuple[Tensor, Tensor]:
+        """The edges whose semantic type is in ``kinds`` (and their reverses): ``(edge_index, edge_type)``."""
+        ids = torch.tensor([EDGE[k] for k in kinds], device=self.edge_type.device)
+        base = self.edge_type % len(EDGE_TYPES)
+        keep = torch.isin(base, ids)
+        if not both_directions:
+            keep &= self.edge_type < len(EDGE_TYPES)
+        return self.edge_index[:, keep], self.edge_type[keep]
+
+    def previous_node(self) -> Tensor:
+        """For each node, the node it continues in the previous frame along a temporal edge, else ``-1``."""
+        prev = torch.full((self.num_nodes,), -1, dtype=torch.long, device=self.edge_index.device)
+        fwd = self.edge_type == EDGE["temporal"]
+        prev[self.edge_index[1, fwd]] = self.edge_index[0, fwd]
+        return prev
+
+    def to_dgl(self) -> Any:
+        """The batch as one ``DGLGraph`` (both directions), with node and edge tensors as ``ndata``/``edata``."""
+        from finsta_pl.compat.dgl import load_dgl, why_missing
+
+        dgl = load_dgl()
+        if dgl is None:
+            raise RuntimeError(f"DGL is not importable: {why_missing()}")
+        g = dgl.graph((self.edge_index[0], self.edge_index[1]), num_nodes=self.num_nodes)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name.startswith("node_") and isinstance(value, Tensor):
+                g.ndata[f.name] = value
+        g.edata["edge_type"] = self.edge_type
+        counts = torch.bincount(self.node_graph, minlength=self.num_graphs)
+        g.set_batch_num_nodes(counts)
+        ecounts = torch.bincount(self.node_graph[self.edge_index[1]], minlength=self.num_graphs)
+        g.set_batch_num_edges(ecounts)
+        return g
+
+    @staticmethod
+    def from_dgl(g: Any) -> "GraphBatch":
+        """Inverse of :meth:`to_dgl` (labels are not carried by DGL graphs)."""
+        counts = g.batch_num_nodes()
+        src, dst = g.edges()
+        nd = g.ndata
+        return GraphBatch(
+            node_type=nd["node_type"], node_words=nd["node_words"], node_span=nd["node_span"],
+            node_frame=nd["node_frame"], node_track=nd["node_track"], node_box=nd["node_box"],
+            node_graph=torch.repeat_interleave(torch.arange(len(counts)), counts),
+            edge_index=torch.stack([src, dst]), edge_type=g.edata["edge_type"], num_graphs=len(counts),
+        )
+
+
+def collate_graphs(graphs: Sequence[SceneGraph], encode_label: Any) -> GraphBatch:
+    """Concatenate ``graphs`` with node offsets; ``encode_label(str) -> list[int]`` gives a label's word ids."""
+    counts = torch.tensor([g.num_nodes for g in graphs], dtype=torch.long)
+    offsets = torch.cumsum(counts, 0) - counts
+    edge_index = torch.cat([g.edge_index + off for g, off in zip(graphs, offsets.tolist())], dim=1)
+    edge_type = torch.cat([g.edge_type for g in graphs])
+    track = torch.cat([g.node_track for g in graphs])
+    # Track ids are per video; make them unique in the batch so losses can group by them directly.
+    graph_of_node = torch.repeat_interleave(torch.arange(len(graphs)), counts)
+    span = max((int(g.node_track.max()) + 1 for g in graphs if g.num_nodes), default=1)
+    track = torch.where(track >= 0, track + graph_of_node * max(span, 1), track)
+    words = torch.zeros(int(counts.sum()), LABEL_WORDS, dtype=torch.long)
+    labels = [g.node_label for g in graphs]
+    flat = [lab for per_graph in labels for lab in per_graph]
+    for i, lab in enumerate(flat):  # a few dozen short labels per sample: cheap, and only in the worker
+        ids = encode_label(lab)[:LABEL_WORDS]
+        if ids:
+            words[i, : len(ids)] = torch.tensor(ids)
+    return GraphBatch(
+        node_type=torch.cat([g.node_type for g in graphs]),
+        node_words=words,
+        node_span=torch.cat([g.node_span for g in graphs]),
+        node_frame=torch.cat([g.node_frame for g in graphs]),
+        node_track=track,
+        node_box=torch.cat([g.node_box for g in graphs]).float(),
+        node_graph=graph_of_node,
+        edge_index=torch.cat([edge_index, edge_index.flip(0)], dim=1),
+        edge_type=torch.cat([edge_type, edge_type + len(EDGE_TYPES)]),
+        num_graphs=len(graphs),
+        labels=labels,
+    )

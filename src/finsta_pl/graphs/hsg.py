@@ -1,0 +1,166 @@
+"""Holistic scene graphs (HSG): TSG + DSG joined by cross-modal coreference edges, and the OSC/PTC targets.
+
+A TSG object is linked to the DSG tracks whose label and attributes agree with it (label text similarity;
+the detector's labels, colours and sizes are words of the same vocabulary).  The same links define what the
+two alignment losses contrast (DESIGN.md §1):
+- OSC: a TSG object against the multi-hop neighbourhood of its linked track's nodes;
+- PTC: a TSG predicate with its adverbs against the linked subject track's nodes over the time interval
+  in which the DSG shows a predicate of that track (the same predicate when there is one).
+All of this is Python over one small graph, so it runs in DataLoader workers, never in the model.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import torch
+
+from finsta_pl.graphs.container import EDGE, NODE, SceneGraph
+
+_GENERIC = {"object", "thing", "shape", "region", "something", "item"}
+_COLORS = {"red", "orange", "yellow", "green", "cyan", "blue", "purple", "pink", "black", "white", "gray"}
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    """Cross-modal linking: minimum score, links kept per text object, OSC neighbourhood hops."""
+
+    threshold: float = 0.5
+    top_k: int = 1
+    hops: int = 1
+
+
+@dataclass
+class Alignment:
+    """Anchor/region node lists for one loss: pair ``p`` pools ``anchors[p]`` (TSG) and ``regions[p]`` (DSG)."""
+
+    anchors: list[list[int]]
+    regions: list[list[int]]
+
+
+def _neighbours(g: SceneGraph) -> dict[int, set[int]]:
+    nb: dict[int, set[int]] = defaultdict(set)
+    for s, d in g.edge_index.t().tolist():
+        nb[s].add(d)
+        nb[d].add(s)
+    return nb
+
+
+def _out(g: SceneGraph, kind: str) -> dict[int, list[int]]:
+    res: dict[int, list[int]] = defaultdict(list)
+    for (s, d), t in zip(g.edge_index.t().tolist(), g.edge_type.tolist()):
+        if t == EDGE[kind]:
+            res[s].append(d)
+    return res
+
+
+def track_summaries(dsg: SceneGraph) -> dict[int, tuple[str, set[str]]]:
+    """Per track: its majority label and the attribute words seen on it."""
+    attrs = _out(dsg, "attribute")
+    labels: dict[int, Counter] = defaultdict(Counter)
+    words: dict[int, set[str]] = defaultdict(set)
+    for i, (tid, kind) in enumerate(zip(dsg.node_track.tolist(), dsg.node_type.tolist())):
+        if kind == NODE["object"] and tid >= 0:
+            labels[tid][dsg.node_label[i]] += 1
+            words[tid].update(dsg.node_label[a] for a in attrs[i])
+    return {tid: (c.most_common(1)[0][0], words[tid]) for tid, c in labels.items()}
+
+
+def link_objects(tsg: SceneGraph, dsg: SceneGraph, config: LinkConfig = LinkConfig()) -> list[tuple[int, int, float]]:
+    """``(tsg object node, track id, score)`` for every link whose label-text score passes the threshold."""
+    tracks = track_summaries(dsg)
+    attrs = _out(tsg, "attribute")
+    links = []
+    for i, kind in enumerate(tsg.node_type.tolist()):
+        if kind != NODE["object"]:
+            continue
+        label = tsg.node_label[i].split()[-1]
+        text_attrs = {tsg.node_label[a] for a in attrs[i]}
+        scored = []
+        for tid, (tlabel, tattrs) in tracks.items():
+            score = 1.0 if label == tlabel else (0.5 if label in _GENERIC or tlabel in _GENERIC else 0.0)
+            for a in text_attrs:
+                if a in tattrs:
+                    score += 0.5
+                elif a in _COLORS and tattrs & _COLORS:
+                    score -= 1.0  # a named colour that the track does not have rules the link out
+            scored.append((score, tid))
+        scored.sort(key=lambda x: (-x[0], x[1]))
+        links += [(i, tid, s) for s, tid in scored[: config.top_k] if s >= config.threshold]
+    return links
+
+
+def build_hsg(tsg: SceneGraph, dsg: SceneGraph, links: list[tuple[int, int, float]]) -> SceneGraph:
+    """TSG nodes, then DSG nodes (offset by the TSG size), plus cross-modal edges to every node of a track."""
+    n = tsg.num_nodes
+    track_nodes: dict[int, list[int]] = defaultdict(list)
+    for j, (tid, kind) in enumerate(zip(dsg.node_track.tolist(), dsg.node_type.tolist())):
+        if kind == NODE["object"] and tid >= 0:
+            track_nodes[tid].append(j + n)
+    cross = [(i, j) for i, tid, _ in links for j in track_nodes[tid]]
+    cross_t = torch.tensor(cross, dtype=torch.long).reshape(-1, 2).t()
+    return SceneGraph(
+        node_type=torch.cat([tsg.node_type, dsg.node_type]),
+        node_label=tsg.node_label + dsg.node_label,
+        edge_index=torch.cat([tsg.edge_index, dsg.edge_index + n, cross_t], dim=1),
+        edge_type=torch.cat([tsg.edge_type, dsg.edge_type, torch.full((cross_t.shape[1],), EDGE["crossmodal"])]),
+        node_span=torch.cat([tsg.node_span, dsg.node_span]),
+        node_frame=torch.cat([tsg.node_frame, dsg.node_frame]),
+        node_track=torch.cat([tsg.node_track, dsg.node_track]),
+        node_box=torch.cat([tsg.node_box, dsg.node_box]),
+    )
+
+
+def alignment_targets(
+    tsg: SceneGraph, dsg: SceneGraph, links: list[tuple[int, int, float]], hops: int = 1
+) -> tuple[Alignment, Alignment]:
+    """The OSC and PTC anchor/region lists of one sample (see module docstring)."""
+    nb = _neighbours(dsg)
+    tracks = dsg.node_track.tolist()
+    frames = dsg.node_frame.tolist()
+    track_nodes: dict[int, list[int]] = defaultdict(list)
+    for j, (tid, kind) in enumerate(zip(tracks, dsg.node_type.tolist())):
+        if kind == NODE["object"] and tid >= 0:
+            track_nodes[tid].append(j)
+    osc = Alignment([], [])
+    linked: dict[int, int] = {}
+    for i, tid, _ in links:
+        linked.setdefault(i, tid)
+        region = set(track_nodes[tid])
+        frontier = set(region)
+        for _ in range(hops):
+            frontier = {m for x in frontier for m in nb[x]} - region
+            region |= frontier
+        osc.anchors.append([i])
+        osc.regions.append(sorted(region))
+    # DSG predicates of each track, with their adverbs.
+    dsg_subject = _out(dsg, "subject")
+    dsg_adverbs = _out(dsg, "adverb")
+    predicates: dict[int, list[int]] = defaultdict(list)
+    for obj, rels in dsg_subject.items():
+        if tracks[obj] >= 0:
+            predicates[tracks[obj]].extend(rels)
+    ptc = Alignment([], [])
+    tsg_subject = _out(tsg, "subject")
+    tsg_object = _out(tsg, "object")
+    tsg_adverbs = _out(tsg, "adverb")
+    subject_of = {r: s for s, rels in tsg_subject.items() for r in rels}
+    for r, kind in enumerate(tsg.node_type.tolist()):
+        if kind != NODE["relation"]:
+            continue
+        who = subject_of.get(r, next(iter(tsg_object.get(r, [])), None))
+        if who is None or who not in linked:
+            continue
+        tid = linked[who]
+        verb = tsg.node_label[r].split()[0]
+        same = [p for p in predicates[tid] if dsg.node_label[p].split()[0] == verb]
+        span = [frames[p] for p in (same or predicates[tid])] or [frames[j] for j in track_nodes[tid]]
+        lo, hi = min(span), max(span)
+        region = [j for j in track_nodes[tid] if lo <= frames[j] <= hi]
+        for p in predicates[tid]:
+            if lo <= frames[p] <= hi:
+                region += [p, *dsg_adverbs[p]]
+        ptc.anchors.append([r, *tsg_adverbs[r]])
+        ptc.regions.append(sorted(set(region)))
+    return osc, ptc

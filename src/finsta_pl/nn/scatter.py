@@ -1,0 +1,78 @@
+"""Segment reductions over dim 0 (``out[s] = reduce(src[index == s])``), shared by the whole model.
+
+Every function takes ``src`` of shape ``[E, *]``, a long ``index`` of shape ``[E]`` with values in
+``[0, dim_size)`` and returns ``[dim_size, *]`` (``scatter_softmax`` returns ``src``'s shape).  Empty segments
+give 0.  ``torch_scatter`` is used when it imports (its fused kernels are faster for ``max``/``softmax``);
+otherwise native ``index_add_`` / ``scatter_reduce`` with the same semantics.  ``backend`` forces one path
+("torch_scatter" | "native"; ``None`` = auto) so the tests can compare them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+try:  # one import attempt at module load; torch-scatter is an optional, source-built extra
+    import torch_scatter as _ts
+
+    HAS_TORCH_SCATTER = True
+except Exception:  # ImportError, or OSError/RuntimeError when the build does not match this torch
+    _ts = None
+    HAS_TORCH_SCATTER = False
+
+__all__ = ["HAS_TORCH_SCATTER", "scatter_max", "scatter_mean", "scatter_softmax", "scatter_sum"]
+
+
+def _use_ts(backend: str | None) -> bool:
+    if backend is None:
+        return HAS_TORCH_SCATTER
+    if backend == "native":
+        return False
+    if backend == "torch_scatter":
+        if not HAS_TORCH_SCATTER:
+            raise ValueError("backend='torch_scatter' requested but torch_scatter is not importable")
+        return True
+    raise ValueError(f"unknown scatter backend {backend!r}; expected 'torch_scatter', 'native' or None")
+
+
+def _expand(index: Tensor, src: Tensor) -> Tensor:
+    """Broadcast a [E] index to src's shape (scatter_reduce needs a full-shape index)."""
+    return index.view((-1,) + (1,) * (src.dim() - 1)).expand_as(src)
+
+
+def scatter_sum(src: Tensor, index: Tensor, dim_size: int, backend: str | None = None) -> Tensor:
+    """Per-segment sum over dim 0; empty segments give 0."""
+    if _use_ts(backend):
+        return _ts.scatter(src, index, dim=0, dim_size=dim_size, reduce="sum")
+    out = src.new_zeros((dim_size,) + tuple(src.shape[1:]))
+    return out.index_add(0, index, src)
+
+
+def scatter_mean(src: Tensor, index: Tensor, dim_size: int, backend: str | None = None) -> Tensor:
+    """Per-segment mean over dim 0; empty segments give 0."""
+    if _use_ts(backend):
+        return _ts.scatter(src, index, dim=0, dim_size=dim_size, reduce="mean")
+    total = scatter_sum(src, index, dim_size, backend="native")
+    count = torch.bincount(index, minlength=dim_size).clamp_(min=1).to(src.dtype)
+    return total / count.view((-1,) + (1,) * (src.dim() - 1))
+
+
+def scatter_max(src: Tensor, index: Tensor, dim_size: int, backend: str | None = None) -> Tensor:
+    """Per-segment maximum over dim 0 (values only); empty segments give 0."""
+    if _use_ts(backend):
+        return _ts.scatter_max(src, index, dim=0, dim_size=dim_size)[0]
+    out = src.new_zeros((dim_size,) + tuple(src.shape[1:]))
+    # include_self=False: the zeros only survive where a segment is empty (torch_scatter's convention).
+    return out.scatter_reduce(0, _expand(index, src), src, reduce="amax", include_self=False)
+
+
+def scatter_softmax(src: Tensor, index: Tensor, dim_size: int, backend: str | None = None) -> Tensor:
+    """Softmax of ``src`` ([E] or [E, H]) within each segment of ``index``, numerically stable."""
+    if _use_ts(backend):
+        return _ts.scatter_softmax(src, index, dim=0, dim_size=dim_size)
+    # Shift by the exact segment max; detached because softmax is shift-invariant (same gradient, and it
+    # avoids back-propagating through amax's tie handling).
+    seg_max = scatter_max(src.detach(), index, dim_size, backend="native")
+    ex = (src - seg_max.index_select(0, index)).exp()
+    denom = scatter_sum(ex, index, dim_size, backend="native")
+    return ex / denom.index_select(0, index)

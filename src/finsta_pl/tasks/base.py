@@ -1,0 +1,140 @@
+"""The LightningModule every task builds on: host + optional Finsta streams, optimisation, logging.
+
+A task subclass adds its head and says how a batch becomes a loss and metrics (:meth:`task_step`); this
+class runs the host, the graph streams (when the batch carries graphs and Finsta is enabled), adds the
+auxiliary losses in training, and logs with explicit batch sizes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from finsta_pl.data_modules.batch import FinstaBatch
+from finsta_pl.hosts.base import TextFeatures, VideoFeatures
+from finsta_pl.hosts.small_vlm import HostConfig, SmallVLM
+from finsta_pl.nn.finsta import FinstaConfig, FinstaOutput, FinstaStreams
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with linear warm-up and cosine decay over the run's optimizer steps."""
+
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.05
+    min_lr_ratio: float = 0.05
+
+
+@dataclass
+class Features:
+    """Host features after the dual-stream fusion, and Finsta's output (``None`` when it did not run)."""
+
+    video: VideoFeatures
+    text: TextFeatures
+    joint: Tensor
+    finsta: FinstaOutput | None
+
+
+class FinstaTask(L.LightningModule):
+    """Base task module.  ``data_info`` is linked from the DataModule by the CLI (vocabulary, labels, ...)."""
+
+    def __init__(
+        self,
+        data_info: dict[str, Any] | None = None,
+        host: HostConfig | None = None,
+        finsta: FinstaConfig | None = None,
+        optim: OptimConfig | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if not data_info or "vocab" not in data_info:
+            raise ValueError(f"{type(self).__name__} needs data_info from a DataModule (run it through finsta-pl)")
+        self.data_info = data_info
+        self.host_config = host or HostConfig()
+        self.finsta_config = finsta or FinstaConfig()
+        self.optim = optim or OptimConfig()
+        self.host = SmallVLM(self.host_config, len(data_info["vocab"]))
+        self.finsta = FinstaStreams(self.finsta_config, self.host) if self.finsta_config.enabled else None
+
+    def features(self, batch: FinstaBatch) -> Features:
+        """Host encoders, fusion, and (when enabled and graphs are present) the Finsta streams."""
+        video = self.host.encode_video(batch.frames)
+        text = self.host.encode_text(batch.text_ids)
+        joint = self.host.fuse(video, text)
+        if self.finsta is None or not batch.has_graphs:
+            return Features(video, text, joint, None)
+        out = self.finsta(batch, self.host, video, text, joint)
+        video = VideoFeatures(self.finsta.fuse("video", video.pooled, out.video), video.frames, video.maps, video.tokens)
+        text = TextFeatures(self.finsta.fuse("text", text.pooled, out.text), text.tokens, text.mask)
+        return Features(video, text, self.finsta.fuse("joint", joint, out.joint), out)
+
+    def task_step(self, batch: FinstaBatch, feats: Features, stage: str) -> Tensor:
+        """The task's loss for ``batch`` (and metric updates for ``stage``); implemented by each task."""
+        raise NotImplementedError
+
+    def _step(self, batch: FinstaBatch, stage: str) -> Tensor:
+        feats = self.features(batch)
+        loss = self.task_step(batch, feats, stage)
+        bs = batch.batch_size
+        self.log(f"{stage}/task_loss", loss, batch_size=bs, sync_dist=stage != "train")
+        if feats.finsta is not None:
+            for name, value in feats.finsta.losses.items():
+                self.log(f"{stage}/{name}", value, batch_size=bs, sync_dist=stage != "train")
+            loss = loss + self.finsta.total_loss(feats.finsta.losses)
+        self.log(f"{stage}/loss", loss, batch_size=bs, prog_bar=stage == "train", sync_dist=stage != "train")
+        if batch.num_skipped:
+            self.log(f"{stage}/skipped", float(batch.num_skipped), batch_size=bs, reduce_fx="sum")
+        return loss
+
+    def training_step(self, batch: FinstaBatch, batch_idx: int) -> Tensor:
+        """Task loss + Finsta's auxiliary losses."""
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: FinstaBatch, batch_idx: int) -> None:
+        """Loss and metrics on validation data."""
+        self._step(batch, "val")
+
+    def test_step(self, batch: FinstaBatch, batch_idx: int) -> None:
+        """Loss and metrics on test data."""
+        self._step(batch, "test")
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        """FinstaBatch knows how to move itself (graphs and alignments included)."""
+        if isinstance(batch, FinstaBatch):
+            return batch.to(device)
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
+    def on_train_epoch_start(self) -> None:
+        """Tell the DataModule the epoch before workers start, for per-epoch frame sampling."""
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is not None and hasattr(dm, "set_epoch"):
+            dm.set_epoch(self.current_epoch)
+
+    def configure_optimizers(self) -> Any:
+        """AdamW (no decay on norms, biases and embeddings-as-positions) with warm-up + cosine decay."""
+        decay, no_decay = [], []
+        for name, p in self.named_parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim < 2 or name.endswith("_pos") else decay).append(p)
+        opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=self.optim.lr,
+        )
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warmup = max(int(total * self.optim.warmup_fraction), 1)
+        floor = self.optim.min_lr_ratio
+
+        def schedule(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,57 @@
+"""Shared fixtures: a tiny synthetic world generated once per session, CLI runner, tiny batches."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "tests" / "configs" / "tiny.yaml"
+
+
+@pytest.fixture(scope="session")
+def data_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private ``FINSTA_PL_DATA`` so tests never touch the user's cache."""
+    home = tmp_path_factory.mktemp("finsta_data")
+    os.environ["FINSTA_PL_DATA"] = str(home)
+    return home
+
+
+@pytest.fixture(scope="session")
+def tiny_world(data_home: Path) -> Path:
+    """The tiny synthetic world of ``tests/configs/tiny.yaml`` (24/12/8 videos)."""
+    from finsta_pl.data_modules.synthetic import WorldConfig, ensure_world
+
+    return ensure_world(WorldConfig(num_train=24, num_val=12, num_test=8))
+
+
+@pytest.fixture(scope="session")
+def tiny_datamodule(tiny_world: Path):  # noqa: ANN201
+    """A set-up VideoQADataModule on the tiny world, graphs on, no workers."""
+    from finsta_pl.data_modules import ClipConfig, LoaderConfig, VideoQADataModule
+    from finsta_pl.data_modules.synthetic import WorldConfig
+
+    dm = VideoQADataModule(
+        synthetic=WorldConfig(num_train=24, num_val=12, num_test=8),
+        clip=ClipConfig(num_frames=4, frame_size=64),
+        loader=LoaderConfig(batch_size=6, num_workers=0),
+    )
+    dm.setup("fit")
+    return dm
+
+
+@pytest.fixture(scope="session")
+def tiny_batch(tiny_datamodule):  # noqa: ANN001, ANN201
+    """The first training batch of the tiny world."""
+    return next(iter(tiny_datamodule.train_dataloader()))
+
+
+def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run ``python -m finsta_pl.cli`` like the console script, capturing output."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "finsta_pl.cli", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
