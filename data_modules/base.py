@@ -155,7 +155,7 @@ class FinstaDataModule(L.LightningDataModule):
         return DataLoader(
             self.datasets[split], batch_size=bs, shuffle=train, drop_last=train and len(self.datasets[split]) > bs,
             num_workers=self.loader.num_workers, pin_memory=self.loader.pin_memory, collate_fn=self._collate(),
-            persistent_workers=False,
+            persistent_workers=False, worker_init_fn=_worker_init,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -173,6 +173,13 @@ class FinstaDataModule(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         """Prediction runs over the test split."""
         return self._loader("test", False)
+
+
+def _worker_init(worker_id: int) -> None:
+    """One OpenCV thread per worker: the workers already run in parallel, more threads only oversubscribe."""
+    import cv2
+
+    cv2.setNumThreads(1)
 
 
 class _Collate:

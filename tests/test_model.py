@@ -82,11 +82,11 @@ def test_losses_fall_when_overfitting_one_batch(tiny_datamodule, tiny_batch) -> 
     for _ in range(25):
         feats = model.features(tiny_batch)
         parts = {"task": model.task_step(tiny_batch, feats, "train"), **feats.finsta.losses}
-        first = first or {k: float(v) for k, v in parts.items()}
+        first = first or {k: float(v.detach()) for k, v in parts.items()}
         opt.zero_grad()
         sum(parts.values()).backward()
         opt.step()
-    last = {k: float(v) for k, v in parts.items()}
+    last = {k: float(v.detach()) for k, v in parts.items()}
     for k in first:
         assert last[k] < first[k], (k, first[k], last[k])
 

@@ -119,14 +119,21 @@ def build_dsg(
     tracks = track(detections, side, config)
     g = _Graph(h, w)
     obj_node: dict[tuple[int, int], int] = {}  # (frame, track) -> node
+    track_attrs: dict[int, set[str]] = {}
     for k, (dets, tids) in enumerate(zip(detections, tracks)):
         if not dets:
             g.node("scene", "scene", k)
         for d, tid in zip(dets, tids):
             box = (d.box[0] / w, d.box[1] / h, d.box[2] / w, d.box[3] / h)
             o = obj_node[(k, tid)] = g.node("object", d.label, k, tid, box)
+            # Attributes belong to the track: a node where one is first seen (or changes), not in every
+            # frame, which would double the graph without adding information.
+            known = track_attrs.setdefault(tid, set())
             for attr in d.attributes:
-                g.edges.append((o, g.node("attribute", attr, k), EDGE["attribute"]))
+                if attr not in known:
+                    g.edges.append((o, g.node("attribute", attr, k), EDGE["attribute"]))
+            known.clear()
+            known.update(d.attributes)
         # Spatial predicates: one dominant relation per unordered pair, subject = larger object.
         for i in range(len(dets)):
             for j in range(i + 1, len(dets)):

@@ -13,12 +13,12 @@ import torch
 from torch import Tensor, nn
 
 from finsta_pl.data_modules.batch import AlignmentBatch, FinstaBatch
-from finsta_pl.graphs.container import EDGE, EDGE_TYPES, NODE, NODE_TYPES, GraphBatch
+from finsta_pl.graphs.container import EDGE_TYPES, NODE, NODE_TYPES, GraphBatch
 from finsta_pl.hosts.base import Host, TextFeatures, VideoFeatures
 from finsta_pl.nn.gtrm import GTrmLayer
 from finsta_pl.nn.losses import cosine_distill, info_nce
 from finsta_pl.nn.rgtrm import STGD, RGTrmBlock
-from finsta_pl.nn.scatter import scatter_mean, scatter_sum
+from finsta_pl.nn.scatter import scatter_mean, scatter_softmax, scatter_sum
 
 _SPATIAL = ("attribute", "subject", "object", "adverb", "scene")
 
@@ -33,7 +33,7 @@ class FinstaConfig:
     dsg_blocks: int = 2
     hsg_blocks: int = 1
     backend: str = "auto"
-    dropout: float = 0.1
+    dropout: float = 0.0
     memory: bool = True
     # The paper's six ablation rows.
     osc: bool = True
@@ -82,6 +82,9 @@ class FinstaStreams(nn.Module):
         self.hsg_blocks = nn.ModuleList(RGTrmBlock(d, c.heads, c.dropout, c.backend, c.memory) for _ in range(c.hsg_blocks))
         # STGD sits between consecutive R-GTrm blocks of the DSG stream.
         self.stgd = nn.ModuleList(STGD(d, c.heads, c.stgd_sigma) for _ in range(max(c.dsg_blocks - 1, 0))) if c.stgd else None
+        # Joint readout of the HSG: attention pooling queried by the host's joint feature, so a question picks
+        # out the nodes it is about instead of a mean over every node of the video.
+        self.readout_query, self.readout_key = nn.Linear(d, d), nn.Linear(d, d)
         self.logit_scale = nn.Parameter(torch.tensor(1 / c.temperature).log())
         if c.osc:
             self.osc_text, self.osc_video = nn.Linear(d, d), nn.Linear(d, d)
@@ -166,6 +169,12 @@ class FinstaStreams(nn.Module):
     def _pool(self, h: Tensor, g: GraphBatch, active: Tensor) -> Tensor:
         return scatter_mean(h[active], g.node_graph[active], g.num_graphs)
 
+    def _readout(self, h: Tensor, g: GraphBatch, active: Tensor, query: Tensor) -> Tensor:
+        score = (self.readout_key(h) * self.readout_query(query)[g.node_graph]).sum(-1) / self.dim**0.5
+        score = score.masked_fill(~active, float("-inf"))
+        weight = scatter_softmax(score, g.node_graph, g.num_graphs)
+        return scatter_sum(h * weight[:, None], g.node_graph, g.num_graphs)
+
     def forward(self, batch: FinstaBatch, host: Host, video: VideoFeatures, text: TextFeatures, joint: Tensor) -> FinstaOutput:
         """Run the three streams over ``batch`` and compute the auxiliary losses against the host features."""
         c = self.config
@@ -180,7 +189,7 @@ class FinstaStreams(nn.Module):
         h_h = torch.cat([h_t, h_d])[batch.hsg_source]
         kinds = _SPATIAL + (("crossmodal",) if c.crossmodal_edges else ())
         h_h = self._recurrent(self.hsg_blocks, hsg, h_h, kinds, a_h, None)
-        out = FinstaOutput(self._pool(h_t, tsg, a_t), self._pool(h_d, dsg, a_d), self._pool(h_h, hsg, a_h), {})
+        out = FinstaOutput(self._pool(h_t, tsg, a_t), self._pool(h_d, dsg, a_d), self._readout(h_h, hsg, a_h, joint), {})
         if c.osc:
             out.losses["osc"] = self._contrast(batch.osc, h_t, h_d, a_t, self.osc_text, self.osc_video)
         if c.ptc:

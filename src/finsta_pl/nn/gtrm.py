@@ -31,13 +31,19 @@ from finsta_pl.nn.scatter import scatter_sum
 
 __all__ = ["CPU_AUTO_BACKEND", "DEBUG", "DENSE_SDPA", "GTrmLayer", "available_backends", "check_graph_inputs"]
 
-# Kernel that backend="auto" uses on CPU.  benchmarks/bench_gtrm.py (fwd+bwd of the whole layer, dim 128,
-# 4 heads, 2 threads; dense/dgl ms): BENCH_NUMBERS
+# Kernel that backend="auto" uses on CPU.  benchmarks/bench_gtrm.py, fwd+bwd of the whole layer, dim 128,
+# 4 heads, torch 2.13 CPU, dense / dgl ms (ratio):
+#   256 frame graphs (3087 nodes, 6174 edges, Nmax 16):  1 thread 128 / 131 (0.98); 2 threads 77 / 76 (1.01)
+#   32 video graphs (same nodes/edges, Nmax 109):        1 thread 155 / 135 (1.15); 2 threads 85 / 81 (1.05)
+#   32 graphs x 15 nodes (480 nodes, 960 edges):         1 thread  23 /  24 (0.96); 2 threads 16 / 18 (0.86)
+# A tie for per-frame graphs and a win on small text graphs, without DGL and on the same path as CUDA, so
+# dense.  DGL wins once a batch pads to large graphs (dense cost ~ G * Nmax^2): use backend="dgl" there.
 CPU_AUTO_BACKEND = "dense"
 # How the dense kernel gets sum_j alpha_ij W_ev e_ij (the edge term of the value, which no V[j] can carry):
 # False = explicit softmax of the masked [G, H, Nmax, Nmax] scores, then P @ V and alpha gathered from P;
 # True = scaled_dot_product_attention for P @ V plus alpha recomputed on the edge list (SDPA returns no P).
-# Both agree to ~1e-15 in fp64 (tested); on CPU the explicit path measured faster: SDPA_NUMBERS
+# Both agree to ~1e-15 in fp64 (tested); on CPU the explicit path measured faster (1 thread, ms, same runs
+# as above: 128 vs 143, 155 vs 176, 23 vs 24), since the SDPA variant scores the edges a second time.
 DENSE_SDPA = False
 # Validate the graph contract in every forward (FINSTA_PL_DEBUG=1, or set gtrm.DEBUG = True in tests).
 DEBUG = os.environ.get("FINSTA_PL_DEBUG", "") not in ("", "0")

@@ -44,7 +44,7 @@ class FrameRecurrence(nn.Module):
         coreferent node in the previous frame or ``-1``."""
         if frame.numel() == 0 or int(frame.max()) < 0:
             return h
-        memory = self.memory0.expand(num_graphs, -1)
+        memory = self.memory0.expand(num_graphs, -1) if self.use_memory else None
         for t in range(int(frame.max()) + 1):
             idx = (frame == t).nonzero().squeeze(1)
             if idx.numel() == 0:
