@@ -5,6 +5,7 @@
   be read on top of that file, so a dataset config overrides only what differs from its task config.
 - The DataModule's ``info()`` (vocabulary, answer list, ...) is linked into ``model.init_args.data_info``.
 - Input errors (missing data, malformed annotations, unknown names) end with one message and exit code 2.
+- Tools that are not Lightning runs are subcommands too (:data:`TOOLS`), each ``main(argv) -> int``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,13 @@ from typing import Sequence
 import yaml
 
 from finsta_pl.errors import FinstaError
+
+#: ``finsta-pl <name> ...`` subcommands outside LightningCLI: module path of a ``main(argv) -> int``.
+TOOLS: dict[str, str] = {
+    "sg-eval": "finsta_pl.tools.sg_eval",
+    "sg": "finsta_pl.tools.sg_show",
+    "profile": "finsta_pl.tools.profile",
+}
 
 
 def _expand(path: Path, seen: tuple[Path, ...] = ()) -> list[str]:
@@ -79,7 +87,12 @@ def _build_cli(args: Sequence[str] | None) -> object:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point of ``finsta-pl`` and ``lightning``."""
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
+        if args and args[0] in TOOLS:
+            import importlib
+
+            raise SystemExit(importlib.import_module(TOOLS[args[0]]).main(args[1:]))
         if argv is None:  # console script: LightningCLI reads sys.argv (it warns when given both)
             sys.argv[1:] = expand_config_args(sys.argv[1:])
             _build_cli(None)

@@ -1,0 +1,1 @@
+"""Command-line tools that are not Lightning runs (``finsta-pl sg-eval``, ``sg show``, ``profile``)."""
