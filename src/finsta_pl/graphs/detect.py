@@ -62,15 +62,23 @@ def color_name(rgb: np.ndarray | tuple[float, float, float]) -> str:
 
 
 def _shape_of(mask: np.ndarray) -> str:
-    """Shape from how much of its bounding box a blob fills: square ~1, circle ~pi/4, triangle ~1/2."""
+    """Shape of a blob from its box: squares fill their corners, upright triangles are thin at the top,
+    circles are neither (fill ratios: square ~1, circle ~pi/4, triangle ~1/2, blurred by the codec)."""
+    h, w = mask.shape
+    if h < 4 or w < 4:
+        return "object"
+    k = max(1, min(h, w) // 5)
+    corners = np.mean([mask[:k, :k].mean(), mask[:k, -k:].mean(), mask[-k:, :k].mean(), mask[-k:, -k:].mean()])
+    quarter = max(1, h // 4)
+    top_to_bottom = mask[:quarter].mean() / max(mask[-quarter:].mean(), 1e-6)
     fill = float(mask.mean())
-    if fill > 0.9:
+    if corners >= 0.6 and fill >= 0.8:
         return "square"
-    if fill > 0.66:
-        return "circle"
-    if fill > 0.38:
+    if top_to_bottom < 0.6 and fill < 0.76:
         return "triangle"
-    return "object"
+    if corners >= 0.6:
+        return "square"
+    return "circle" if fill >= 0.55 else "object"
 
 
 @dataclass
@@ -92,8 +100,12 @@ class MotionDetector:
         border = np.concatenate([frames[:, 0], frames[:, -1], frames[:, :, 0], frames[:, :, -1]], axis=1)
         background = np.median(border, axis=1).astype(np.int16)  # [T, 3]
         fg = np.abs(frames.astype(np.int16) - background[:, None, None]).max(-1) > self.diff_threshold
-        if median is not None:
-            fg |= np.abs(frames.astype(np.int16) - median).max(-1) > self.diff_threshold
+        # On a plain background the border colour says it all, and the temporal median would only add ghosts
+        # (where a moving object was at the median time).  On a textured one the median separates movers.
+        plain = (np.abs(border.astype(np.int16) - background[:, None]).max(-1) <= self.diff_threshold).mean(1) > 0.8
+        if median is not None and not bool(plain.all()):
+            moving = np.abs(frames.astype(np.int16) - median).max(-1) > self.diff_threshold
+            fg = np.where(plain[:, None, None], fg, moving)
         # Colour bin per pixel: 0-7 chromatic bins (red wraps), 8 for gray-ish pixels.
         hue_bin = np.searchsorted(np.array([b for b, _ in _HUE_NAMES]), hsv[..., 0], side="right")
         hue_bin = np.where(hue_bin == len(_HUE_NAMES) - 1, 0, hue_bin)

@@ -93,9 +93,14 @@ class FinstaStreams(nn.Module):
         if c.distill:
             self.distill_heads = nn.ModuleDict({k: nn.Linear(d, d) for k in ("text", "video", "joint")})
         if c.dual_stream:
-            # Gated sum, gates at 0: the host's output is unchanged at step 0 and Finsta's share is learnt.
+            # Gated sum with zero-initialised projections: the host's output is unchanged at step 0, yet every
+            # projection weight gets a gradient at once.  (A zero *gate* would leave it to one scalar that
+            # Adam moves by about lr per step, far too slowly for a fine-tuning run of a few hundred steps.)
             self.fuse_proj = nn.ModuleDict({k: nn.Linear(d, d) for k in ("text", "video", "joint")})
-            self.fuse_gate = nn.Parameter(torch.zeros(3))
+            for proj in self.fuse_proj.values():
+                nn.init.zeros_(proj.weight)
+                nn.init.zeros_(proj.bias)
+            self.fuse_gate = nn.Parameter(torch.ones(3))
 
     # ----------------------------------------------------------------------------------------- node features
     def _label_features(self, g: GraphBatch, host: Host, active: Tensor) -> Tensor:
@@ -212,7 +217,7 @@ class FinstaStreams(nn.Module):
         return info_nce(proj_t(anchor), proj_v(region), self.logit_scale)
 
     def fuse(self, kind: str, host_feature: Tensor, graph_feature: Tensor) -> Tensor:
-        """Dual-stream-sum: ``host + tanh(gate) * W graph`` (identity while the gate is 0)."""
+        """Dual-stream-sum: ``host + tanh(gate) * W graph`` (identity while ``W`` is still zero)."""
         if not self.config.dual_stream:
             return host_feature
         k = ("text", "video", "joint").index(kind)

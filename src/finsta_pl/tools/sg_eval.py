@@ -1,0 +1,306 @@
+"""``finsta-pl sg-eval``: precision/recall/F1 of our TSGs and DSGs against the synthetic world's gold graphs.
+
+TSG (every caption and question of ``text_graphs``), multisets per text, labels only (no node identity):
+objects ``label``; attributes ``(object label, attribute)``; relations ``(subject, predicate, object or None)``;
+adverbs separately as ``(predicate, adverb)`` pairs, so a right relation with a missing adverb is not a wrong
+relation.  Convention: "appears on the right" is a locative adverb in the gold but ``appear on -> right`` in a
+TSG, so a predicate "X on|in|to" whose object is left/right/top/bottom is folded into ``X`` + adverb first.
+DSG (per keyframe of ``decode_clip``, against the gold of its source frame): detections match gold boxes by
+Hungarian on IoU (>= 0.5); "box" counts every match, "labelled" only those whose label is the gold shape.
+Attributes (colour, size) on matched objects use the track's latest value of each kind; a growing object's
+size is not scored once it has started to grow (the gold size is its initial one).  Spatial relations are
+compared in one canonical direction ("right of"/"below" become "left of"/"above" with swapped arguments,
+"near" unordered), so the gold's two ordered pairs and the DSG's one unordered pair agree.  Motion predicates
+between keyframes ``k-1`` and ``k``: ``(object, move, direction)``, ``(object, grow)``, ``(object, appear)``,
+``(object, approach, target)`` vs the gold events active in that interval ("stay" has no DSG predicate); what
+an event implies but the gold does not name (the approaching object moves; a moving object may approach
+another) is neither rewarded nor punished.  Track purity: per predicted track the share of its matched
+detections on its majority gold object, averaged weighted by matched length.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Hashable, Iterable
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from finsta_pl.graphs.container import EDGE, NODE, SceneGraph
+
+SPATIAL = {"near", "left of", "right of", "above", "below"}
+_INVERSE = {"right of": "left of", "below": "above"}
+_SIZES = {"small", "large"}
+_LOCATIVES = {"left", "right", "top", "bottom"}
+_PRO_VERBS = {"do"}
+
+
+@dataclass
+class Counts:
+    """True positives, false positives and false negatives of one metric; ``+`` adds them up."""
+
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+
+    def __add__(self, other: "Counts") -> "Counts":
+        return Counts(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn)
+
+    def prf(self) -> tuple[float, float, float]:
+        """Precision, recall, F1 (1.0 where nothing was predicted and nothing was expected)."""
+        p = self.tp / (self.tp + self.fp) if self.tp + self.fp else float(self.fn == 0)
+        r = self.tp / (self.tp + self.fn) if self.tp + self.fn else float(self.fp == 0)
+        return p, r, (2 * p * r / (p + r) if p + r else 0.0)
+
+
+def count_matches(pred: Iterable[Hashable], gold: Iterable[Hashable], ignore: Iterable[Hashable] = ()) -> Counts:
+    """Multiset overlap of ``pred`` and ``gold``; unmatched predictions in ``ignore`` are not false positives."""
+    p, g = Counter(pred), Counter(gold)
+    tp = sum((p & g).values())
+    extra = p - g
+    skip = set(ignore)
+    return Counts(tp, sum(n for x, n in extra.items() if x not in skip), sum((g - p).values()))
+
+
+# ----------------------------------------------------------------------------------------------- TSG ----
+def _edges(g: SceneGraph, kind: str) -> list[tuple[int, int]]:
+    return [tuple(e) for e, t in zip(g.edge_index.t().tolist(), g.edge_type.tolist()) if t == EDGE[kind]]
+
+
+def tsg_tuples(g: SceneGraph) -> dict[str, Counter]:
+    """Objects, attributes, relations and adverbs of a TSG as label tuples, locatives folded (module docstring)."""
+    lab, types = g.node_label, g.node_type.tolist()
+    subj = {r: s for s, r in _edges(g, "subject")}
+    obj = {r: o for r, o in _edges(g, "object")}
+    out = {"objects": Counter(lab[i] for i, t in enumerate(types) if t == NODE["object"]),
+           "attributes": Counter((lab[o], lab[a]) for o, a in _edges(g, "attribute")),
+           "relations": Counter(), "adverbs": Counter()}
+    advs = defaultdict(list)
+    for r, a in _edges(g, "adverb"):
+        advs[r].append(lab[a])
+    for r, t in enumerate(types):
+        if t != NODE["relation"]:
+            continue
+        pred, o = lab[r], (lab[obj[r]] if r in obj else None)
+        words = pred.split()
+        if o in _LOCATIVES and len(words) == 2 and words[1] in {"on", "in", "to", "at"}:
+            pred, advs[r], o = words[0], advs[r] + [o], None
+            out["objects"][lab[obj[r]]] -= 1
+        if pred in _PRO_VERBS and o is None:
+            continue  # "what does X do?": a placeholder for the asked action, which the gold leaves out
+        out["relations"][(lab[subj[r]] if r in subj else None, pred, o)] += 1
+        out["adverbs"].update((pred, a) for a in advs[r])
+    out["objects"] = +out["objects"]  # drop the folded locatives' zero counts
+    return out
+
+
+def gold_text_tuples(text_graph: dict[str, Any]) -> dict[str, Counter]:
+    """The same tuples from a gold ``text_graphs`` entry (object ids resolved to their names)."""
+    name = {o["id"]: o["name"] for o in text_graph["objects"]}
+    rels = text_graph["relations"]
+    return {"objects": Counter(name.values()),
+            "attributes": Counter((o["name"], a) for o in text_graph["objects"] for a in o["attributes"]),
+            "relations": Counter((name.get(r["subject"]), r["predicate"], name.get(r.get("object"))) for r in rels),
+            "adverbs": Counter((r["predicate"], a) for r in rels for a in r["adverbs"])}
+
+
+def score_tsg(pred: dict[str, Counter], gold: dict[str, Counter]) -> dict[str, Counts]:
+    """Counts per TSG metric for one text."""
+    return {k: count_matches(pred[k].elements(), gold[k].elements()) for k in gold}
+
+
+# ----------------------------------------------------------------------------------------------- DSG ----
+def match_boxes(pred: np.ndarray, gold: np.ndarray, threshold: float = 0.5) -> list[tuple[int, int]]:
+    """Hungarian matching of ``pred [n, 4]`` to ``gold [m, 4]`` boxes maximising IoU; pairs with IoU >= threshold."""
+    if len(pred) == 0 or len(gold) == 0:
+        return []
+    from finsta_pl.graphs.dsg import _iou  # the DSG tracker's IoU, so both use one definition
+
+    iou = _iou(np.asarray(pred, float).reshape(-1, 4), np.asarray(gold, float).reshape(-1, 4))
+    rows, cols = linear_sum_assignment(-iou)
+    return [(int(r), int(c)) for r, c in zip(rows, cols) if iou[r, c] >= threshold]
+
+
+def canonical_spatial(subject: Any, predicate: str, obj: Any) -> tuple[Any, str, Any]:
+    """One direction per spatial fact: inverses swap to "left of"/"above"; "near" orders its arguments."""
+    if predicate in _INVERSE:
+        return obj, _INVERSE[predicate], subject
+    if predicate == "near":
+        a, b = sorted((subject, obj), key=repr)  # repr: None (an unmatched detection) sorts with ints
+        return a, predicate, b
+    return subject, predicate, obj
+
+
+def track_purity(track_gold: dict[int, list[int]]) -> float:
+    """Per track, the share of its matched detections on its majority gold object, weighted by their number."""
+    total = sum(len(v) for v in track_gold.values())
+    majority = sum(Counter(v).most_common(1)[0][1] for v in track_gold.values() if v)
+    return majority / total if total else 1.0
+
+
+def _centre(box: list[float]) -> np.ndarray:
+    return np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2], float)
+
+
+def gold_motion(events: list[dict[str, Any]], prev: int, cur: int, before: dict[int, list[float]],
+                after: dict[int, list[float]]) -> tuple[list[tuple], set[tuple]]:
+    """Motion tuples the gold requires between source frames ``prev`` and ``cur``, and those it allows.
+
+    ``before``/``after`` are the gold boxes (object id -> box) of the two frames.  An event active in the
+    interval is required where the boxes show its effect (the world rounds sizes and positions to pixels, so a
+    slow growth shows in every other interval only) and allowed elsewhere; what the boxes show but no event
+    names (the approaching object moves, a mover approaches a bystander) is allowed too.
+    """
+    from finsta_pl.graphs.dsg import _direction  # the DSG's own direction rule
+
+    both = [o for o in before if o in after]
+    shift = {o: _centre(after[o]) - _centre(before[o]) for o in both}
+    allowed = {(o, "move", _direction(*shift[o])) for o in both if shift[o].any()}
+    closer = {(a, b) for a in both for b in both if a != b and np.linalg.norm(_centre(after[a]) - _centre(before[b]))
+              < np.linalg.norm(_centre(before[a]) - _centre(before[b]))}
+    allowed |= {(a, "approach", b) for a, b in closer}
+    need = []
+    for e in events:
+        s, p = e["subject"], e["predicate"]
+        if p == "appear":
+            if prev < e["start"] <= cur:
+                need.append((s, "appear", None))
+            continue
+        if p == "stay" or not (e["start"] < cur and e["end"] > prev) or s not in shift:
+            continue
+        grew = bool((np.subtract(after[s][2:], after[s][:2]) > np.subtract(before[s][2:], before[s][:2])).all())
+        fact = {"move": (s, p, e.get("direction")), "approach": (s, p, e.get("object")), "grow": (s, p, None)}[p]
+        visible = {"move": (s, "move", e.get("direction")) in allowed, "grow": grew,
+                   "approach": (s, e.get("object")) in closer}[p]
+        (need.append(fact) if visible else allowed.add(fact))
+    return need, allowed
+
+
+def dsg_frame_items(g: SceneGraph, frame_size: tuple[int, int]) -> dict[int, dict[str, Any]]:
+    """Per keyframe: object nodes with pixel boxes/labels/attributes, and relation nodes with their arguments."""
+    h, w = frame_size
+    lab, types, frames = g.node_label, g.node_type.tolist(), g.node_frame.tolist()
+    tracks, boxes = g.node_track.tolist(), (g.node_box * np.array([w, h, w, h], np.float32)).tolist()
+    attrs = defaultdict(list)
+    for o, a in _edges(g, "attribute"):
+        attrs[o].append(lab[a])
+    subj = {r: s for s, r in _edges(g, "subject")}
+    obj = {r: o for r, o in _edges(g, "object")}
+    advs = defaultdict(list)
+    for r, a in _edges(g, "adverb"):
+        advs[r].append(lab[a])
+    out: dict[int, dict[str, Any]] = defaultdict(lambda: {"objects": [], "relations": []})
+    state: dict[int, dict[str, str]] = defaultdict(dict)  # track -> kind -> latest attribute value
+    for i in sorted(range(len(types)), key=lambda i: frames[i]):
+        if types[i] == NODE["object"]:
+            state[tracks[i]].update({("size" if a in _SIZES else "colour"): a for a in attrs[i]})
+            out[frames[i]]["objects"].append({"node": i, "track": tracks[i], "box": boxes[i], "label": lab[i],
+                                              "attributes": dict(state[tracks[i]])})
+        elif types[i] == NODE["relation"] and i in subj:
+            out[frames[i]]["relations"].append((lab[i], subj[i], obj.get(i), advs[i]))
+    return out
+
+
+def score_dsg_video(g: SceneGraph, gold: dict[str, Any], frame_indices: list[int]) -> dict[str, Any]:
+    """Counts per DSG metric for one video, plus ``track_gold`` (track -> matched gold ids) for purity."""
+    items = dsg_frame_items(g, tuple(gold["frame_size"]))
+    objects = {o["id"]: o for o in gold["objects"]}
+    growing = {e["subject"]: e["start"] for e in gold["events"] if e["predicate"] == "grow"}
+    res = {k: Counts() for k in ("objects_box", "objects_labelled", "attributes", "spatial", "motion")}
+    track_gold: dict[int, list[int]] = defaultdict(list)
+    for k, src in enumerate(frame_indices):
+        dets, rels = items[k]["objects"], items[k]["relations"]
+        gboxes = gold["frames"][src]["boxes"]
+        pairs = match_boxes(np.array([d["box"] for d in dets]), np.array([b["box"] for b in gboxes]))
+        gid = {dets[i]["node"]: gboxes[j]["object"] for i, j in pairs}
+        res["objects_box"] += Counts(len(pairs), len(dets) - len(pairs), len(gboxes) - len(pairs))
+        ok = sum(dets[i]["label"] == objects[gboxes[j]["object"]]["shape"] for i, j in pairs)
+        res["objects_labelled"] += Counts(ok, len(dets) - ok, len(gboxes) - ok)
+        for i, j in pairs:
+            o = objects[gboxes[j]["object"]]
+            want = {"colour": o["color"]} | ({} if src > growing.get(o["id"], src) else {"size": o["size"]})
+            have = {kind: v for kind, v in dets[i]["attributes"].items() if kind in want}
+            res["attributes"] += count_matches(have.items(), want.items())
+            track_gold[dets[i]["track"]].append(o["id"])
+        spatial = [canonical_spatial(gid.get(s), p, gid.get(o)) for p, s, o, _ in rels if p in SPATIAL]
+        gold_sp = {canonical_spatial(r["subject"], r["predicate"], r["object"])
+                   for r in gold["relations"] if r["t"] == src}
+        res["spatial"] += count_matches(spatial, gold_sp)
+        if k > 0:
+            motion = [(gid.get(s), p, adv[0] if p == "move" and adv else gid.get(o) if p == "approach" else None)
+                      for p, s, o, adv in rels if p not in SPATIAL]
+            before = {b["object"]: b["box"] for b in gold["frames"][frame_indices[k - 1]]["boxes"]}
+            need, allowed = gold_motion(gold["events"], frame_indices[k - 1], src, before, {b["object"]: b["box"] for b in gboxes})
+            res["motion"] += count_matches(motion, need, ignore=allowed)
+    res["relations"] = res["spatial"] + res["motion"]
+    return {"counts": res, "track_gold": {t: v for t, v in track_gold.items()}}
+
+
+# ----------------------------------------------------------------------------------------------- CLI ----
+def evaluate(root: Path, parser: str, detector: str, num_frames: int) -> dict[str, Any]:
+    """Score every gold file under ``root/scene_graphs``; returns ``{metric: {p, r, f1, tp, fp, fn}}`` etc."""
+    from finsta_pl.data_modules.video import decode_clip
+    from finsta_pl.graphs.detect import make_detector
+    from finsta_pl.graphs.dsg import build_dsg
+    from finsta_pl.graphs.parsers import CachedTSGBuilder, make_parser
+
+    files = sorted((root / "scene_graphs").glob("video*.json"), key=lambda p: int(p.stem[5:]))
+    if not files:
+        raise SystemExit(f"sg-eval: no gold scene graphs under {root / 'scene_graphs'}")
+    tsg_of, detect = CachedTSGBuilder(make_parser(parser)), make_detector(detector)
+    totals: dict[str, Counts] = defaultdict(Counts)
+    track_gold: list[dict[int, list[int]]] = []
+    for f in files:
+        gold = json.loads(f.read_text())
+        for tg in gold["text_graphs"]:
+            for k, c in score_tsg(tsg_tuples(tsg_of(tg["text"])), gold_text_tuples(tg)).items():
+                totals["tsg_" + k] += c
+        frames, idx = decode_clip(root / "videos" / f"{gold['video_id']}.mp4", num_frames)
+        g = build_dsg(detect(frames), idx, frames.shape[1:3])
+        scored = score_dsg_video(g, gold, [int(i) for i in idx])
+        for k, c in scored["counts"].items():
+            totals["dsg_" + k] += c
+        track_gold.append(scored["track_gold"])
+    purity = track_purity({(v, t): ids for v, tg in enumerate(track_gold) for t, ids in tg.items()})
+    metrics = {k: dict(zip(("p", "r", "f1"), c.prf()), tp=c.tp, fp=c.fp, fn=c.fn) for k, c in totals.items()}
+    return {"videos": len(files), "parser": parser, "detector": detector, "num_frames": num_frames,
+            "root": str(root), "metrics": metrics, "dsg_track_purity": purity}
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The metrics as an aligned text table."""
+    lines = [f"sg-eval: {result['videos']} videos, parser={result['parser']}, detector={result['detector']}, "
+             f"{result['num_frames']} keyframes", f"{'metric':<24}{'P':>7}{'R':>7}{'F1':>7}{'TP':>8}{'FP':>7}{'FN':>7}"]
+    for k, m in result["metrics"].items():
+        lines.append(f"{k:<24}{m['p']:>7.3f}{m['r']:>7.3f}{m['f1']:>7.3f}{m['tp']:>8}{m['fp']:>7}{m['fn']:>7}")
+    lines.append(f"{'dsg_track_purity':<24}{result['dsg_track_purity']:>21.3f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    """``finsta-pl sg-eval [--world-size N | --root DIR] [--parser P] [--detector D] [--num-frames T] [--json F]``."""
+    ap = argparse.ArgumentParser(prog="finsta-pl sg-eval", description="Score TSGs and DSGs against gold graphs.")
+    where = ap.add_mutually_exclusive_group()
+    where.add_argument("--world-size", type=int, default=100,
+                       help="evaluate the first N videos of the default world (generated into the cache)")
+    where.add_argument("--root", type=Path, help="an existing world folder (with scene_graphs/ and videos/)")
+    ap.add_argument("--parser", choices=["rule", "spacy", "stanza", "auto"], default="rule")
+    ap.add_argument("--detector", choices=["motion", "grid"], default="motion")
+    ap.add_argument("--num-frames", type=int, default=8)
+    ap.add_argument("--json", type=Path, help="also write the metrics to this JSON file")
+    args = ap.parse_args(argv)
+    root = args.root
+    if root is None:
+        from finsta_pl.data_modules.synthetic import WorldConfig, ensure_world
+
+        # Videos are seeded per id, so these N are the first N training videos of the default world.
+        root = ensure_world(WorldConfig(num_train=args.world_size, num_val=0, num_test=0))
+    result = evaluate(root, args.parser, args.detector, args.num_frames)
+    print(format_table(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
