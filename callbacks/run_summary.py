@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -20,10 +21,12 @@ class RunSummary(L.Callback):
     def __init__(self, monitor: str = "val/acc") -> None:
         self.monitor = monitor
         self._start = 0.0
+        self._log_dir: str | None = None
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Start the clock."""
+        """Start the clock; note the log folder now (``trainer.log_dir`` broadcasts, so every rank must ask)."""
         self._start = time.time()
+        self._log_dir = trainer.log_dir
 
     @rank_zero_only
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -43,8 +46,6 @@ class RunSummary(L.Callback):
             parts.append(f"checkpoint {ckpt.best_model_path}")
         line = " | ".join(parts)
         print(f"\n{line}")
-        if trainer.log_dir:
-            from pathlib import Path
-
-            Path(trainer.log_dir).mkdir(parents=True, exist_ok=True)
-            (Path(trainer.log_dir) / "summary.txt").write_text(line + "\n")
+        if self._log_dir:
+            Path(self._log_dir).mkdir(parents=True, exist_ok=True)
+            (Path(self._log_dir) / "summary.txt").write_text(line + "\n")

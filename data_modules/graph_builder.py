@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -13,8 +12,7 @@ from finsta_pl.graphs.container import SceneGraph
 from finsta_pl.graphs.detect import make_detector
 from finsta_pl.graphs.dsg import DSGConfig, build_dsg
 from finsta_pl.graphs.hsg import LinkConfig, alignment_targets, build_hsg, link_objects
-from finsta_pl.graphs.tsg import build_tsg
-from finsta_pl.graphs.ud import RuleParser
+from finsta_pl.graphs.parsers import PARSERS, CachedTSGBuilder, make_parser
 from finsta_pl.text import char_to_token_spans
 
 
@@ -34,12 +32,12 @@ class GraphBuilder:
     """Callable that turns (frames, text) into the TSG, DSG, HSG and the OSC/PTC alignment lists."""
 
     def __init__(self, config: GraphConfig) -> None:
-        if config.parser not in {"rule", "auto"}:
-            raise ValueError(f"unknown parser {config.parser!r}; available here: 'rule' (or 'auto')")
+        if config.parser not in PARSERS:
+            raise ValueError(f"unknown parser {config.parser!r}; choose one of {list(PARSERS)}")
         self.config = config
-        self.parser = RuleParser()
+        self.parser = make_parser(config.parser)
         self.detector = make_detector(config.detector, **config.detector_args)
-        self._tsg = lru_cache(maxsize=4096)(lambda text: build_tsg(self.parser.parse(text)))
+        self._tsg = CachedTSGBuilder(self.parser)  # repeated captions/questions are parsed once per worker
 
     def __call__(
         self, frames: np.ndarray, frame_indices: np.ndarray, text: str, token_offsets: list[tuple[int, int]],

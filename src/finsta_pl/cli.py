@@ -74,6 +74,23 @@ def _build_cli(args: Sequence[str] | None) -> object:
             parser.link_arguments("data", "model.init_args.data_info", compute_fn=lambda dm: dm.info(),
                                   apply_on="instantiate")
 
+        def _parse_ckpt_path(self) -> None:
+            # Lightning re-applies a checkpoint's hyperparameters to the config on --ckpt_path.  data_info is a
+            # link target, recomputed from the DataModule, and jsonargparse refuses to have it set; drop it.
+            import torch
+
+            sub = self.config.get("subcommand")
+            path = self.config[sub].get("ckpt_path") if sub else None
+            if not path or not Path(path).is_file():
+                return
+            hparams = torch.load(path, weights_only=True, map_location="cpu").get("hyper_parameters", {})
+            for key in ("_instantiator", "data_info"):
+                hparams.pop(key, None)
+            if "_class_path" in hparams:
+                hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
+            if hparams:
+                self.config = self.parser.parse_object({sub: {"model": hparams}}, self.config)
+
     return FinstaCLI(
         FinstaTask,
         FinstaDataModule,
@@ -98,11 +115,27 @@ def main(argv: Sequence[str] | None = None) -> None:
             _build_cli(None)
         else:
             _build_cli(expand_config_args(argv))
-    except FinstaError as exc:  # DataLoader workers re-raise it with the same class, so this covers them too
-        message = str(exc).strip().splitlines()
-        # A worker's re-raise prefixes its traceback; the last line is the message itself.
-        print(f"finsta-pl: error: {message[-1] if 'Traceback' in str(exc) else str(exc)}", file=sys.stderr)
+    except Exception as exc:
+        error = _finsta_error(exc)
+        if error is None:
+            raise
+        message = str(error).strip()
+        if "Traceback" in message:  # a DataLoader worker's re-raise prefixes the worker's traceback
+            message = message.splitlines()[-1]
+        print(f"finsta-pl: error: {message}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def _finsta_error(exc: BaseException | None) -> FinstaError | None:
+    """The :class:`FinstaError` behind ``exc``: jsonargparse wraps errors raised while instantiating classes
+    in a ``ValueError``, DataLoader workers re-raise them with their own class."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, FinstaError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 if __name__ == "__main__":

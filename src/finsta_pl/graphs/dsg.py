@@ -158,7 +158,10 @@ def build_dsg(
                 if speed > config.move_speed:
                     pace = "quickly" if speed > config.quick_speed else "slowly"
                     g.relation("move", k, node, adverbs=(_direction(dx, dy), pace))
-                growth = (np.sqrt(d.area) - np.sqrt(pd.area)) / max(np.sqrt(pd.area), 1.0) / steps
+                # Growth of both sides: a moving box's edges jitter by a pixel or two (codecs keep colour at half
+                # resolution), which changes one side at a time, never both.
+                (w0, h0), (w1, h1) = (np.subtract(x.box[2:], x.box[:2]) for x in (pd, d))
+                growth = (min(w1 / max(w0, 1.0), h1 / max(h0, 1.0)) - 1.0) / steps
                 if growth > config.grow_rate:
                     g.relation("grow", k, node, adverbs=("quickly" if growth > 2.5 * config.grow_rate else "slowly",))
             elif k > 0:

@@ -35,22 +35,98 @@ _CLEAR_TO_UD = {
 _VERBAL = {"VERB", "AUX", "ADJ", "ADV"}  # heads whose prepositional dependents are obl, not nmod
 
 
-def _spacy_sentence(sent: Any) -> list[UDToken]:
+class _Lexicon:
+    """Word classes from a spaCy pipeline's lemmatizer tables (empty when it has none)."""
+
+    def __init__(self, nlp: Any) -> None:
+        self.lemmatizer = nlp.get_pipe("lemmatizer") if "lemmatizer" in nlp.pipe_names else None
+        try:
+            index = self.lemmatizer.lookups.get_table("lemma_index")
+            self.verbs, self.adverbs, self.adjectives = set(index["verb"]), set(index["adv"]), set(index["adj"])
+        except (AttributeError, KeyError):
+            self.lemmatizer, self.verbs, self.adverbs, self.adjectives = None, set(), set(), set()
+
+    def verb_lemma(self, tok: Any) -> str | None:
+        """``tok``'s lemma read as a verb, if that is a known verb."""
+        if self.lemmatizer is None:
+            return None
+        pos, tok.pos_ = tok.pos_, "VERB"
+        lemma = self.lemmatizer.rule_lemmatize(tok)[0].lower()
+        tok.pos_ = pos
+        return lemma if lemma in self.verbs else None
+
+
+def _recover_verb(toks: list[Any], head: list[int], rel: list[str], upos: list[str], lemma: list[str],
+                  lex: _Lexicon) -> None:
+    """Repair the small English models' typical misreadings of short lower-case text, in place (spaCy labels).
+
+    They parse "a blue square moves up" with "moves" as a noun (and "square" as an adjective), "a circle moves
+    left" with "left" as the verb, "how does the red circle move?" with "move" as a noun or "circle" as a
+    compound, and tag colour words as proper nouns.  Only a sentence whose root is no verb, is an adverb or
+    past form right after a verb-like word, or is a do-supported verb without subject is touched: the known
+    verb form becomes the root, the noun phrase right before it its subject, direction words its adverbs.
+    """
+    n = len(toks)
+    for i, t in enumerate(toks):  # "the red circle": lower-case colour words tagged as proper nouns
+        if upos[i] == "PROPN" and t.text.islower() and t.text in lex.adjectives and rel[i] in {"amod", "compound"}:
+            upos[i], rel[i] = "ADJ", "amod"
+    root = next((i for i in range(n) if head[i] < 0), 0)
+    do_aux = [any(head[c] == i and rel[c] == "aux" and lemma[c] == "do" for c in range(n)) for i in range(n)]
+    has_subject = [any(head[c] == i and rel[c] == "nsubj" for c in range(n)) for i in range(n)]
+
+    def verb_like(i: int) -> bool:  # a known verb form that has a subject, follows a noun or has do-support
+        after_noun = i > 0 and upos[i - 1] in {"NOUN", "PROPN", "ADJ"} and toks[i].tag_ in {"NNS", "VBZ"}
+        cue = do_aux[i] or after_noun or has_subject[i]
+        return upos[i] in {"NOUN", "PROPN"} and cue and lex.verb_lemma(toks[i]) is not None
+
+    def adverb(a: int) -> bool:  # "left"/"right" read as a past verb or as the head
+        return (upos[a] == "ADV" or toks[a].tag_ in {"VBN", "VBD"}) and toks[a].text.lower() in lex.adverbs
+
+    if upos[root] not in {"VERB", "AUX"} and verb_like(root):
+        v = root
+    elif root > 0 and head[root - 1] == root and verb_like(root - 1) and adverb(root):
+        v = root - 1
+    elif upos[root] == "VERB" and do_aux[root] and not has_subject[root]:
+        v = root
+    else:
+        return
+    a = v + 1
+    if a < n and head[a] in {v, -1} and rel[a] in {"acl", "ROOT", "advmod", "npadvmod"} and adverb(a):
+        head[:] = [v if x == a else x for x in head]  # "moves left slowly": "slowly" belongs to "moves"
+        head[a], rel[a], upos[a], lemma[a] = v, "advmod", "ADV", toks[a].text.lower()
+    head[v], rel[v], upos[v], lemma[v] = -1, "ROOT", "VERB", lex.verb_lemma(toks[v]) or lemma[v]
+    span = []  # the noun phrase right before the verb is its subject (unless one further left already is)
+    keep = has_subject[v] and not (v > 0 and head[v - 1] == v and rel[v - 1] == "nsubj")
+    while not keep and v - len(span) > 0:
+        i = v - len(span) - 1
+        if upos[i] not in {"DET", "ADJ", "NOUN", "PROPN", "NUM"} or rel[i] == "aux":
+            break
+        span.insert(0, i)
+    if not span or upos[span[-1]] == "DET":
+        return
+    h = span[-1]  # "square" tagged ADJ before the verb is the subject's noun
+    head[h], rel[h], upos[h] = v, "nsubj", "NOUN" if upos[h] == "ADJ" else upos[h]
+    for m in span[:-1]:
+        if head[m] not in span:
+            head[m] = h
+            rel[m] = {"DET": "det", "NUM": "nummod", "NOUN": "compound"}.get(upos[m], "amod")
+        upos[m] = "ADJ" if rel[m] == "amod" else upos[m]
+
+
+def _spacy_sentence(sent: Any, lex: _Lexicon) -> list[UDToken]:
     """One spaCy sentence (a ``Span``) as UD tokens (see the module docstring for the rewrites)."""
     toks = list(sent)
-    base = sent.start
-    head = [t.head.i - base if t.head.i != t.i else -1 for t in toks]  # 0-based, -1 = root
-    rel = [t.dep_ for t in toks]
-    upos = [t.pos_ for t in toks]
-    kids = [[c.i - base for c in t.children] for t in toks]
+    head = [t.head.i - sent.start if t.head.i != t.i else -1 for t in toks]  # 0-based, -1 = root
+    rel, upos, lemma = [t.dep_ for t in toks], [t.pos_ for t in toks], [t.lemma_.lower() for t in toks]
+    _recover_verb(toks, head, rel, upos, lemma, lex)
+    kids = [[c for c in range(len(toks)) if head[c] == i] for i in range(len(toks))]
     # Copula: UD heads "the ball is red" by "red", with "is" as its cop; spaCy heads it by "is".
     for b, tok in enumerate(toks):
         preds = [c for c in kids[b] if rel[c] in {"acomp", "attr"}]
-        if tok.lemma_.lower() != "be" or not preds:
+        if lemma[b] != "be" or not preds:
             continue
         p = preds[0]
-        head[p], rel[p] = head[b], rel[b]
-        head[b], rel[b] = p, "cop"
+        head[p], rel[p], head[b], rel[b] = head[b], rel[b], p, "cop"
         for c in kids[b]:
             if c != p:
                 head[c] = p
@@ -60,8 +136,7 @@ def _spacy_sentence(sent: Any) -> list[UDToken]:
     # in UD; "a cat on a mat" gives nmod.  "by" of a passive (agent) gives obl:agent.
     pobj = {i: next((c for c in kids[i] if rel[c] == "pobj"), None) for i in range(len(toks))}
     for p in range(len(toks)):
-        is_prep = rel[p] in {"prep", "agent"} or (rel[p] == "dative" and upos[p] == "ADP")
-        if not is_prep:
+        if not (rel[p] in {"prep", "agent"} or (rel[p] == "dative" and upos[p] == "ADP")):
             continue
         n = pobj[p]
         if n is None:  # a preposition without an object ("moves down") is an adverb in UD
@@ -70,23 +145,21 @@ def _spacy_sentence(sent: Any) -> list[UDToken]:
                 if rel[c] == "pcomp":
                     head[c], rel[c], head[p] = head[p], "advcl", c
             continue
-        h = head[p]
+        h, upos[n] = head[p], "NOUN" if upos[n] == "ADJ" else upos[n]  # "on the left": a pobj is nominal
         # A chain ("out of the box"): a head that is itself a rewritten preposition stands for its object.
         while h >= 0 and rel[h] == "case" and h != p:
             h = head[h]
-        head[n] = h
-        rel[n] = "obl:agent" if rel[p] == "agent" else ("obl" if h >= 0 and upos[h] in _VERBAL else "nmod")
+        head[n], rel[n] = h, "obl:agent" if rel[p] == "agent" else ("obl" if h >= 0 and upos[h] in _VERBAL else "nmod")
         head[p], rel[p] = n, "case"
         for c in kids[p]:
-            if c != n:
-                head[c] = n
+            head[c] = n if c != n else head[c]
     # A particle of an intransitive verb ("moves up") is a directional adverb; with an object ("picks up the
     # ball") it stays part of the verb (compound:prt).
     for i in range(len(toks)):
         if rel[i] == "prt" and head[i] >= 0 and not any(rel[c] in {"dobj", "obj"} for c in kids[head[i]]):
             rel[i], upos[i] = "advmod", "ADV"
     return [
-        UDToken(text=t.text, lemma=t.lemma_.lower(), upos=upos[i], head=head[i] + 1,
+        UDToken(text=t.text, lemma=lemma[i], upos=upos[i], head=head[i] + 1,
                 deprel=_CLEAR_TO_UD.get(rel[i], rel[i]), start=t.idx, end=t.idx + len(t.text))
         for i, t in enumerate(toks)
     ]
@@ -113,10 +186,11 @@ class SpacyParser:
 
     def __init__(self, model: str | None = None) -> None:
         self.nlp = load_spacy(model)
+        self.lexicon = _Lexicon(self.nlp)
 
     def parse(self, text: str) -> list[list[UDToken]]:
         """Sentences of UD tokens; punctuation is kept with its ``punct`` relation."""
-        return [_spacy_sentence(sent) for sent in self.nlp(text).sents]
+        return [_spacy_sentence(sent, self.lexicon) for sent in self.nlp(text).sents]
 
 
 def stanza_model_dir(lang: str = "en", model_dir: str | Path | None = None) -> Path | None:
@@ -124,11 +198,9 @@ def stanza_model_dir(lang: str = "en", model_dir: str | Path | None = None) -> P
 
     Only looks at files: nothing is downloaded (stanza's ``Pipeline`` would fetch ``resources.json``).
     """
-    if model_dir is None:
-        from stanza.resources.common import DEFAULT_MODEL_DIR
+    from stanza.resources.common import DEFAULT_MODEL_DIR
 
-        model_dir = DEFAULT_MODEL_DIR
-    root = Path(model_dir)
+    root = Path(model_dir if model_dir is not None else DEFAULT_MODEL_DIR)
     if not (root / "resources.json").is_file():
         return None
     needed = _STANZA_PROCESSORS.split(",")
@@ -143,8 +215,7 @@ def stanza_document_to_ud(doc: Any, text: str | None = None) -> list[list[UDToke
     """
     if text is None:
         text = doc.text or " ".join(s.text or " ".join(w.text for w in s.words) for s in doc.sentences)
-    cursor = 0
-    out = []
+    cursor, out = 0, []
     for sent in doc.sentences:
         toks = []
         for w in sent.words:
@@ -155,8 +226,8 @@ def stanza_document_to_ud(doc: Any, text: str | None = None) -> list[list[UDToke
                 found = text.find(w.text, cursor)
                 start, end = (found, found + len(w.text)) if found >= 0 else (cursor, cursor)
             cursor = max(cursor, end)
-            toks.append(UDToken(text=w.text, lemma=(w.lemma or w.text).lower(), upos=w.upos or "X", head=int(w.head or 0),
-                                deprel=w.deprel or "dep", start=int(start), end=int(end)))
+            toks.append(UDToken(w.text, (w.lemma or w.text).lower(), w.upos or "X", int(w.head or 0),
+                                w.deprel or "dep", int(start), int(end)))
         out.append(toks)
     return out
 
@@ -190,12 +261,8 @@ class StanzaParser:
 
 def make_parser(name: str) -> UDParser:
     """The parser backend ``name``: ``rule``, ``spacy``, ``stanza`` or ``auto`` (stanza > spaCy > rule)."""
-    if name == "rule":
-        return RuleParser()
-    if name == "spacy":
-        return SpacyParser()
-    if name == "stanza":
-        return StanzaParser()
+    if name in {"rule", "spacy", "stanza"}:
+        return {"rule": RuleParser, "spacy": SpacyParser, "stanza": StanzaParser}[name]()
     if name != "auto":
         raise ValueError(f"unknown parser {name!r}; choose one of {list(PARSERS)}")
     if stanza_model_dir("en") is not None:
@@ -221,10 +288,8 @@ class CachedTSGBuilder:
     """
 
     def __init__(self, parser: UDParser, maxsize: int = 4096) -> None:
-        self.parser = parser
-        self.maxsize = maxsize
-        self.hits = 0
-        self.misses = 0
+        self.parser, self.maxsize = parser, maxsize
+        self.hits = self.misses = 0  # for tests and logs
         self._cache: OrderedDict[str, SceneGraph] = OrderedDict()
 
     def __call__(self, text: str) -> SceneGraph:

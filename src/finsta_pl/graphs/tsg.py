@@ -83,7 +83,7 @@ def build_tsg(sentences: list[list[UDToken]]) -> SceneGraph:
             label = " ".join(sent[c].lemma for c in comps)
             objects[i] = b.node("object", label, (sent[comps[0]].start, tok.end))
             for a in kids(i, "amod"):
-                if sent[a].upos == "ADJ":
+                if sent[a].upos == "ADJ" and sent[a].lemma not in _VAGUE_COUNTS:  # "how many objects"
                     b.edge(objects[i], b.node("attribute", sent[a].lemma, (sent[a].start, sent[a].end)), "attribute")
             for a in kids(i, "nummod"):
                 if sent[a].lemma not in _VAGUE_COUNTS:

@@ -65,8 +65,10 @@ class FinstaOutput:
 class FinstaStreams(nn.Module):
     """All graph streams and objectives over a host of width ``host.dim``."""
 
-    def __init__(self, config: FinstaConfig, host: Host) -> None:
+    def __init__(self, config: FinstaConfig, host: Host, fused: tuple[str, ...] = ("text", "video", "joint")) -> None:
+        """``fused``: the host features the task reads, the ones that get a dual-stream-sum projection."""
         super().__init__()
+        self.fused = tuple(fused)
         self.config = c = config
         d = self.dim = host.dim
         self.node_type = nn.Embedding(len(NODE_TYPES), d)
@@ -77,9 +79,13 @@ class FinstaStreams(nn.Module):
         self.frame_proj = nn.Linear(d, d)
         self.box_mlp = nn.Sequential(nn.Linear(8, d), nn.GELU(), nn.Linear(d, d))
         self.in_norm = nn.LayerNorm(d)
-        self.tsg_layers = nn.ModuleList(GTrmLayer(d, c.heads, dropout=c.dropout, backend=c.backend) for _ in range(c.tsg_layers))
-        self.dsg_blocks = nn.ModuleList(RGTrmBlock(d, c.heads, c.dropout, c.backend, c.memory) for _ in range(c.dsg_blocks))
-        self.hsg_blocks = nn.ModuleList(RGTrmBlock(d, c.heads, c.dropout, c.backend, c.memory) for _ in range(c.hsg_blocks))
+        # Only layers followed by another layer update edge features (the last one's would go unused).
+        self.tsg_layers = nn.ModuleList(GTrmLayer(d, c.heads, dropout=c.dropout, backend=c.backend, update_edges=k + 1 < c.tsg_layers)
+                                        for k in range(c.tsg_layers))
+        self.dsg_blocks = nn.ModuleList(RGTrmBlock(d, c.heads, c.dropout, c.backend, c.memory, k + 1 < c.dsg_blocks)
+                                        for k in range(c.dsg_blocks))
+        self.hsg_blocks = nn.ModuleList(RGTrmBlock(d, c.heads, c.dropout, c.backend, c.memory, k + 1 < c.hsg_blocks)
+                                        for k in range(c.hsg_blocks))
         # STGD sits between consecutive R-GTrm blocks of the DSG stream.
         self.stgd = nn.ModuleList(STGD(d, c.heads, c.stgd_sigma) for _ in range(max(c.dsg_blocks - 1, 0))) if c.stgd else None
         # Joint readout of the HSG: attention pooling queried by the host's joint feature, so a question picks
@@ -96,7 +102,7 @@ class FinstaStreams(nn.Module):
             # Gated sum with zero-initialised projections: the host's output is unchanged at step 0, yet every
             # projection weight gets a gradient at once.  (A zero *gate* would leave it to one scalar that
             # Adam moves by about lr per step, far too slowly for a fine-tuning run of a few hundred steps.)
-            self.fuse_proj = nn.ModuleDict({k: nn.Linear(d, d) for k in ("text", "video", "joint")})
+            self.fuse_proj = nn.ModuleDict({k: nn.Linear(d, d) for k in self.fused})
             for proj in self.fuse_proj.values():
                 nn.init.zeros_(proj.weight)
                 nn.init.zeros_(proj.bias)
@@ -218,7 +224,7 @@ class FinstaStreams(nn.Module):
 
     def fuse(self, kind: str, host_feature: Tensor, graph_feature: Tensor) -> Tensor:
         """Dual-stream-sum: ``host + tanh(gate) * W graph`` (identity while ``W`` is still zero)."""
-        if not self.config.dual_stream:
+        if not self.config.dual_stream or kind not in self.fused:
             return host_feature
         k = ("text", "video", "joint").index(kind)
         return host_feature + torch.tanh(self.fuse_gate[k]) * self.fuse_proj[kind](graph_feature)

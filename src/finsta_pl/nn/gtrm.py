@@ -151,7 +151,7 @@ class GTrmLayer(nn.Module):
     """
 
     def __init__(self, dim: int, num_heads: int = 4, ffn_mult: int = 2, dropout: float = 0.0,
-                 backend: str = "auto") -> None:
+                 backend: str = "auto", update_edges: bool = True) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"dim={dim} must be divisible by num_heads={num_heads}")
@@ -166,10 +166,14 @@ class GTrmLayer(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.norm_h1, self.norm_h2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.ffn_h = _ffn(dim, ffn_mult * dim, dropout)
-        self.edge_nodes = nn.Linear(dim, 2 * dim, bias=False)  # [A; B], applied on nodes then gathered
-        self.mlp_e = _ffn(dim, dim, dropout)
-        self.norm_e1, self.norm_e2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.ffn_e = _ffn(dim, ffn_mult * dim, dropout)
+        # The last layer of a stack has no use for updated edges (and DDP rejects parameters without
+        # gradients), so update_edges=False leaves the edge branch out and returns ``e`` unchanged.
+        self.update_edges = update_edges
+        if update_edges:
+            self.edge_nodes = nn.Linear(dim, 2 * dim, bias=False)  # [A; B], applied on nodes then gathered
+            self.mlp_e = _ffn(dim, dim, dropout)
+            self.norm_e1, self.norm_e2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+            self.ffn_e = _ffn(dim, ffn_mult * dim, dropout)
 
     def _resolve(self, device: torch.device) -> str:
         global _warned_dgl_device
@@ -211,6 +215,8 @@ class GTrmLayer(nn.Module):
             agg = _dense_attention(q, k, v, eb, ev, sb, src, dst, node_graph, num_graphs)
         h1 = self.norm_h1(h + self.drop(self.out(agg.reshape(n, self.dim))))
         h_out = self.norm_h2(h1 + self.drop(self.ffn_h(h1)))
+        if not self.update_edges:
+            return h_out, e
         a_h, b_h = self.edge_nodes(h).chunk(2, dim=-1)
         e1 = self.norm_e1(e + self.drop(self.mlp_e(e + a_h[dst] + b_h[src])))
         e_out = self.norm_e2(e1 + self.drop(self.ffn_e(e1)))

@@ -51,11 +51,12 @@ class FrameRecurrence(nn.Module):
                 continue
             cur = h[idx]
             p = prev[idx]
-            linked = p >= 0
-            if bool(linked.any()):
-                before = h[p.clamp(min=0)]  # already updated at t-1: this is what makes it recurrent
-                z = torch.sigmoid(self.gate(torch.cat([cur, before], -1)))
-                cur = cur + linked[:, None] * z * self.carry(before)
+            # Masked rather than skipped when nothing is linked: no host sync, and every parameter always takes
+            # part in the loss (DDP requires it).
+            linked = (p >= 0).to(cur.dtype)[:, None]
+            before = h[p.clamp(min=0)]  # already updated at t-1: this is what makes it recurrent
+            z = torch.sigmoid(self.gate(torch.cat([cur, before], -1)))
+            cur = cur + linked * z * self.carry(before)
             if self.use_memory:
                 g = node_graph[idx]
                 m = memory[g]
@@ -100,9 +101,10 @@ class STGD(nn.Module):
 class RGTrmBlock(nn.Module):
     """One R-GTrm block: a GTrm layer over all frames at once, then the frame recurrence."""
 
-    def __init__(self, dim: int, num_heads: int, dropout: float, backend: str, use_memory: bool = True) -> None:
+    def __init__(self, dim: int, num_heads: int, dropout: float, backend: str, use_memory: bool = True,
+                 update_edges: bool = True) -> None:
         super().__init__()
-        self.spatial = GTrmLayer(dim, num_heads, dropout=dropout, backend=backend)
+        self.spatial = GTrmLayer(dim, num_heads, dropout=dropout, backend=backend, update_edges=update_edges)
         self.temporal = FrameRecurrence(dim, use_memory)
 
     def forward(

@@ -44,6 +44,9 @@ class Features:
 class FinstaTask(L.LightningModule):
     """Base task module.  ``data_info`` is linked from the DataModule by the CLI (vocabulary, labels, ...)."""
 
+    #: host features the task's head reads; only these get Finsta's dual-stream-sum (and its parameters).
+    fused_features: tuple[str, ...] = ("text", "video", "joint")
+
     def __init__(
         self,
         data_info: dict[str, Any] | None = None,
@@ -60,7 +63,8 @@ class FinstaTask(L.LightningModule):
         self.finsta_config = finsta or FinstaConfig()
         self.optim = optim or OptimConfig()
         self.host = SmallVLM(self.host_config, len(data_info["vocab"]))
-        self.finsta = FinstaStreams(self.finsta_config, self.host) if self.finsta_config.enabled else None
+        enabled = self.finsta_config.enabled
+        self.finsta = FinstaStreams(self.finsta_config, self.host, self.fused_features) if enabled else None
 
     def features(self, batch: FinstaBatch) -> Features:
         """Host encoders, fusion, and (when enabled and graphs are present) the Finsta streams."""
@@ -70,9 +74,10 @@ class FinstaTask(L.LightningModule):
         if self.finsta is None or not batch.has_graphs:
             return Features(video, text, joint, None)
         out = self.finsta(batch, self.host, video, text, joint)
-        video = VideoFeatures(self.finsta.fuse("video", video.pooled, out.video), video.frames, video.maps, video.tokens)
-        text = TextFeatures(self.finsta.fuse("text", text.pooled, out.text), text.tokens, text.mask)
-        return Features(video, text, self.finsta.fuse("joint", joint, out.joint), out)
+        fuse = self.finsta.fuse
+        video = VideoFeatures(fuse("video", video.pooled, out.video), video.frames, video.maps, video.tokens)
+        text = TextFeatures(fuse("text", text.pooled, out.text), text.tokens, text.mask)
+        return Features(video, text, fuse("joint", joint, out.joint), out)
 
     def task_step(self, batch: FinstaBatch, feats: Features, stage: str) -> Tensor:
         """The task's loss for ``batch`` (and metric updates for ``stage``); implemented by each task."""

@@ -18,6 +18,8 @@ from finsta_pl.tasks.base import Features, FinstaTask, OptimConfig
 class VideoQATask(FinstaTask):
     """Answer classifier on the (dual-stream) joint feature; out-of-vocabulary answers count as wrong."""
 
+    fused_features = ("joint",)
+
     def __init__(
         self,
         data_info: dict[str, Any] | None = None,

@@ -3,8 +3,10 @@
 TSG (every caption and question of ``text_graphs``), multisets per text, labels only (no node identity):
 objects ``label``; attributes ``(object label, attribute)``; relations ``(subject, predicate, object or None)``;
 adverbs separately as ``(predicate, adverb)`` pairs, so a right relation with a missing adverb is not a wrong
-relation.  Convention: "appears on the right" is a locative adverb in the gold but ``appear on -> right`` in a
-TSG, so a predicate "X on|in|to" whose object is left/right/top/bottom is folded into ``X`` + adverb first.
+relation.  Conventions where gold and TSG disagree: "appears on the right" is a locative adverb in the gold
+but ``appear on -> right`` in a TSG, so a predicate "X on|in|to|at" whose object is left/right/top/bottom is
+folded into ``X`` + adverb; the pro-verb of "what does X do?" (a placeholder for the asked action, which the
+gold leaves out) is not scored.
 DSG (per keyframe of ``decode_clip``, against the gold of its source frame): detections match gold boxes by
 Hungarian on IoU (>= 0.5); "box" counts every match, "labelled" only those whose label is the gold shape.
 Attributes (colour, size) on matched objects use the track's latest value of each kind; a growing object's
@@ -12,10 +14,9 @@ size is not scored once it has started to grow (the gold size is its initial one
 compared in one canonical direction ("right of"/"below" become "left of"/"above" with swapped arguments,
 "near" unordered), so the gold's two ordered pairs and the DSG's one unordered pair agree.  Motion predicates
 between keyframes ``k-1`` and ``k``: ``(object, move, direction)``, ``(object, grow)``, ``(object, appear)``,
-``(object, approach, target)`` vs the gold events active in that interval ("stay" has no DSG predicate); what
-an event implies but the gold does not name (the approaching object moves; a moving object may approach
-another) is neither rewarded nor punished.  Track purity: per predicted track the share of its matched
-detections on its majority gold object, averaged weighted by matched length.
+``(object, approach, target)`` vs the gold events active in that interval ("stay" has no DSG predicate),
+see :func:`gold_motion` for what is required and what is merely allowed.  Track purity: per predicted track
+the share of its matched detections on its majority gold object, averaged weighted by matched length.
 """
 
 from __future__ import annotations
@@ -30,7 +31,12 @@ from typing import Any, Hashable, Iterable
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from finsta_pl.graphs.container import EDGE, NODE, SceneGraph
+from finsta_pl.errors import DataNotFoundError
+from finsta_pl.graphs.container import NODE, SceneGraph
+from finsta_pl.graphs.detect import DETECTORS, make_detector
+from finsta_pl.graphs.dsg import _direction, _iou, build_dsg  # the DSG's own geometry rules, shared
+from finsta_pl.graphs.hsg import _out  # node -> its out-neighbours along one edge type
+from finsta_pl.graphs.parsers import PARSERS, CachedTSGBuilder, make_parser
 
 SPATIAL = {"near", "left of", "right of", "above", "below"}
 _INVERSE = {"right of": "left of", "below": "above"}
@@ -51,37 +57,35 @@ class Counts:
         return Counts(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn)
 
     def prf(self) -> tuple[float, float, float]:
-        """Precision, recall, F1 (1.0 where nothing was predicted and nothing was expected)."""
-        p = self.tp / (self.tp + self.fp) if self.tp + self.fp else float(self.fn == 0)
-        r = self.tp / (self.tp + self.fn) if self.tp + self.fn else float(self.fp == 0)
+        """Precision, recall, F1; a precision with nothing predicted or a recall with nothing expected is 1."""
+        p = self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+        r = self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
         return p, r, (2 * p * r / (p + r) if p + r else 0.0)
 
 
 def count_matches(pred: Iterable[Hashable], gold: Iterable[Hashable], ignore: Iterable[Hashable] = ()) -> Counts:
     """Multiset overlap of ``pred`` and ``gold``; unmatched predictions in ``ignore`` are not false positives."""
-    p, g = Counter(pred), Counter(gold)
-    tp = sum((p & g).values())
-    extra = p - g
-    skip = set(ignore)
-    return Counts(tp, sum(n for x, n in extra.items() if x not in skip), sum((g - p).values()))
+    p, g, skip = Counter(pred), Counter(gold), set(ignore)
+    fp = sum(n for x, n in (p - g).items() if x not in skip)
+    return Counts(sum((p & g).values()), fp, sum((g - p).values()))
 
 
 # ----------------------------------------------------------------------------------------------- TSG ----
-def _edges(g: SceneGraph, kind: str) -> list[tuple[int, int]]:
-    return [tuple(e) for e, t in zip(g.edge_index.t().tolist(), g.edge_type.tolist()) if t == EDGE[kind]]
+def _links(g: SceneGraph) -> tuple[dict[int, int], dict[int, int], dict[int, list[str]], dict[int, list[str]]]:
+    """Per relation node its subject and object node; per node the labels of its attributes and adverbs."""
+    subj = {r: s for s, rs in _out(g, "subject").items() for r in rs}
+    obj = {r: os_[0] for r, os_ in _out(g, "object").items()}
+    words = {k: {i: [g.node_label[j] for j in js] for i, js in _out(g, k).items()} for k in ("attribute", "adverb")}
+    return subj, obj, defaultdict(list, words["attribute"]), defaultdict(list, words["adverb"])
 
 
 def tsg_tuples(g: SceneGraph) -> dict[str, Counter]:
     """Objects, attributes, relations and adverbs of a TSG as label tuples, locatives folded (module docstring)."""
     lab, types = g.node_label, g.node_type.tolist()
-    subj = {r: s for s, r in _edges(g, "subject")}
-    obj = {r: o for r, o in _edges(g, "object")}
+    subj, obj, attrs, advs = _links(g)
     out = {"objects": Counter(lab[i] for i, t in enumerate(types) if t == NODE["object"]),
-           "attributes": Counter((lab[o], lab[a]) for o, a in _edges(g, "attribute")),
+           "attributes": Counter((lab[o], a) for o, words in attrs.items() for a in words),
            "relations": Counter(), "adverbs": Counter()}
-    advs = defaultdict(list)
-    for r, a in _edges(g, "adverb"):
-        advs[r].append(lab[a])
     for r, t in enumerate(types):
         if t != NODE["relation"]:
             continue
@@ -118,8 +122,6 @@ def match_boxes(pred: np.ndarray, gold: np.ndarray, threshold: float = 0.5) -> l
     """Hungarian matching of ``pred [n, 4]`` to ``gold [m, 4]`` boxes maximising IoU; pairs with IoU >= threshold."""
     if len(pred) == 0 or len(gold) == 0:
         return []
-    from finsta_pl.graphs.dsg import _iou  # the DSG tracker's IoU, so both use one definition
-
     iou = _iou(np.asarray(pred, float).reshape(-1, 4), np.asarray(gold, float).reshape(-1, 4))
     rows, cols = linear_sum_assignment(-iou)
     return [(int(r), int(c)) for r, c in zip(rows, cols) if iou[r, c] >= threshold]
@@ -155,13 +157,12 @@ def gold_motion(events: list[dict[str, Any]], prev: int, cur: int, before: dict[
     slow growth shows in every other interval only) and allowed elsewhere; what the boxes show but no event
     names (the approaching object moves, a mover approaches a bystander) is allowed too.
     """
-    from finsta_pl.graphs.dsg import _direction  # the DSG's own direction rule
-
     both = [o for o in before if o in after]
     shift = {o: _centre(after[o]) - _centre(before[o]) for o in both}
     allowed = {(o, "move", _direction(*shift[o])) for o in both if shift[o].any()}
-    closer = {(a, b) for a in both for b in both if a != b and np.linalg.norm(_centre(after[a]) - _centre(before[b]))
-              < np.linalg.norm(_centre(before[a]) - _centre(before[b]))}
+    dist = {(a, b): [np.linalg.norm(_centre(x[a]) - _centre(before[b])) for x in (before, after)]
+            for a in both for b in both if a != b}  # to the other's previous place, as the DSG measures it
+    closer = {pair for pair, (d0, d1) in dist.items() if d1 < d0}
     allowed |= {(a, "approach", b) for a, b in closer}
     need = []
     for e in events:
@@ -185,14 +186,7 @@ def dsg_frame_items(g: SceneGraph, frame_size: tuple[int, int]) -> dict[int, dic
     h, w = frame_size
     lab, types, frames = g.node_label, g.node_type.tolist(), g.node_frame.tolist()
     tracks, boxes = g.node_track.tolist(), (g.node_box * np.array([w, h, w, h], np.float32)).tolist()
-    attrs = defaultdict(list)
-    for o, a in _edges(g, "attribute"):
-        attrs[o].append(lab[a])
-    subj = {r: s for s, r in _edges(g, "subject")}
-    obj = {r: o for r, o in _edges(g, "object")}
-    advs = defaultdict(list)
-    for r, a in _edges(g, "adverb"):
-        advs[r].append(lab[a])
+    subj, obj, attrs, advs = _links(g)
     out: dict[int, dict[str, Any]] = defaultdict(lambda: {"objects": [], "relations": []})
     state: dict[int, dict[str, str]] = defaultdict(dict)  # track -> kind -> latest attribute value
     for i in sorted(range(len(types)), key=lambda i: frames[i]):
@@ -233,8 +227,9 @@ def score_dsg_video(g: SceneGraph, gold: dict[str, Any], frame_indices: list[int
         if k > 0:
             motion = [(gid.get(s), p, adv[0] if p == "move" and adv else gid.get(o) if p == "approach" else None)
                       for p, s, o, adv in rels if p not in SPATIAL]
-            before = {b["object"]: b["box"] for b in gold["frames"][frame_indices[k - 1]]["boxes"]}
-            need, allowed = gold_motion(gold["events"], frame_indices[k - 1], src, before, {b["object"]: b["box"] for b in gboxes})
+            prev = frame_indices[k - 1]
+            before = {b["object"]: b["box"] for b in gold["frames"][prev]["boxes"]}
+            need, allowed = gold_motion(gold["events"], prev, src, before, {b["object"]: b["box"] for b in gboxes})
             res["motion"] += count_matches(motion, need, ignore=allowed)
     res["relations"] = res["spatial"] + res["motion"]
     return {"counts": res, "track_gold": {t: v for t, v in track_gold.items()}}
@@ -243,14 +238,11 @@ def score_dsg_video(g: SceneGraph, gold: dict[str, Any], frame_indices: list[int
 # ----------------------------------------------------------------------------------------------- CLI ----
 def evaluate(root: Path, parser: str, detector: str, num_frames: int) -> dict[str, Any]:
     """Score every gold file under ``root/scene_graphs``; returns ``{metric: {p, r, f1, tp, fp, fn}}`` etc."""
-    from finsta_pl.data_modules.video import decode_clip
-    from finsta_pl.graphs.detect import make_detector
-    from finsta_pl.graphs.dsg import build_dsg
-    from finsta_pl.graphs.parsers import CachedTSGBuilder, make_parser
+    from finsta_pl.data_modules.video import decode_clip  # decord: only when videos are read
 
     files = sorted((root / "scene_graphs").glob("video*.json"), key=lambda p: int(p.stem[5:]))
     if not files:
-        raise SystemExit(f"sg-eval: no gold scene graphs under {root / 'scene_graphs'}")
+        raise DataNotFoundError(f"{root / 'scene_graphs'}: no gold scene graphs (video*.json) here")
     tsg_of, detect = CachedTSGBuilder(make_parser(parser)), make_detector(detector)
     totals: dict[str, Counts] = defaultdict(Counts)
     track_gold: list[dict[int, list[int]]] = []
@@ -288,11 +280,13 @@ def main(argv: list[str]) -> int:
     where.add_argument("--world-size", type=int, default=100,
                        help="evaluate the first N videos of the default world (generated into the cache)")
     where.add_argument("--root", type=Path, help="an existing world folder (with scene_graphs/ and videos/)")
-    ap.add_argument("--parser", choices=["rule", "spacy", "stanza", "auto"], default="rule")
-    ap.add_argument("--detector", choices=["motion", "grid"], default="motion")
+    ap.add_argument("--parser", choices=PARSERS, default="rule")
+    ap.add_argument("--detector", choices=sorted(DETECTORS), default="motion")
     ap.add_argument("--num-frames", type=int, default=8)
     ap.add_argument("--json", type=Path, help="also write the metrics to this JSON file")
     args = ap.parse_args(argv)
+    if args.world_size < 1 or args.num_frames < 1:
+        ap.error("--world-size and --num-frames must be >= 1")
     root = args.root
     if root is None:
         from finsta_pl.data_modules.synthetic import WorldConfig, ensure_world
