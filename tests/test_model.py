@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 import torch
@@ -103,3 +102,33 @@ def test_dedup_mean_counts_each_sample_once() -> None:
     m.update(torch.tensor([0, 1, 2]), torch.tensor([1.0, 0.0, 1.0]))
     m.update(torch.tensor([2, 0]), torch.tensor([1.0, 1.0]))  # padded repeats from a distributed sampler
     assert float(m.compute()) == pytest.approx(2 / 3)
+
+
+def _empty_graph_batch(tiny_datamodule):  # noqa: ANN001, ANN202
+    """Plain gray clips and noun-less text: every graph is the scene-only fallback, no OSC/PTC pairs."""
+    import numpy as np
+
+    from finsta_pl.data_modules.batch import collate_samples
+    from finsta_pl.data_modules.graph_builder import GraphBuilder, GraphConfig
+
+    builder = GraphBuilder(GraphConfig())
+    vocab = tiny_datamodule.vocab
+    samples = []
+    for k in range(3):
+        frames = np.full((4, 64, 64, 3), 128, np.uint8)
+        ids, offsets = vocab.encode("quickly!", 8)
+        samples.append({"id": str(k), "frames": frames, "text_ids": ids, "label": k, "index": k,
+                        **builder(frames, np.arange(4), "quickly!", offsets)})
+    return collate_samples(samples, vocab.encode_label, ("label", "index"))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_no_nan_with_empty_graphs_in_low_precision(tiny_datamodule, dtype) -> None:  # noqa: ANN001
+    batch = _empty_graph_batch(tiny_datamodule)
+    assert batch.osc.num_pairs == 0 and batch.ptc.num_pairs == 0
+    model = _model(tiny_datamodule)
+    with torch.autocast("cpu", dtype=dtype):
+        loss = _loss(model, batch)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import yaml
 
@@ -61,8 +61,9 @@ def expand_config_args(argv: Sequence[str]) -> list[str]:
     return out
 
 
-def _build_cli(args: Sequence[str] | None) -> object:
-    from lightning.pytorch.cli import LightningCLI
+def build_cli(args: Sequence[str] | None, run: bool = True) -> Any:
+    """The finsta-pl LightningCLI over ``args`` (``None``: ``sys.argv``); ``run=False`` only instantiates."""
+    from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
     from finsta_pl.data_modules.base import FinstaDataModule
     from finsta_pl.tasks.base import FinstaTask
@@ -98,7 +99,9 @@ def _build_cli(args: Sequence[str] | None) -> object:
         subclass_mode_data=True,
         parser_kwargs={"parser_mode": "omegaconf"},
         save_config_kwargs={"overwrite": True},
+        save_config_callback=SaveConfigCallback if run else None,
         args=list(args) if args is not None else None,
+        run=run,
     )
 
 
@@ -112,9 +115,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise SystemExit(importlib.import_module(TOOLS[args[0]]).main(args[1:]))
         if argv is None:  # console script: LightningCLI reads sys.argv (it warns when given both)
             sys.argv[1:] = expand_config_args(sys.argv[1:])
-            _build_cli(None)
+            build_cli(None)
         else:
-            _build_cli(expand_config_args(argv))
+            build_cli(expand_config_args(argv))
     except Exception as exc:
         error = _finsta_error(exc)
         if error is None:

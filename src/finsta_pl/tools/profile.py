@@ -48,20 +48,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--config", action="append", required=True, help="config file(s), composed in order")
     parser.add_argument("--batch-size", type=int, default=8)
     args, rest = parser.parse_known_args(argv)
-    from lightning.pytorch.cli import LightningCLI
-
-    from finsta_pl.cli import expand_config_args
-    from finsta_pl.data_modules.base import FinstaDataModule
-    from finsta_pl.tasks.base import FinstaTask
-
-    class _CLI(LightningCLI):
-        def add_arguments_to_parser(self, p) -> None:  # type: ignore[no-untyped-def]
-            p.link_arguments("data", "model.init_args.data_info", compute_fn=lambda dm: dm.info(), apply_on="instantiate")
+    from finsta_pl.cli import build_cli, expand_config_args
 
     cli_args = expand_config_args([a for c in args.config for a in ("--config", c)])
     cli_args += [f"--data.init_args.loader.batch_size={args.batch_size}", "--data.init_args.loader.num_workers=0", *rest]
-    cli = _CLI(FinstaTask, FinstaDataModule, subclass_mode_model=True, subclass_mode_data=True, run=False,
-               parser_kwargs={"parser_mode": "omegaconf"}, save_config_callback=None, args=cli_args)
+    cli = build_cli(cli_args, run=False)
     cli.datamodule.setup("fit")
     batch = next(iter(cli.datamodule.train_dataloader()))
     rows = profile_model(cli.model, batch)
