@@ -37,3 +37,54 @@ class DedupMean(Metric):
         first = torch.ones_like(index, dtype=torch.bool)
         first[1:] = index[1:] != index[:-1]
         return value[first].mean()
+
+
+class RetrievalRecall(Metric):
+    """Text-to-video and video-to-text recall@K and median rank over the full similarity matrix.
+
+    Each text has one ground-truth video (``video_index``); embeddings of the same video seen on several
+    ranks or batches are kept once, as are repeated texts (``index``).
+    """
+
+    full_state_update = False
+
+    def __init__(self, ks: tuple[int, ...] = (1, 5, 10)) -> None:
+        super().__init__()
+        self.ks = ks
+        for name in ("text", "video", "index", "video_index"):
+            self.add_state(name, default=[], dist_reduce_fx="cat")
+
+    def update(self, text: Tensor, video: Tensor, index: Tensor, video_index: Tensor) -> None:
+        """Record L2-normalised embeddings of a batch of (text, video) pairs."""
+        self.text.append(torch.nn.functional.normalize(text.detach().float(), dim=-1))
+        self.video.append(torch.nn.functional.normalize(video.detach().float(), dim=-1))
+        self.index.append(index.detach().long())
+        self.video_index.append(video_index.detach().long())
+
+    def compute(self) -> dict[str, Tensor]:
+        """``t2v_r1``, ``t2v_r5``, ..., ``v2t_r1``, ..., ``t2v_medr`` (ranks are 1-based)."""
+        text, video = dim_zero_cat(self.text), dim_zero_cat(self.video)
+        index, vindex = dim_zero_cat(self.index), dim_zero_cat(self.video_index)
+        _, first_text = _first(index)
+        text, vindex_t = text[first_text], vindex[first_text]
+        videos, first_video = _first(vindex)
+        video = video[first_video]
+        sim = text @ video.t()  # [texts, videos]
+        gt = torch.searchsorted(videos, vindex_t)
+        t2v_rank = (sim > sim.gather(1, gt[:, None])).sum(1) + 1
+        # v2t: a video's rank is that of its best-ranked caption among all texts.
+        v2t_rank_per_text = (sim.t()[gt] > sim.gather(1, gt[:, None])).sum(1) + 1
+        v2t_rank = torch.full((len(videos),), sim.shape[0] + 1, dtype=torch.long, device=sim.device)
+        v2t_rank = v2t_rank.scatter_reduce(0, gt, v2t_rank_per_text, reduce="amin")
+        out = {f"t2v_r{k}": (t2v_rank <= k).float().mean() for k in self.ks}
+        out.update({f"v2t_r{k}": (v2t_rank <= k).float().mean() for k in self.ks})
+        out["t2v_medr"] = t2v_rank.float().median()
+        return out
+
+
+def _first(index: Tensor) -> tuple[Tensor, Tensor]:
+    """Sorted distinct values of ``index`` and the position of each one's first occurrence."""
+    values, inverse = torch.unique(index, sorted=True, return_inverse=True)
+    positions = torch.arange(len(index), device=index.device)
+    first = torch.full((len(values),), len(index), dtype=torch.long, device=index.device)
+    return values, first.scatter_reduce(0, inverse, positions, reduce="amin")

@@ -30,6 +30,7 @@ class HostConfig:
     max_frames: int = 64
     max_text_len: int = 128
     dropout: float = 0.1
+    init_from: str | None = None  # an enhanced host exported by post-training (hosts/io.py)
 
 
 def _encoder(dim: int, heads: int, layers: int, dropout: float) -> nn.TransformerEncoder:

@@ -13,10 +13,12 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from finsta_pl.data_modules.batch import FinstaBatch
 from finsta_pl.hosts.base import TextFeatures, VideoFeatures
+from finsta_pl.hosts.io import load_host_weights
 from finsta_pl.hosts.small_vlm import HostConfig, SmallVLM
 from finsta_pl.nn.finsta import FinstaConfig, FinstaOutput, FinstaStreams
 
@@ -63,6 +65,10 @@ class FinstaTask(L.LightningModule):
         self.finsta_config = finsta or FinstaConfig()
         self.optim = optim or OptimConfig()
         self.host = SmallVLM(self.host_config, len(data_info["vocab"]))
+        if self.host_config.init_from:
+            copied = load_host_weights(self.host, self.host_config, data_info["vocab"], self.host_config.init_from)
+            rank_zero_info(f"host initialised from {self.host_config.init_from} ({copied['words_copied']} word "
+                           f"embeddings reused, {copied['words_new']} new)")
         enabled = self.finsta_config.enabled
         self.finsta = FinstaStreams(self.finsta_config, self.host, self.fused_features) if enabled else None
 

@@ -1,0 +1,70 @@
+"""Video-caption pairs (MSR-VTT official format, or the embedded world's copy of it) for post-training and
+retrieval: training yields every (video, caption) pair, evaluation one caption per video (the first), as the
+1k-A protocol does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from finsta_pl.data_modules.base import ClipConfig, FinstaDataModule, LoaderConfig, SampleSpec
+from finsta_pl.data_modules.graph_builder import GraphConfig
+from finsta_pl.data_modules.msrvtt_captions import read_msrvtt_official
+from finsta_pl.data_modules.msrvtt_qa import index_videos
+from finsta_pl.data_modules.synthetic import WorldConfig, ensure_world
+from finsta_pl.errors import DataNotFoundError
+from finsta_pl.text import WordVocab
+
+
+class CaptionDataModule(FinstaDataModule):
+    """``dataset: synthetic`` (generated on first use) or ``msrvtt`` (files under ``root``)."""
+
+    target_keys = ("index", "video_index")
+
+    def __init__(
+        self,
+        dataset: str = "synthetic",
+        root: str | None = None,
+        annotation_dir: str = "msrvtt",
+        video_dir: str = "videos",
+        synthetic: WorldConfig | None = None,
+        clip: ClipConfig | None = None,
+        loader: LoaderConfig | None = None,
+        graphs: GraphConfig | None = None,
+        build_graphs: bool = True,
+        max_text_len: int = 32,
+        on_bad_sample: str = "skip",
+        seed: int = 0,
+    ) -> None:
+        super().__init__(clip, loader, graphs, build_graphs, max_text_len, on_bad_sample, seed)
+        if dataset not in {"synthetic", "msrvtt"}:
+            raise ValueError(f"unknown caption dataset {dataset!r}; choose synthetic or msrvtt")
+        self.root = ensure_world(synthetic or WorldConfig(), Path(root) if root else None) if dataset == "synthetic" \
+            else Path(root or "data/msrvtt").expanduser()
+        self.video_dir = self.root / video_dir
+        if not self.video_dir.is_dir():
+            raise DataNotFoundError(f"MSR-VTT videos not found: expected {self.video_dir}/video<N>.mp4")
+        self.records = read_msrvtt_official(self.root / annotation_dir)
+        if "train" not in self.records:
+            raise DataNotFoundError(f"{self.root / annotation_dir}: no training captions")
+        self.vocab = WordVocab.build(r.caption for r in self.records["train"])
+
+    def info(self) -> dict[str, Any]:
+        """Vocabulary and task name."""
+        return {**super().info(), "task": "posttrain"}
+
+    def setup(self, stage: str | None = None) -> None:
+        """Training: every caption; evaluation: the first caption of each video."""
+        if self.datasets:
+            return
+        videos = index_videos(self.video_dir)
+        for split, records in self.records.items():
+            if split != "train":
+                first: dict[str, Any] = {}
+                for r in records:
+                    first.setdefault(r.video, r)
+                records = list(first.values())
+            order = {v: k for k, v in enumerate(dict.fromkeys(r.video for r in records))}
+            specs = [SampleSpec(r.id, r.video, r.caption, {"index": k, "video_index": order[r.video]})
+                     for k, r in enumerate(records)]
+            self.datasets[split] = self.make_dataset(specs, videos, train=split == "train")

@@ -1,0 +1,60 @@
+"""Post-training: full-matrix retrieval metric, enhanced-host export and loading into a downstream task."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import REPO, TINY, run_cli
+from finsta_pl.errors import FinstaError
+from finsta_pl.metrics import RetrievalRecall
+
+
+def test_retrieval_recall_matches_a_full_matrix_reference() -> None:
+    torch.manual_seed(0)
+    text, video = torch.randn(9, 8), torch.randn(5, 8)
+    vid = torch.tensor([0, 0, 1, 2, 2, 2, 3, 4, 4])
+    m = RetrievalRecall()
+    m.update(text[:5], video[vid[:5]], torch.arange(5), vid[:5])
+    m.update(text[3:], video[vid[3:]], torch.arange(3, 9), vid[3:])  # overlapping repeats, as DDP padding makes
+    out = m.compute()
+    s = torch.nn.functional.normalize(text, dim=-1) @ torch.nn.functional.normalize(video, dim=-1).t()
+    t2v = [int((s[i] > s[i, vid[i]]).sum()) + 1 for i in range(9)]
+    v2t = [min(int((s[:, j] > s[i, j]).sum()) + 1 for i in range(9) if vid[i] == j) for j in range(5)]
+    for k in (1, 5):
+        assert float(out[f"t2v_r{k}"]) == pytest.approx(sum(r <= k for r in t2v) / 9)
+        assert float(out[f"v2t_r{k}"]) == pytest.approx(sum(r <= k for r in v2t) / 5)
+    assert float(out["t2v_medr"]) == float(torch.tensor(t2v, dtype=torch.float).median())
+
+
+def test_posttrain_exports_a_host_that_videoqa_loads(tiny_world: Path, tmp_path: Path) -> None:
+    host_file = tmp_path / "enhanced_host.pt"
+    proc = run_cli("fit", "--config", str(REPO / "experiments" / "posttrain_synthetic.yaml"), "--config", str(TINY),
+                   f"--trainer.logger.init_args.save_dir={tmp_path}", f"--model.init_args.export_path={host_file}",
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "val/t2v_r1" in proc.stdout and host_file.is_file()
+    saved = torch.load(host_file, weights_only=True)
+
+    from finsta_pl.hosts.small_vlm import HostConfig
+    from finsta_pl.nn.finsta import FinstaConfig
+    from finsta_pl.tasks import VideoQATask
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "what", "circle", "red"]
+    info = {"vocab": vocab, "answers": ["red", "blue"]}
+    host = HostConfig(dim=32, heads=2, video_layers=1, text_layers=1, init_from=str(host_file))
+    model = VideoQATask(data_info=info, host=host, finsta=FinstaConfig(enabled=False))
+    torch.testing.assert_close(model.host.stem[0][0].weight, saved["state_dict"]["stem.0.0.weight"])
+    row = saved["vocab"].index("circle")
+    torch.testing.assert_close(model.host.words.weight[4], saved["state_dict"]["words.weight"][row])
+    with pytest.raises(FinstaError, match="host dim=32 but this model has 64"):
+        VideoQATask(data_info=info, host=HostConfig(dim=64, heads=2, video_layers=1, text_layers=1,
+                                                    init_from=str(host_file)), finsta=FinstaConfig(enabled=False))
+
+    proc = run_cli("fit", "--config", str(REPO / "experiments" / "videoqa_enhanced.yaml"), "--config", str(TINY),
+                   f"--trainer.logger.init_args.save_dir={tmp_path}", f"--model.init_args.host.init_from={host_file}",
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "host initialised from" in proc.stdout + proc.stderr
