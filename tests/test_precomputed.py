@@ -13,8 +13,7 @@ from finsta_pl.graphs.container import EDGE, NODE
 from finsta_pl.graphs.detect import GridDetector
 from finsta_pl.graphs.dsg import build_dsg
 from finsta_pl.graphs.precomputed import (
-    FrameDetectorSource, PrecomputedDetection, PrecomputedDetector, convert_action_genome, convert_vidvrd,
-    given_tracks, main, make_source, nearest_frame, write_sidecar,
+    FrameDetectorSource, PrecomputedDetection, PrecomputedDetector, convert_action_genome, given_tracks, main, make_source, nearest_frame, write_sidecar,
 )
 
 
