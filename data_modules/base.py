@@ -26,11 +26,14 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ClipConfig:
-    """Frame sampling: frames per clip, square frame side after resizing, random offsets while training."""
+    """Frame sampling: frames per clip, square frame side after resizing, random offsets while training, and
+    the keyframe method (``uniform`` or ``difference``, with ``keyframe_candidates`` x frames decoded)."""
 
     num_frames: int = 8
     frame_size: int = 64
     random_offsets: bool = True
+    keyframes: str = "uniform"
+    keyframe_candidates: int = 4
 
 
 @dataclass
@@ -91,11 +94,13 @@ class VideoTextDataset(Dataset):
             raise BadSampleError(f"no video file for {spec.video!r} (sample {spec.id})")
         # Random offsets depend only on (seed, epoch, index): the same on any worker count or rank.
         rng = np.random.default_rng([self.seed, self.epoch, index]) if self.train and self.clip.random_offsets else None
-        frames, frame_indices = decode_clip(path, self.clip.num_frames, self.clip.frame_size, rng)
+        frames, frame_indices = decode_clip(path, self.clip.num_frames, self.clip.frame_size, rng,
+                                            self.clip.keyframes, self.clip.keyframe_candidates)
         text_ids, offsets = self.vocab.encode(spec.text, self.max_text_len)
         sample = {"id": spec.id, "frames": frames, "text_ids": text_ids, **spec.targets}
         if self.graphs is not None:
-            sample.update(self.graphs(frames, frame_indices, spec.text, offsets, seed=self.seed + index))
+            sample.update(self.graphs(frames, frame_indices, spec.text, offsets, seed=self.seed + index,
+                                      video_key=spec.video, video_path=path))
         return sample
 
 

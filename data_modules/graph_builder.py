@@ -3,26 +3,35 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from finsta_pl.graphs.container import SceneGraph
-from finsta_pl.graphs.detect import make_detector
+from finsta_pl.graphs.cache import DSGCache, cache_key, cached_content_hash
 from finsta_pl.graphs.dsg import DSGConfig, build_dsg
 from finsta_pl.graphs.hsg import LinkConfig, alignment_targets, build_hsg, link_objects
 from finsta_pl.graphs.parsers import PARSERS, CachedTSGBuilder, make_parser
+from finsta_pl.graphs.precomputed import PrecomputedDetector, make_source
 from finsta_pl.text import char_to_token_spans
 
 
 @dataclass
 class GraphConfig:
-    """How scene graphs are built: parser, detector, DSG thresholds, linking and corruption."""
+    """How scene graphs are built: parser, detector, DSG thresholds, linking, corruption and the DSG cache.
+
+    ``detector``: ``motion``, ``grid`` or ``precomputed`` (``detector_args``: ``root`` of the sidecars,
+    ``tolerance``, ``min_score``, ``max_objects``, ``missing``; see ``graphs.precomputed``).  ``cache``: keep
+    built DSGs on disk under ``cache_dir`` (default ``$FINSTA_PL_DATA/dsg_cache``).
+    """
 
     parser: str = "rule"
     detector: str = "motion"
     detector_args: dict[str, Any] = field(default_factory=dict)
+    cache: bool = False
+    cache_dir: str | None = None
     dsg: DSGConfig = field(default_factory=DSGConfig)
     link: LinkConfig = field(default_factory=LinkConfig)
     node_drop: float = 0.0  # robustness study: drop this fraction of TSG and DSG nodes
@@ -36,19 +45,22 @@ class GraphBuilder:
             raise ValueError(f"unknown parser {config.parser!r}; choose one of {list(PARSERS)}")
         self.config = config
         self.parser = make_parser(config.parser)
-        self.detector = make_detector(config.detector, **config.detector_args)
+        self.source = make_source(config.detector, **config.detector_args)
+        self.cache = DSGCache(config.cache_dir) if config.cache else None
         self._tsg = CachedTSGBuilder(self.parser)  # repeated captions/questions are parsed once per worker
 
     def __call__(
         self, frames: np.ndarray, frame_indices: np.ndarray, text: str, token_offsets: list[tuple[int, int]],
-        seed: int = 0,
+        seed: int = 0, video_key: str = "", video_path: str | Path | None = None,
     ) -> dict[str, Any]:
-        """Graphs of one sample; TSG spans are mapped onto the host's token positions via ``token_offsets``."""
+        """Graphs of one sample; TSG spans are mapped onto the host's token positions via ``token_offsets``.
+
+        ``video_key`` finds precomputed detections; ``video_path`` keys the DSG cache (no cache without it).
+        """
         tsg = self._tsg(text)
         spans = char_to_token_spans([tuple(s) for s in tsg.node_span.tolist()], token_offsets)
         tsg = SceneGraph(**{**tsg.__dict__, "node_span": torch.tensor(spans, dtype=torch.long).reshape(-1, 2)})
-        detections = self.detector(frames)
-        dsg = build_dsg(detections, frame_indices, frames.shape[1:3], self.config.dsg)
+        dsg = self._dsg(frames, frame_indices, video_key, video_path)
         if self.config.node_drop > 0:
             gen = torch.Generator().manual_seed(seed)
             tsg = tsg.drop_nodes(self.config.node_drop, gen)
@@ -56,3 +68,18 @@ class GraphBuilder:
         links = link_objects(tsg, dsg, self.config.link)
         osc, ptc = alignment_targets(tsg, dsg, links, self.config.link.hops)
         return {"tsg": tsg, "dsg": dsg, "hsg": build_hsg(tsg, dsg, links), "osc": osc, "ptc": ptc}
+
+    def _dsg(self, frames: np.ndarray, frame_indices: np.ndarray, video_key: str,
+             video_path: str | Path | None) -> SceneGraph:
+        def build() -> SceneGraph:
+            detections = self.source.detections(video_key, frames, frame_indices)
+            return build_dsg(detections, frame_indices, frames.shape[1:3], self.config.dsg)
+
+        if self.cache is None or video_path is None:
+            return build()
+        detector = {"name": self.config.detector, **self.config.detector_args}
+        if isinstance(self.source, PrecomputedDetector) and self.source.sidecar_path(video_key).is_file():
+            detector["sidecar"] = cached_content_hash(self.source.sidecar_path(video_key))  # edited sidecar = miss
+        key = cache_key(cached_content_hash(video_path), self.config.dsg, detector, frame_indices,
+                        frame_size=frames.shape[1:3])
+        return self.cache.get_or_build(key, build)

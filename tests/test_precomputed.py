@@ -13,7 +13,15 @@ from finsta_pl.graphs.container import EDGE, NODE
 from finsta_pl.graphs.detect import GridDetector
 from finsta_pl.graphs.dsg import build_dsg
 from finsta_pl.graphs.precomputed import (
-    FrameDetectorSource, PrecomputedDetection, PrecomputedDetector, convert_action_genome, given_tracks, main, make_source, nearest_frame, write_sidecar,
+    FrameDetectorSource,
+    PrecomputedDetection,
+    PrecomputedDetector,
+    convert_action_genome,
+    given_tracks,
+    main,
+    make_source,
+    nearest_frame,
+    write_sidecar,
 )
 
 
@@ -21,7 +29,7 @@ def _frames(t: int = 3, side: int = 60) -> np.ndarray:
     return np.zeros((t, side, side, 3), np.uint8)
 
 
-def _obj_tracks(g) -> dict[str, list[int]]:  # noqa: ANN001
+def _obj_tracks(g) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
     for i in np.flatnonzero(g.node_type.numpy() == NODE["object"]):
         out.setdefault(g.node_label[i], []).append(int(g.node_track[i]))
@@ -71,7 +79,7 @@ def test_make_source_adapts_frame_detectors() -> None:
 
 
 def _vidvrd(tmp_path: Path) -> Path:
-    box = lambda x, y: {"xmin": x, "ymin": y, "xmax": x + 40, "ymax": y + 40}  # noqa: E731
+    box = lambda x, y: {"xmin": x, "ymin": y, "xmax": x + 40, "ymax": y + 40}
     # tid 7 (dog) moves right; tid 2 (ball) moves left past it: the boxes cross in frame 2.
     traj = [[{"tid": 7, "bbox": box(20 + 40 * f, 100), "generated": 0},
              {"tid": 2, "bbox": box(180 - 40 * f, 100), "generated": 0}] for f in range(5)] + [[]]

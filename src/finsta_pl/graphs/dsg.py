@@ -16,6 +16,7 @@ from scipy.optimize import linear_sum_assignment
 
 from finsta_pl.graphs.container import EDGE, NODE, SceneGraph
 from finsta_pl.graphs.detect import Detection
+from finsta_pl.graphs.precomputed import given_tracks
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,14 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def track(detections: list[list[Detection]], frame_side: float, config: DSGConfig = DSGConfig()) -> list[list[int]]:
-    """Track id of every detection: frame-to-frame Hungarian matching on (1 - IoU), distance and colour."""
+    """Track id of every detection: frame-to-frame Hungarian matching on (1 - IoU), distance and colour.
+
+    Annotated tracks (sidecar ``track`` ids, e.g. VidVRD/VidOR ``tid``) are used as they are when every
+    detection of the clip has one.
+    """
+    given = given_tracks(detections)
+    if given is not None:
+        return given
     ids: list[list[int]] = []
     next_id = 0
     prev: list[Detection] = []

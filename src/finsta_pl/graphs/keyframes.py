@@ -58,11 +58,13 @@ def thumbnails(frames: np.ndarray, side: int = 32) -> np.ndarray:
 def difference_keyframes(thumbs: np.ndarray, num_samples: int, spread_weight: float = 0.01) -> np.ndarray:
     """Positions (sorted) of ``num_samples`` of the candidate ``thumbs``, chosen greedily by change.
 
-    The first candidate is always kept.  Each step adds the candidate whose mean absolute difference (0-1) to
-    the chosen frame before it in time is largest.  ``spread_weight`` times the candidate's distance to the
-    nearest chosen one (as a fraction of the grid) breaks near-ties towards temporal coverage, so a static
-    video degrades to an even spread instead of bunching; exact ties go to the earlier frame (deterministic).
-    With fewer candidates than ``num_samples`` the candidates are repeated as ``sample_indices`` would.
+    The first candidate is always kept.  Each step adds the candidate with the largest
+    ``min(diff to the chosen frame before it, diff to the candidate before it)`` (mean absolute difference,
+    0-1): a frame that both shows something new relative to what is kept and starts a change, so a cut gets
+    the frame right after it, not the most drifted frame long after it.  ``spread_weight`` times the distance
+    to the nearest chosen frame (a fraction of the grid) breaks near-ties towards temporal coverage, so static
+    clips and slow fades get an even spread; exact ties go to the earlier frame (deterministic).
+    With no more candidates than ``num_samples`` the candidates are repeated as ``sample_indices`` would.
     """
     n = len(thumbs)
     if n <= num_samples:
@@ -71,12 +73,13 @@ def difference_keyframes(thumbs: np.ndarray, num_samples: int, spread_weight: fl
     chosen = np.zeros(n, dtype=bool)
     chosen[0] = True
     positions = np.arange(n)
+    local = np.r_[0.0, np.abs(flat[1:] - flat[:-1]).mean(1)]  # change into each candidate from the one before
     for _ in range(num_samples - 1):
         # The chosen frame preceding each candidate, and the distance to the nearest chosen frame either side.
         last = np.maximum.accumulate(np.where(chosen, positions, 0))
         nxt = np.minimum.accumulate(np.where(chosen, positions, 2 * n)[::-1])[::-1]
         gap = np.minimum(positions - last, nxt - positions) / n
-        score = np.abs(flat - flat[last]).mean(1) + spread_weight * gap
+        score = np.minimum(np.abs(flat - flat[last]).mean(1), local) + spread_weight * gap
         score[chosen] = -np.inf
         chosen[int(np.argmax(score))] = True  # argmax returns the first maximum: earlier frames win ties
     return np.flatnonzero(chosen)

@@ -25,10 +25,11 @@ import os
 import pickle
 import tempfile
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -214,7 +215,7 @@ def convert_action_genome(objects_pkl: str | Path, out_dir: str | Path, person_p
     """
     def load(p: str | Path) -> dict:
         with open(p, "rb") as f:  # AG pickles come from Python 2: latin1 decodes their byte strings
-            return pickle.load(f, encoding="latin1")  # noqa: S301
+            return pickle.load(f, encoding="latin1")
 
     objects, persons = load(objects_pkl), (load(person_pkl) if person_pkl else {})
     videos: dict[str, dict[int, list[dict[str, Any]]]] = {}
