@@ -132,6 +132,16 @@ class FinstaDataModule(L.LightningDataModule):
         self.vocab: WordVocab | None = None
         self.datasets: dict[str, VideoTextDataset] = {}
 
+    @staticmethod
+    def resolve_root(dataset: str, root: str | None, synthetic: Any = None) -> Path:
+        """The data folder: the embedded world (generated on first use; ``root`` moves its cache) for
+        ``synthetic``, else ``root`` or ``data/<dataset>``."""
+        if dataset == "synthetic":
+            from finsta_pl.data_modules.synthetic import WorldConfig, ensure_world
+
+            return ensure_world(synthetic or WorldConfig(), Path(root) if root else None)
+        return Path(root or f"data/{dataset}").expanduser()
+
     def info(self) -> dict[str, Any]:
         """What a task module must know about the data (vocabulary, label names, ...), saved with the model."""
         assert self.vocab is not None

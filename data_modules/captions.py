@@ -4,14 +4,13 @@ retrieval: training yields every (video, caption) pair, evaluation one caption p
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from finsta_pl.data_modules.base import ClipConfig, FinstaDataModule, LoaderConfig, SampleSpec
 from finsta_pl.data_modules.graph_builder import GraphConfig
 from finsta_pl.data_modules.msrvtt_captions import read_msrvtt_official
 from finsta_pl.data_modules.msrvtt_qa import index_videos
-from finsta_pl.data_modules.synthetic import WorldConfig, ensure_world
+from finsta_pl.data_modules.synthetic import WorldConfig
 from finsta_pl.errors import DataNotFoundError
 from finsta_pl.text import WordVocab
 
@@ -39,8 +38,7 @@ class CaptionDataModule(FinstaDataModule):
         super().__init__(clip, loader, graphs, build_graphs, max_text_len, on_bad_sample, seed)
         if dataset not in {"synthetic", "msrvtt"}:
             raise ValueError(f"unknown caption dataset {dataset!r}; choose synthetic or msrvtt")
-        self.root = ensure_world(synthetic or WorldConfig(), Path(root) if root else None) if dataset == "synthetic" \
-            else Path(root or "data/msrvtt").expanduser()
+        self.root = self.resolve_root(dataset, root, synthetic)
         self.video_dir = self.root / video_dir
         if not self.video_dir.is_dir():
             raise DataNotFoundError(f"MSR-VTT videos not found: expected {self.video_dir}/video<N>.mp4")

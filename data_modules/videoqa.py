@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from finsta_pl.data_modules.base import ClipConfig, FinstaDataModule, LoaderConfig, SampleSpec
 from finsta_pl.data_modules.graph_builder import GraphConfig
 from finsta_pl.data_modules.msrvtt_qa import SPLIT_FILES, AnswerVocab, QARecord, index_videos, prior_baselines, read_qa_file
-from finsta_pl.data_modules.synthetic import WorldConfig, ensure_world
+from finsta_pl.data_modules.synthetic import WorldConfig
 from finsta_pl.errors import DataNotFoundError
 from finsta_pl.text import WordVocab
 
@@ -50,11 +49,7 @@ class VideoQADataModule(FinstaDataModule):
             raise ValueError(f"unknown video-QA dataset {dataset!r}; choose synthetic, msrvtt_qa or msvd_qa")
         self.dataset = dataset
         self.prefix = "vid" if dataset == "msvd_qa" else "video"
-        if dataset == "synthetic":
-            world = ensure_world(synthetic or WorldConfig(), Path(root) if root else None)
-            self.root = world
-        else:
-            self.root = Path(root or f"data/{dataset}").expanduser()
+        self.root = self.resolve_root(dataset, root, synthetic)
         self.annotation_dir = self.root / annotation_dir
         self.video_dir = self.root / video_dir
         if not self.annotation_dir.is_dir() or not self.video_dir.is_dir():
