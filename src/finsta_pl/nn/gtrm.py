@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from finsta_pl.compat.dgl import load_dgl, why_missing
 from finsta_pl.nn.scatter import scatter_sum
 
-__all__ = ["CPU_AUTO_BACKEND", "DEBUG", "DENSE_SDPA", "GTrmLayer", "available_backends", "check_graph_inputs"]
+__all__ = ["CPU_AUTO_BACKEND", "CPU_AUTO_DGL_MIN_NMAX", "DEBUG", "DENSE_SDPA", "GTrmLayer", "available_backends", "check_graph_inputs"]
 
 # Kernel that backend="auto" uses on CPU.  benchmarks/bench_gtrm.py, fwd+bwd of the whole layer, dim 128,
 # 4 heads, torch 2.13 CPU, dense / dgl ms (ratio):
@@ -39,6 +39,9 @@ __all__ = ["CPU_AUTO_BACKEND", "DEBUG", "DENSE_SDPA", "GTrmLayer", "available_ba
 # A tie for per-frame graphs and a win on small text graphs, without DGL and on the same path as CUDA, so
 # dense.  DGL wins once a batch pads to large graphs (dense cost ~ G * Nmax^2): use backend="dgl" there.
 CPU_AUTO_BACKEND = "dense"
+# ... except when a batch pads to large graphs: dense cost grows with G * Nmax^2, DGL's with E.  `make bench`
+# (2 threads, same run): Nmax 16 -> 97.6 / 97.1 ms, Nmax 109 (whole-video DSGs) -> 114.7 / 95.9 ms (dgl 1.2x).
+CPU_AUTO_DGL_MIN_NMAX = 64
 # How the dense kernel gets sum_j alpha_ij W_ev e_ij (the edge term of the value, which no V[j] can carry):
 # False = explicit softmax of the masked [G, H, Nmax, Nmax] scores, then P @ V and alpha gathered from P;
 # True = scaled_dot_product_attention for P @ V plus alpha recomputed on the edge list (SDPA returns no P).
@@ -175,7 +178,13 @@ class GTrmLayer(nn.Module):
             self.norm_e1, self.norm_e2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
             self.ffn_e = _ffn(dim, ffn_mult * dim, dropout)
 
-    def _resolve(self, device: torch.device) -> str:
+    def _largest_graph(self, node_graph: Tensor, num_graphs: int) -> int:
+        # Only "auto" on CPU needs it (one bincount on CPU tensors, no device sync).
+        if self.backend != "auto" or node_graph.device.type != "cpu" or node_graph.numel() == 0:
+            return 0
+        return int(torch.bincount(node_graph, minlength=num_graphs).max())
+
+    def _resolve(self, device: torch.device, nmax: int = 0) -> str:
         global _warned_dgl_device
         if self.backend not in _BACKENDS:
             raise ValueError(f"unknown GTrm backend {self.backend!r}; expected one of {_BACKENDS}")
@@ -184,7 +193,7 @@ class GTrmLayer(nn.Module):
         if self.backend == "auto":
             if device.type != "cpu" or load_dgl() is None:
                 return "dense"
-            return CPU_AUTO_BACKEND
+            return "dgl" if nmax >= CPU_AUTO_DGL_MIN_NMAX else CPU_AUTO_BACKEND
         if self.backend == "dgl" and device.type != "cpu" and not _dgl_supports(device):
             if not _warned_dgl_device:
                 warnings.warn(f"this DGL build cannot run on {device}; GTrm falls back to the dense kernel")
@@ -209,7 +218,7 @@ class GTrmLayer(nn.Module):
             sb = sb + key_bias
         if n == 0:
             agg = q.new_zeros(0, nh, d)
-        elif self._resolve(h.device) == "dgl":
+        elif self._resolve(h.device, self._largest_graph(node_graph, num_graphs)) == "dgl":
             agg = _dgl_attention(q, k, v, eb, ev, sb, src, dst)
         else:
             agg = _dense_attention(q, k, v, eb, ev, sb, src, dst, node_graph, num_graphs)
