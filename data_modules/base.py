@@ -10,7 +10,7 @@ import logging
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import lightning as L
 import numpy as np
@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from finsta_pl.data_modules.batch import FinstaBatch, collate_samples
 from finsta_pl.data_modules.graph_builder import GraphBuilder, GraphConfig
 from finsta_pl.data_modules.video import BadSampleError, decode_clip
-from finsta_pl.text import WordVocab
+from finsta_pl.text import TextTokenizer, make_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class VideoTextDataset(Dataset):
         self,
         specs: Sequence[SampleSpec],
         videos: dict[str, Path],
-        vocab: WordVocab,
+        vocab: TextTokenizer,
         clip: ClipConfig,
         graphs: GraphBuilder | None,
         train: bool,
@@ -118,6 +118,7 @@ class FinstaDataModule(L.LightningDataModule):
         max_text_len: int = 32,
         on_bad_sample: str = "skip",
         seed: int = 0,
+        tokenizer: str = "words",
     ) -> None:
         super().__init__()
         if on_bad_sample not in {"skip", "raise"}:
@@ -129,7 +130,8 @@ class FinstaDataModule(L.LightningDataModule):
         self.max_text_len = max_text_len
         self.on_bad_sample = on_bad_sample
         self.seed = seed
-        self.vocab: WordVocab | None = None
+        self.tokenizer = tokenizer
+        self.vocab: TextTokenizer | None = None
         self.datasets: dict[str, VideoTextDataset] = {}
 
     @staticmethod
@@ -142,10 +144,14 @@ class FinstaDataModule(L.LightningDataModule):
             return ensure_world(synthetic or WorldConfig(), Path(root) if root else None)
         return Path(root or f"data/{dataset}").expanduser()
 
+    def build_vocab(self, training_texts: Iterable[str]) -> None:
+        """Set ``self.vocab``: the ``tokenizer`` setting (``words``, or a `transformers` tokenizer folder)."""
+        self.vocab = make_tokenizer(self.tokenizer, training_texts)
+
     def info(self) -> dict[str, Any]:
         """What a task module must know about the data (vocabulary, label names, ...), saved with the model."""
         assert self.vocab is not None
-        return {"vocab": self.vocab.words}
+        return self.vocab.info()
 
     def set_epoch(self, epoch: int) -> None:
         """Called at each training epoch start (before workers fork) so frame sampling changes per epoch."""
@@ -167,10 +173,11 @@ class FinstaDataModule(L.LightningDataModule):
         if split not in self.datasets:
             raise RuntimeError(f"{type(self).__name__} has no {split!r} split (setup not run, or no such file)")
         bs = self.loader.batch_size if train else (self.loader.eval_batch_size or self.loader.batch_size)
+        single_threaded_opencv()
         return DataLoader(
             self.datasets[split], batch_size=bs, shuffle=train, drop_last=train and len(self.datasets[split]) > bs,
             num_workers=self.loader.num_workers, pin_memory=self.loader.pin_memory, collate_fn=self._collate(),
-            persistent_workers=False, worker_init_fn=_worker_init,
+            persistent_workers=False,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -190,8 +197,15 @@ class FinstaDataModule(L.LightningDataModule):
         return self._loader("test", False)
 
 
-def _worker_init(worker_id: int) -> None:
-    """One OpenCV thread per worker: the workers already run in parallel, more threads only oversubscribe."""
+def single_threaded_opencv() -> None:
+    """One OpenCV thread, set in the process that forks the DataLoader workers.
+
+    Workers run in parallel already, so more OpenCV threads only oversubscribe.  It must happen in the
+    parent: a forked worker that calls ``cv2.setNumThreads`` tears down a thread pool copied from the parent,
+    and if the parent had used that pool (graph pictures, ``num_workers: 0``), the copy can hold a locked
+    mutex and the worker hangs forever in ``pthread_cond_destroy`` (seen as a training run that stalls at an
+    epoch start with idle CPUs).  A pool of one thread has no worker threads, so forking it is safe.
+    """
     import cv2
 
     cv2.setNumThreads(1)
@@ -200,7 +214,7 @@ def _worker_init(worker_id: int) -> None:
 class _Collate:
     """Picklable collate function (workers are spawned on some platforms)."""
 
-    def __init__(self, vocab: WordVocab, target_keys: Sequence[str]) -> None:
+    def __init__(self, vocab: TextTokenizer, target_keys: Sequence[str]) -> None:
         self.vocab, self.target_keys = vocab, tuple(target_keys)
 
     def __call__(self, samples: list) -> FinstaBatch:

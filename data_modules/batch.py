@@ -35,6 +35,20 @@ class AlignmentBatch:
 
 
 @dataclass
+class EmbeddingLinkRequest:
+    """Samples whose cross-modal links the model finds by host embedding similarity (``nn/linking.py``):
+    their DSG has no labels to compare, so collation left their HSG without cross-modal edges."""
+
+    samples: Tensor  # [B] bool
+    threshold: float
+    top_k: int
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "EmbeddingLinkRequest":
+        """Move the sample mask to ``device``."""
+        return replace(self, samples=self.samples.to(device, non_blocking=non_blocking))
+
+
+@dataclass
 class FinstaBatch:
     """One batch of any task. ``frames`` stay ``uint8`` until the model (4x less to copy to the device)."""
 
@@ -50,6 +64,7 @@ class FinstaBatch:
     span_token: Tensor | None = None  # flat index b * L + token of each entry
     osc: AlignmentBatch | None = None
     ptc: AlignmentBatch | None = None
+    embedding_link: EmbeddingLinkRequest | None = None
     num_skipped: int = 0
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -67,7 +82,7 @@ class FinstaBatch:
         """Move every tensor (also inside graphs, alignments and targets) to ``device``."""
 
         def move(x: Any) -> Any:
-            if isinstance(x, (Tensor, GraphBatch)):
+            if isinstance(x, (Tensor, GraphBatch, EmbeddingLinkRequest)):
                 return x.to(device, non_blocking=non_blocking)
             if isinstance(x, AlignmentBatch):
                 return AlignmentBatch(*(getattr(x, f.name).to(device, non_blocking=non_blocking) for f in fields(x)))
@@ -135,4 +150,9 @@ def collate_samples(
     batch.span_node, batch.span_token = span_node, span_token
     batch.osc = _alignments([s["osc"] for s in good], tsg_off, dsg_off)
     batch.ptc = _alignments([s["ptc"] for s in good], tsg_off, dsg_off)
+    requests = [s.get("embedding_link") for s in good]
+    params = next((r for r in requests if r is not None), None)
+    if params is not None:
+        flags = torch.tensor([r is not None for r in requests])
+        batch.embedding_link = EmbeddingLinkRequest(flags, float(params[0]), int(params[1]))
     return batch

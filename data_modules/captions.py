@@ -12,7 +12,6 @@ from finsta_pl.data_modules.msrvtt_captions import read_msrvtt_official
 from finsta_pl.data_modules.msrvtt_qa import index_videos
 from finsta_pl.data_modules.synthetic import WorldConfig
 from finsta_pl.errors import DataNotFoundError
-from finsta_pl.text import WordVocab
 
 
 class CaptionDataModule(FinstaDataModule):
@@ -34,8 +33,9 @@ class CaptionDataModule(FinstaDataModule):
         max_text_len: int = 32,
         on_bad_sample: str = "skip",
         seed: int = 0,
+        tokenizer: str = "words",
     ) -> None:
-        super().__init__(clip, loader, graphs, build_graphs, max_text_len, on_bad_sample, seed)
+        super().__init__(clip, loader, graphs, build_graphs, max_text_len, on_bad_sample, seed, tokenizer)
         if dataset not in {"synthetic", "msrvtt"}:
             raise ValueError(f"unknown caption dataset {dataset!r}; choose synthetic or msrvtt")
         self.root = self.resolve_root(dataset, root, synthetic)
@@ -45,7 +45,7 @@ class CaptionDataModule(FinstaDataModule):
         self.records = read_msrvtt_official(self.root / annotation_dir)
         if "train" not in self.records:
             raise DataNotFoundError(f"{self.root / annotation_dir}: no training captions")
-        self.vocab = WordVocab.build(r.caption for r in self.records["train"])
+        self.build_vocab(r.caption for r in self.records["train"])
 
     def info(self) -> dict[str, Any]:
         """Vocabulary and task name."""

@@ -12,7 +12,7 @@ import torch
 from finsta_pl.graphs.container import SceneGraph
 from finsta_pl.graphs.cache import DSGCache, cache_key, cached_content_hash
 from finsta_pl.graphs.dsg import DSGConfig, build_dsg
-from finsta_pl.graphs.hsg import LinkConfig, alignment_targets, build_hsg, link_objects
+from finsta_pl.graphs.hsg import LinkConfig, alignment_targets, build_hsg, has_track_labels, link_objects
 from finsta_pl.graphs.parsers import PARSERS, CachedTSGBuilder, make_parser
 from finsta_pl.graphs.precomputed import PrecomputedDetector, make_source
 from finsta_pl.text import char_to_token_spans
@@ -65,9 +65,14 @@ class GraphBuilder:
             gen = torch.Generator().manual_seed(seed)
             tsg = tsg.drop_nodes(self.config.node_drop, gen)
             dsg = dsg.drop_nodes(self.config.node_drop, gen)
-        links = link_objects(tsg, dsg, self.config.link)
-        osc, ptc = alignment_targets(tsg, dsg, links, self.config.link.hops)
-        return {"tsg": tsg, "dsg": dsg, "hsg": build_hsg(tsg, dsg, links), "osc": osc, "ptc": ptc}
+        link = self.config.link
+        by_embedding = link.method == "embedding" or (link.method == "auto" and not has_track_labels(dsg))
+        # Embedding links need the host: the model adds them (and their OSC pairs); none are made here.
+        links = [] if by_embedding else link_objects(tsg, dsg, link)
+        osc, ptc = alignment_targets(tsg, dsg, links, link.hops)
+        request = (link.embedding_threshold, link.top_k) if by_embedding else None
+        return {"tsg": tsg, "dsg": dsg, "hsg": build_hsg(tsg, dsg, links), "osc": osc, "ptc": ptc,
+                "embedding_link": request}
 
     def _dsg(self, frames: np.ndarray, frame_indices: np.ndarray, video_key: str,
              video_path: str | Path | None) -> SceneGraph:

@@ -10,7 +10,6 @@ from finsta_pl.data_modules.graph_builder import GraphConfig
 from finsta_pl.data_modules.msrvtt_qa import SPLIT_FILES, AnswerVocab, QARecord, index_videos, prior_baselines, read_qa_file
 from finsta_pl.data_modules.synthetic import WorldConfig
 from finsta_pl.errors import DataNotFoundError
-from finsta_pl.text import WordVocab
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +42,9 @@ class VideoQADataModule(FinstaDataModule):
         max_text_len: int = 32,
         on_bad_sample: str = "skip",
         seed: int = 0,
+        tokenizer: str = "words",
     ) -> None:
-        super().__init__(clip, loader, graphs, build_graphs, max_text_len, on_bad_sample, seed)
+        super().__init__(clip, loader, graphs, build_graphs, max_text_len, on_bad_sample, seed, tokenizer)
         if dataset not in {"synthetic", "msrvtt_qa", "msvd_qa"}:
             raise ValueError(f"unknown video-QA dataset {dataset!r}; choose synthetic, msrvtt_qa or msvd_qa")
         self.dataset = dataset
@@ -62,7 +62,7 @@ class VideoQADataModule(FinstaDataModule):
             if (self.annotation_dir / name).is_file() or split == "train"
         }
         self.answers = AnswerVocab.build(self.records["train"], max_answers)
-        self.vocab = WordVocab.build(r.question for r in self.records["train"])
+        self.build_vocab(r.question for r in self.records["train"])
         self.baselines = prior_baselines(self.records["train"], self.records.get("val", []))
 
     def info(self) -> dict[str, Any]:

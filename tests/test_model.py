@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from finsta_pl.hosts.small_vlm import HostConfig
+from finsta_pl.hosts.base import HostConfig
 from finsta_pl.metrics import DedupMean
 from finsta_pl.nn.finsta import FinstaConfig
 from finsta_pl.tasks import VideoQATask

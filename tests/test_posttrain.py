@@ -38,7 +38,7 @@ def test_posttrain_exports_a_host_that_videoqa_loads(tiny_world: Path, tmp_path:
     assert "val/t2v_r1" in proc.stdout and host_file.is_file()
     saved = torch.load(host_file, weights_only=True)
 
-    from finsta_pl.hosts.small_vlm import HostConfig
+    from finsta_pl.hosts.base import HostConfig
     from finsta_pl.nn.finsta import FinstaConfig
     from finsta_pl.tasks import VideoQATask
 

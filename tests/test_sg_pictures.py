@@ -69,7 +69,7 @@ def test_callback_writes_pictures(tiny_datamodule, tmp_path: Path) -> None:
     from finsta_pl.callbacks.sg_pictures import SceneGraphPictures
     from lightning.pytorch.loggers import CSVLogger
 
-    from finsta_pl.hosts.small_vlm import HostConfig
+    from finsta_pl.hosts.base import HostConfig
     from finsta_pl.nn.finsta import FinstaConfig
     from finsta_pl.tasks import VideoQATask
 

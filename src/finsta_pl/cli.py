@@ -23,6 +23,7 @@ TOOLS: dict[str, str] = {
     "sg-eval": "finsta_pl.tools.sg_eval",
     "sg": "finsta_pl.tools.sg_show",
     "profile": "finsta_pl.tools.profile",
+    "tiny-clip": "finsta_pl.tools.tiny_clip",
 }
 
 

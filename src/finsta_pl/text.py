@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
-from typing import Iterable
+from typing import Any, Iterable, Protocol
 
 from finsta_pl.graphs.ud import tokenize_with_offsets
 
@@ -53,6 +53,29 @@ class WordVocab:
     def encode_label(self, label: str) -> list[int]:
         """Word ids of a scene-graph label ("left of" -> two ids)."""
         return [self.index.get(w, 1) for w, _, _ in tokenize_with_offsets(label)]
+
+    def info(self) -> dict[str, Any]:
+        """What a model must know: the word list (it sizes the built-in host's embedding table)."""
+        return {"vocab": self.words}
+
+
+class TextTokenizer(Protocol):
+    """What the data pipeline needs from a tokenizer: :class:`WordVocab` or ``hf_tokenizer.HFTokenizer``."""
+
+    def __len__(self) -> int: ...
+    def encode(self, text: str, max_len: int) -> tuple[list[int], list[tuple[int, int]]]: ...
+    def encode_label(self, label: str) -> list[int]: ...
+    def info(self) -> dict[str, Any]: ...
+
+
+def make_tokenizer(spec: str, training_texts: Iterable[str]) -> TextTokenizer:
+    """``words``: a word vocabulary built from ``training_texts`` (the built-in host); anything else is the
+    folder of a `transformers` tokenizer, the one of the host checkpoint (e.g. CLIP4Clip's)."""
+    if spec == "words":
+        return WordVocab.build(training_texts)
+    from finsta_pl.hf_tokenizer import HFTokenizer
+
+    return HFTokenizer(spec)
 
 
 def char_to_token_spans(char_spans: list[tuple[int, int]], offsets: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -1,7 +1,8 @@
 """Holistic scene graphs (HSG): TSG + DSG joined by cross-modal coreference edges, and the OSC/PTC targets.
 
 A TSG object is linked to the DSG tracks whose label and attributes agree with it (label text similarity;
-the detector's labels, colours and sizes are words of the same vocabulary).  The same links define what the
+the detector's labels, colours and sizes are words of the same vocabulary).  When the detector gives no
+labels, the model links by host embedding similarity instead (``nn/linking.py``; :class:`LinkConfig`).  The same links define what the
 two alignment losses contrast (DESIGN.md §1):
 - OSC: a TSG object against the multi-hop neighbourhood of its linked track's nodes;
 - PTC: a TSG predicate with its adverbs against the linked subject track's nodes over the time interval
@@ -24,11 +25,20 @@ _COLORS = {"red", "orange", "yellow", "green", "cyan", "blue", "purple", "pink",
 
 @dataclass(frozen=True)
 class LinkConfig:
-    """Cross-modal linking: minimum score, links kept per text object, OSC neighbourhood hops."""
+    """Cross-modal linking.  ``method``: ``label`` (label text similarity, here in the worker), ``embedding``
+    (host embedding similarity, in the model: ``nn/linking.py``) or ``auto`` (label when the DSG's tracks carry
+    specific labels, else embedding).  ``threshold``: minimum label score; ``embedding_threshold``: minimum
+    cosine; ``top_k``: links kept per text object (both methods); ``hops``: OSC neighbourhood of a track."""
 
+    method: str = "auto"
     threshold: float = 0.5
+    embedding_threshold: float = 0.2
     top_k: int = 1
     hops: int = 1
+
+    def __post_init__(self) -> None:
+        if self.method not in {"auto", "label", "embedding"}:
+            raise ValueError(f"link method must be auto, label or embedding, not {self.method!r}")
 
 
 @dataclass
@@ -65,6 +75,11 @@ def track_summaries(dsg: SceneGraph) -> dict[int, tuple[str, set[str]]]:
             labels[tid][dsg.node_label[i]] += 1
             words[tid].update(dsg.node_label[a] for a in attrs[i])
     return {tid: (c.most_common(1)[0][0], words[tid]) for tid, c in labels.items()}
+
+
+def has_track_labels(dsg: SceneGraph) -> bool:
+    """Whether any track carries a specific label (not a detector's generic "region"/"object")."""
+    return any(label not in _GENERIC for label, _ in track_summaries(dsg).values())
 
 
 def link_objects(tsg: SceneGraph, dsg: SceneGraph, config: LinkConfig = LinkConfig()) -> list[tuple[int, int, float]]:

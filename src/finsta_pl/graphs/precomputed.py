@@ -10,6 +10,9 @@ Sidecar schema (one file ``<root>/<video key>.json`` per video)::
                               "feature": [0.1, ...],        # optional appearance vector
                               "track": 3}]}]}               # optional track id (annotated tracks)
 
+``label`` may be left out (class-agnostic proposals): such boxes become "object" nodes, and the HSG then
+links them to the text by host embedding similarity (``graphs/hsg.py`` ``LinkConfig.method``).
+
 A frame listed with no objects means "annotated, nothing there"; a frame not listed is unknown, and a
 keyframe takes the nearest listed frame within ``tolerance`` source frames (none: no detections).
 Converters write sidecars from Action Genome and VidVRD/VidOR annotations (``python -m
@@ -167,7 +170,7 @@ def _detection(obj: dict[str, Any], frame: np.ndarray, sx: float, sy: float) -> 
     mean = crop.reshape(-1, 3).mean(0)
     feature = obj.get("feature")
     return PrecomputedDetection(
-        (x1, y1, x2, y2), str(obj["label"]), float(obj.get("score", 1.0)), color_name(mean),
+        (x1, y1, x2, y2), str(obj.get("label") or "object"), float(obj.get("score", 1.0)), color_name(mean),
         tuple(float(v) for v in mean), [str(a) for a in obj.get("attributes", [])],
         tuple(float(v) for v in feature) if feature is not None else None,
         int(obj["track"]) if obj.get("track") is not None else None)

@@ -3,8 +3,32 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from torch import Tensor, nn
+
+
+@dataclass
+class HostConfig:
+    """Which host and its sizes.  ``name``: ``small_vlm`` (built in; ``dim`` .. ``patch_grid`` size it) or
+    ``clip4clip`` (a `transformers` CLIP: the folder ``checkpoint``, or a randomly initialised one from the
+    ``CLIPConfig`` arguments in ``clip_config``; its width is the checkpoint's ``projection_dim``).  ``heads``,
+    ``fusion_layers`` and ``dropout`` size the fusion of either.  ``init_from``: an enhanced host exported by
+    post-training (``hosts/io.py``)."""
+
+    name: str = "small_vlm"
+    dim: int = 128
+    heads: int = 4
+    video_layers: int = 2
+    text_layers: int = 2
+    fusion_layers: int = 1
+    patch_grid: int = 4
+    max_frames: int = 64
+    max_text_len: int = 128
+    dropout: float = 0.1
+    init_from: str | None = None
+    checkpoint: str | None = None
+    clip_config: dict[str, Any] | None = None
 
 
 @dataclass
@@ -31,6 +55,9 @@ class Host(nn.Module):
     """A video-language model Finsta can enhance: two encoders, an optional fusion, and its width ``dim``."""
 
     dim: int
+    config: HostConfig
+    #: config fields that change weight shapes: an exported host loads only where they agree.
+    shape_keys: tuple[str, ...] = ()
 
     def encode_video(self, frames: Tensor) -> VideoFeatures:
         """Encode ``uint8 [B, T, H, W, 3]`` RGB frames."""
@@ -47,3 +74,15 @@ class Host(nn.Module):
     def embed_words(self, ids: Tensor) -> Tensor:
         """Word embeddings ``[..., d]`` of ids, so scene-graph labels live in the host's text space."""
         raise NotImplementedError
+
+    def pretrained_parameter_names(self) -> set[str]:
+        """Names of parameters loaded from a pretrained checkpoint (they may train at ``optim.pretrained_lr``)."""
+        return set()
+
+    def load_exported(self, saved: dict[str, Any], data_info: dict[str, Any]) -> str:
+        """Copy the weights of an exported host (``hosts/io.py``) trained with the same tokenizer."""
+        if saved.get("tokenizer_size") != data_info.get("tokenizer_size"):
+            raise RuntimeError(f"tokenizer of {saved.get('tokenizer_size')} tokens, this data has "
+                               f"{data_info.get('tokenizer_size')}")
+        self.load_state_dict(saved["state_dict"])
+        return f"{len(saved['state_dict'])} tensors"

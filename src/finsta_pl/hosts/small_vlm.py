@@ -8,29 +8,14 @@ frame with spatial and temporal position embeddings, and a Transformer over all 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from finsta_pl.hosts.base import Host, TextFeatures, VideoFeatures
+from finsta_pl.hosts.base import Host, HostConfig, TextFeatures, VideoFeatures
 
-
-@dataclass
-class HostConfig:
-    """Sizes of the built-in host."""
-
-    name: str = "small_vlm"
-    dim: int = 128
-    heads: int = 4
-    video_layers: int = 2
-    text_layers: int = 2
-    fusion_layers: int = 1
-    patch_grid: int = 4
-    max_frames: int = 64
-    max_text_len: int = 128
-    dropout: float = 0.1
-    init_from: str | None = None  # an enhanced host exported by post-training (hosts/io.py)
+_WORDS = "words.weight"
 
 
 def _encoder(dim: int, heads: int, layers: int, dropout: float) -> nn.TransformerEncoder:
@@ -40,6 +25,8 @@ def _encoder(dim: int, heads: int, layers: int, dropout: float) -> nn.Transforme
 
 class SmallVLM(Host):
     """See module docstring; ``vocab_size`` comes from the DataModule."""
+
+    shape_keys = ("dim", "heads", "video_layers", "text_layers", "fusion_layers", "patch_grid")
 
     def __init__(self, config: HostConfig, vocab_size: int) -> None:
         super().__init__()
@@ -94,3 +81,21 @@ class SmallVLM(Host):
     def embed_words(self, ids: Tensor) -> Tensor:
         """See :meth:`Host.embed_words`."""
         return self.words(ids)
+
+    def load_exported(self, saved: dict[str, Any], data_info: dict[str, Any]) -> str:
+        """Copy an exported host's weights; word embeddings are matched by word, new words keep their init."""
+        if "vocab" not in saved or "vocab" not in data_info:
+            raise RuntimeError("the built-in host needs word vocabularies on both sides (data tokenizer: words)")
+        state = dict(saved["state_dict"])
+        old_words = state.pop(_WORDS)
+        position = {w: i for i, w in enumerate(saved["vocab"])}
+        vocab = data_info["vocab"]
+        pairs = [(i, position[w]) for i, w in enumerate(vocab) if w in position]
+        with torch.no_grad():
+            if pairs:
+                new, old = (torch.tensor(x, dtype=torch.long) for x in zip(*pairs))
+                self.words.weight[new] = old_words[old].to(self.words.weight.dtype)
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        if set(missing) - {_WORDS} or unexpected:
+            raise RuntimeError(f"missing {missing}, unexpected {unexpected}")
+        return f"{len(pairs)} word embeddings reused, {len(vocab) - len(pairs)} new"

@@ -16,6 +16,7 @@ from finsta_pl.data_modules.batch import AlignmentBatch, FinstaBatch
 from finsta_pl.graphs.container import EDGE_TYPES, NODE, NODE_TYPES, GraphBatch
 from finsta_pl.hosts.base import Host, TextFeatures, VideoFeatures
 from finsta_pl.nn.gtrm import GTrmLayer
+from finsta_pl.nn.linking import EmbeddingLinks, crossmodal_edges, embedding_links
 from finsta_pl.nn.losses import cosine_distill, info_nce
 from finsta_pl.nn.rgtrm import STGD, RGTrmBlock
 from finsta_pl.nn.scatter import scatter_mean, scatter_softmax, scatter_sum
@@ -115,13 +116,16 @@ class FinstaStreams(nn.Module):
         label = (words * mask).sum(1) / mask.sum(1).clamp(min=1)
         return self.node_type(g.node_type) + self.label_proj(label) * active[:, None]
 
-    def _tsg_features(self, batch: FinstaBatch, host: Host, text: TextFeatures, active: Tensor) -> Tensor:
+    def _tsg_features(self, batch: FinstaBatch, host: Host, text: TextFeatures, active: Tensor) -> tuple[Tensor, Tensor]:
+        """Node features and the host's own span-pooled token features (for embedding linking)."""
         g = batch.tsg
         h = self._label_features(g, host, active)
         tokens = text.tokens.reshape(-1, self.dim)[batch.span_token]
-        return h + self.span_proj(scatter_mean(tokens, batch.span_node, g.num_nodes))
+        span = scatter_mean(tokens, batch.span_node, g.num_nodes)
+        return h + self.span_proj(span), span
 
-    def _dsg_features(self, g: GraphBatch, host: Host, video: VideoFeatures, active: Tensor) -> Tensor:
+    def _dsg_features(self, g: GraphBatch, host: Host, video: VideoFeatures, active: Tensor) -> tuple[Tensor, Tensor]:
+        """Node features and the host's own RoI-pooled frame features (for embedding linking)."""
         h = self._label_features(g, host, active)
         b, t, d, mh, mw = video.maps.shape
         frame = g.node_frame.clamp(0, t - 1)
@@ -141,7 +145,7 @@ class FinstaStreams(nn.Module):
         cells = video.maps.permute(0, 1, 3, 4, 2).reshape(-1, d)  # [(B T mh mw), d]
         flat = (g.node_graph[node] * t + frame[node]) * mh * mw + cell
         roi = scatter_sum(cells[flat] * weight[node, cell, None], node, g.num_nodes)
-        return h + self.roi_proj(roi)
+        return h + self.roi_proj(roi), roi
 
     # ----------------------------------------------------------------------------------------- graph streams
     def _edges(self, g: GraphBatch, kinds: tuple[str, ...], active: Tensor) -> tuple[Tensor, Tensor]:
@@ -162,8 +166,10 @@ class FinstaStreams(nn.Module):
         return g.node_type != NODE["adverb"]
 
     def _recurrent(self, blocks: nn.ModuleList, g: GraphBatch, h: Tensor, kinds: tuple[str, ...],
-                   active: Tensor, stgd: nn.ModuleList | None) -> Tensor:
+                   active: Tensor, stgd: nn.ModuleList | None, extra: tuple[Tensor, Tensor] | None = None) -> Tensor:
         index, e = self._edges(g, kinds, active)
+        if extra is not None:  # edges found in the model (embedding links), already both directions
+            index, e = torch.cat([index, extra[0]], 1), torch.cat([e, self.edge_type(extra[1])])
         prev = self._previous(g, active)
         key_bias = None
         if stgd is not None:
@@ -191,18 +197,25 @@ class FinstaStreams(nn.Module):
         c = self.config
         tsg, dsg, hsg = batch.tsg, batch.dsg, batch.hsg
         a_t, a_d, a_h = self._active(tsg), self._active(dsg), self._active(hsg)
-        h_t = self.in_norm(self._tsg_features(batch, host, text, a_t))
+        h_t, span = self._tsg_features(batch, host, text, a_t)
+        h_t = self.in_norm(h_t)
         index, e = self._edges(tsg, _SPATIAL, a_t)
         for layer in self.tsg_layers:
             h_t, e = layer(h_t, e, index, tsg.node_graph, tsg.num_graphs)
-        h_d = self.in_norm(self._dsg_features(dsg, host, video, a_d))
-        h_d = self._recurrent(self.dsg_blocks, dsg, h_d, _SPATIAL, a_d, self.stgd)
+        h_d, roi = self._dsg_features(dsg, host, video, a_d)
+        h_d = self._recurrent(self.dsg_blocks, dsg, self.in_norm(h_d), _SPATIAL, a_d, self.stgd)
         h_h = torch.cat([h_t, h_d])[batch.hsg_source]
         kinds = _SPATIAL + (("crossmodal",) if c.crossmodal_edges else ())
-        h_h = self._recurrent(self.hsg_blocks, hsg, h_h, kinds, a_h, None)
+        osc_pairs, extra = batch.osc, None
+        request = batch.embedding_link
+        if c.crossmodal_edges and request is not None and bool(request.samples.any()):
+            links = embedding_links(tsg, dsg, span, roi, request.samples, request.threshold, request.top_k)
+            extra = crossmodal_edges(links, batch.hsg_source, tsg.num_nodes)
+            osc_pairs = _with_links(osc_pairs, links)
+        h_h = self._recurrent(self.hsg_blocks, hsg, h_h, kinds, a_h, None, extra)
         out = FinstaOutput(self._pool(h_t, tsg, a_t), self._pool(h_d, dsg, a_d), self._readout(h_h, hsg, a_h, joint), {})
         if c.osc:
-            out.losses["osc"] = self._contrast(batch.osc, h_t, h_d, a_t, self.osc_text, self.osc_video)
+            out.losses["osc"] = self._contrast(osc_pairs, h_t, h_d, a_t, self.osc_text, self.osc_video)
         if c.ptc:
             out.losses["ptc"] = self._contrast(batch.ptc, h_t, h_d, a_t, self.ptc_text, self.ptc_video)
         if c.distill:
@@ -234,3 +247,16 @@ class FinstaStreams(nn.Module):
         c = self.config
         weights = {"osc": c.osc_weight, "ptc": c.ptc_weight, "distill": c.distill_weight}
         return sum((weights[k] * v for k, v in losses.items()), torch.zeros((), device=self.logit_scale.device))
+
+
+def _with_links(pairs: AlignmentBatch, links: EmbeddingLinks) -> AlignmentBatch:
+    """OSC pairs plus one per embedding link: the TSG object against its linked track's nodes."""
+    n, first = links.num_links, pairs.num_pairs
+    device = links.text_node.device
+    return AlignmentBatch(
+        anchor_nodes=torch.cat([pairs.anchor_nodes, links.text_node]),
+        anchor_seg=torch.cat([pairs.anchor_seg, first + torch.arange(n, device=device)]),
+        region_nodes=torch.cat([pairs.region_nodes, links.dsg_nodes]),
+        region_seg=torch.cat([pairs.region_seg, first + links.dsg_link]),
+        pair_graph=torch.cat([pairs.pair_graph, links.link_graph]),
+    )

@@ -17,17 +17,19 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from finsta_pl.data_modules.batch import FinstaBatch
-from finsta_pl.hosts.base import TextFeatures, VideoFeatures
+from finsta_pl.hosts.base import HostConfig, TextFeatures, VideoFeatures
 from finsta_pl.hosts.io import load_host_weights
-from finsta_pl.hosts.small_vlm import HostConfig, SmallVLM
+from finsta_pl.hosts.registry import build_host
 from finsta_pl.nn.finsta import FinstaConfig, FinstaOutput, FinstaStreams
 
 
 @dataclass
 class OptimConfig:
-    """AdamW with linear warm-up and cosine decay over the run's optimizer steps."""
+    """AdamW with linear warm-up and cosine decay over the run's optimizer steps.  ``pretrained_lr``: the
+    learning rate of weights a host loaded from a pretrained checkpoint (``None``: ``lr`` for all)."""
 
     lr: float = 1e-3
+    pretrained_lr: float | None = None
     weight_decay: float = 0.01
     warmup_fraction: float = 0.05
     min_lr_ratio: float = 0.05
@@ -58,17 +60,16 @@ class FinstaTask(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        if not data_info or "vocab" not in data_info:
+        if not data_info or not ("vocab" in data_info or "tokenizer" in data_info):
             raise ValueError(f"{type(self).__name__} needs data_info from a DataModule (run it through finsta-pl)")
         self.data_info = data_info
         self.host_config = host or HostConfig()
         self.finsta_config = finsta or FinstaConfig()
         self.optim = optim or OptimConfig()
-        self.host = SmallVLM(self.host_config, len(data_info["vocab"]))
+        self.host = build_host(self.host_config, data_info)
         if self.host_config.init_from:
-            copied = load_host_weights(self.host, self.host_config, data_info["vocab"], self.host_config.init_from)
-            rank_zero_info(f"host initialised from {self.host_config.init_from} ({copied['words_copied']} word "
-                           f"embeddings reused, {copied['words_new']} new)")
+            copied = load_host_weights(self.host, data_info, self.host_config.init_from)
+            rank_zero_info(f"host initialised from {self.host_config.init_from} ({copied})")
         enabled = self.finsta_config.enabled
         self.finsta = FinstaStreams(self.finsta_config, self.host, self.fused_features) if enabled else None
 
@@ -128,14 +129,19 @@ class FinstaTask(L.LightningModule):
             dm.set_epoch(self.current_epoch)
 
     def configure_optimizers(self) -> Any:
-        """AdamW (no decay on norms, biases and embeddings-as-positions) with warm-up + cosine decay."""
-        decay, no_decay = [], []
+        """AdamW (no decay on norms, biases and embeddings-as-positions; pretrained host weights at their own
+        rate) with warm-up + cosine decay."""
+        o = self.optim
+        pretrained = {f"host.{n}" for n in self.host.pretrained_parameter_names()} if o.pretrained_lr else set()
+        groups: dict[tuple[bool, bool], list] = {(a, b): [] for a in (False, True) for b in (False, True)}
         for name, p in self.named_parameters():
             if p.requires_grad:
-                (no_decay if p.ndim < 2 or name.endswith("_pos") else decay).append(p)
+                groups[(name in pretrained, p.ndim < 2 or name.endswith("_pos"))].append(p)
         opt = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=self.optim.lr,
+            [{"params": params, "lr": o.pretrained_lr if is_pre else o.lr,
+              "weight_decay": 0.0 if no_decay else o.weight_decay}
+             for (is_pre, no_decay), params in groups.items() if params],
+            lr=o.lr,
         )
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         warmup = max(int(total * self.optim.warmup_fraction), 1)

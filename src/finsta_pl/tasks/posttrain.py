@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from finsta_pl.data_modules.batch import FinstaBatch
 from finsta_pl.hosts.io import export_host
-from finsta_pl.hosts.small_vlm import HostConfig
+from finsta_pl.hosts.base import HostConfig
 from finsta_pl.metrics import RetrievalRecall
 from finsta_pl.nn.finsta import FinstaConfig
 from finsta_pl.nn.losses import info_nce
@@ -70,5 +70,5 @@ class PostTrainTask(FinstaTask):
         """Export the enhanced host (rank zero) to ``export_path`` or ``<log_dir>/enhanced_host.pt``."""
         if self.trainer.is_global_zero:
             path = self.export_path or f"{self._log_dir or '.'}/enhanced_host.pt"
-            written = export_host(self.host, self.host_config, self.data_info["vocab"], path)
+            written = export_host(self.host, self.data_info, path)
             rank_zero_info(f"enhanced host written to {written}")
