@@ -15,7 +15,8 @@ from finsta_pl.errors import DataNotFoundError
 
 
 class CaptionDataModule(FinstaDataModule):
-    """``dataset: synthetic`` (generated on first use) or ``msrvtt`` (files under ``root``)."""
+    """``dataset: synthetic`` (generated on first use) or ``msrvtt`` (files under ``root``); ``tokenizer`` as in
+    :class:`VideoQADataModule`."""
 
     target_keys = ("index", "video_index")
 

@@ -23,7 +23,9 @@ Put the files there, or point data.init_args.root (or annotation_dir / video_dir
 
 class VideoQADataModule(FinstaDataModule):
     """Question + clip -> answer class.  ``dataset: synthetic`` generates the embedded world on first use
-    (``$FINSTA_PL_DATA`` or ``root`` moves its cache); ``msrvtt_qa`` / ``msvd_qa`` read real files from ``root``."""
+    (``$FINSTA_PL_DATA`` or ``root`` moves its cache); ``msrvtt_qa`` / ``msvd_qa`` read real files from ``root``.
+    ``tokenizer``: ``words`` (a vocabulary of the training questions, for the built-in host) or the folder of
+    the host checkpoint's `transformers` tokenizer (CLIP4Clip)."""
 
     target_keys = ("label", "index")
 

@@ -157,3 +157,19 @@ def test_tokenizer_bigger_than_the_text_tower_is_refused(clip_datamodule: VideoQ
         VideoQATask(data_info=info, host=HostConfig(checkpoint=str(clip_dir), **HOST))
     config = json.loads((clip_dir / "config.json").read_text())
     assert config["projection_dim"] == 32
+
+
+def test_posttrain_clip4clip_exports_a_host_that_videoqa_fine_tunes(clip_dir: Path, tmp_path: Path) -> None:
+    host_file = tmp_path / "enhanced_clip.pt"
+    shrink = ["--model.init_args.host.heads=2", "--model.init_args.host.fusion_layers=1",
+              "--data.init_args.clip.frame_size=32", f"--trainer.logger.init_args.save_dir={tmp_path}"]
+    env = {"FINSTA_PL_CLIP": str(clip_dir)}
+    proc = run_cli("fit", "--config", str(REPO / "experiments" / "posttrain_clip4clip.yaml"), "--config", str(TINY),
+                   *shrink, f"--model.init_args.export_path={host_file}", cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "val/t2v_r1" in proc.stdout and host_file.is_file()
+    proc = run_cli("fit", "--config", str(REPO / "experiments" / "videoqa_clip4clip.yaml"), "--config", str(TINY),
+                   *shrink, f"--model.init_args.host.init_from={host_file}", "--model.init_args.finsta.enabled=false",
+                   "--data.init_args.build_graphs=false", cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "host initialised from" in proc.stdout + proc.stderr
