@@ -93,17 +93,22 @@ def build_cli(args: Sequence[str] | None, run: bool = True) -> Any:
             if hparams:
                 self.config = self.parser.parse_object({sub: {"model": hparams}}, self.config)
 
-    return FinstaCLI(
-        FinstaTask,
-        FinstaDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        parser_kwargs={"parser_mode": "omegaconf"},
-        save_config_kwargs={"overwrite": True},
-        save_config_callback=SaveConfigCallback if run else None,
-        args=list(args) if args is not None else None,
-        run=run,
-    )
+    # LightningCLI warns when given args while sys.argv holds others (a tool's own, e.g. `profile ...`).
+    saved, sys.argv[1:] = sys.argv[1:], ([] if args is not None else sys.argv[1:])
+    try:
+        return FinstaCLI(
+            FinstaTask,
+            FinstaDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            parser_kwargs={"parser_mode": "omegaconf"},
+            save_config_kwargs={"overwrite": True},
+            save_config_callback=SaveConfigCallback if run else None,
+            args=list(args) if args is not None else None,
+            run=run,
+        )
+    finally:
+        sys.argv[1:] = saved
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -38,7 +38,7 @@ def load_clip(config: HostConfig) -> Any:
                               f"one, e.g. `hf download openai/clip-vit-base-patch32 --local-dir {path}`, or write "
                               f"a tiny random one with `finsta-pl tiny-clip {path}`")
         return transformers.CLIPModel.from_pretrained(str(path))
-    if config.clip_config:
+    if config.clip_config is not None:  # {} is CLIP's default: the ViT-B/32 architecture
         return transformers.CLIPModel(transformers.CLIPConfig(**config.clip_config))
     raise FinstaError("host clip4clip needs host.checkpoint (a CLIP folder) or host.clip_config")
 
