@@ -35,11 +35,19 @@ def _triples(g: SceneGraph) -> set[tuple[str, str, str]]:
         ("a man is sitting on a couch", {("man", "subject", "sit on"), ("sit on", "object", "couch")}),
         ("two dogs run and jump", {("dog", "attribute", "two"), ("dog", "subject", "run"), ("dog", "subject", "jump")}),
         ("which way does the blue square move?", {("square", "attribute", "blue"), ("square", "subject", "move")}),
+        ("a person rides a bike to the left of a car",
+         {("person", "subject", "ride"), ("ride", "object", "bike"), ("person", "subject", "ride left of"),
+          ("ride left of", "object", "car")}),
+        ("the bike to the left of the car is red", {("bike", "subject", "left of"), ("left of", "object", "car")}),
+        ("a dog sits in front of the tv", {("dog", "subject", "sit in front of"), ("sit in front of", "object", "tv")}),
+        ("a red circle appears on the left", {("circle", "subject", "appear"), ("appear", "adverb", "left")}),
     ],
 )
 def test_rule_tsg(text: str, expected: set) -> None:
     g = build_tsg(RuleParser().parse(text))
     assert expected <= _triples(g)
+    objects = {g.node_label[i] for i, t in enumerate(g.node_type.tolist()) if t == NODE["object"]}
+    assert not objects & {"left", "right", "front", "top"}  # place words are relations or directions, not things
 
 
 def test_tsg_without_nouns_is_one_scene_node() -> None:

@@ -23,6 +23,8 @@ AGREED = [
     "the yellow square approaches the blue circle quickly",
     "a large green circle appears on the right",
     "which way does the red circle move?",
+    "a man stands to the left of a car",
+    "a dog sits in front of the tv",
 ]
 
 

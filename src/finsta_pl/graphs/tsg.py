@@ -5,6 +5,9 @@ nouns become objects (compounds folded into the label), ``amod``/``nummod`` beco
 one predicate node per (subject, object) pair with ``obl`` prepositions folded into its label ("sit on"),
 passives swap agent and patient, conjuncts share their head's role, ``nmod`` + ``case`` between nouns is a
 prepositional relation, and ``advmod`` adverbs of a verb become *predicate-attribute* (adverb) nodes.
+Place phrases are relations, not objects: "to the left of the car" gives "left of" (on a noun or after a
+copula) or "<verb> left of" (on a verb), "in front of" / "on top of" likewise; "on the left" without an
+"of" is a direction of the verb, an adverb like "moves left".
 ``node_span`` holds **character** offsets here; the dataset maps them to the host's token positions.
 """
 
@@ -21,6 +24,8 @@ _SKIP_NOUNS = {"what", "which", "who", "whom", "way", "kind", "type", "thing", "
 _SKIP_ADVERBS = {"how", "where", "when", "why", "not", "also", "then", "there", "here", "very"}
 _VAGUE_COUNTS = {"many", "several", "much"}
 _WH_DETERMINERS = {"what", "which", "whose"}
+#: nouns that, with an "of" phrase, make a spatial preposition ("to the left of", "in front of", "on top of")
+_PLACE_NOUNS = {"left", "right", "front", "top", "bottom"}
 
 
 class _Builder:
@@ -73,10 +78,39 @@ def build_tsg(sentences: list[list[UDToken]]) -> SceneGraph:
         def kids(i: int, *rels: str) -> list[int]:
             return [c for c in children[i] if sent[c].deprel.split(":")[0] in rels or sent[c].deprel in rels]
 
+        def has_of(i: int) -> bool:
+            return any(sent[c].lemma == "of" for c in kids(i, "case"))
+
+        def ground_of(n: int) -> int | None:
+            """The "car" of "to the left of the car": the place noun's ``nmod`` with "of", or, from a parser that
+            attaches every phrase to the verb, the next "of" phrase beside it."""
+            if sent[n].lemma not in _PLACE_NOUNS or sent[n].upos not in {"NOUN", "ADJ", "ADV"}:
+                return None
+            inner = [c for c in kids(n, "nmod") if has_of(c)]
+            if inner:
+                return inner[0]
+            beside = [c for c in (children[sent[n].head - 1] if sent[n].head > 0 else [])
+                      if c > n and sent[c].deprel.split(":")[0] in {"obl", "nmod"} and has_of(c)]
+            return beside[0] if beside and sent[n].deprel.split(":")[0] in {"obl", "nmod"} else None
+
+        def place_label(n: int) -> str:
+            case = [sent[c].lemma for c in kids(n, "case")]
+            if sent[n].lemma in {"left", "right"} or not case or case[0] == "to":
+                return f"{sent[n].lemma} of"  # "to the left of" -> "left of", as the DSG names it
+            return f"{case[0]} {sent[n].lemma} of"  # "in front of", "on top of"
+
+        grounds = {n: g for n in range(len(sent)) if (g := ground_of(n)) is not None}
+        taken = set(grounds.values())  # grounds belong to their place phrase, not to the verb as "<verb> of"
+        # "appears on the left", "moves to the right": a direction of the verb, like "moves left" (an adverb).
+        directions = {n for n, t in enumerate(sent) if t.lemma in {"left", "right"} and n not in grounds
+                      and t.deprel.split(":")[0] == "obl" and t.head > 0 and sent[t.head - 1].upos == "VERB"}
+
         objects: dict[int, int] = {}
         for i, tok in enumerate(sent):
             if tok.upos not in {"NOUN", "PROPN"} or tok.deprel == "compound" or tok.lemma in _SKIP_NOUNS:
                 continue
+            if i in grounds or i in directions:
+                continue  # "left" in "to the left of" / "on the left": a relation or a direction, not a thing
             if any(sent[d].lemma in _WH_DETERMINERS for d in kids(i, "det")):
                 continue  # "what colour", "which way": the answer's category, not a thing in the scene
             comps = sorted(kids(i, "compound") + [i])
@@ -111,12 +145,18 @@ def build_tsg(sentences: list[list[UDToken]]) -> SceneGraph:
             targets = [(o, tok.lemma, (tok.start, tok.end)) for p in kids(v, "obj") + patients
                        for o in _conjuncts(p, children, sent) if o in objects]
             for obl in kids(v, "obl"):
-                if sent[obl].deprel == "obl:agent":
+                if sent[obl].deprel == "obl:agent" or obl in taken:
+                    continue
+                if obl in grounds:  # "rides to the left of a car" -> (rider, "ride left of", car)
+                    label = f"{tok.lemma} {place_label(obl)}"
+                    targets += [(o, label, (tok.start, tok.end)) for o in _conjuncts(grounds[obl], children, sent)
+                                if o in objects]
                     continue
                 case = kids(obl, "case")
                 label = f"{tok.lemma} {sent[case[0]].lemma}" if case else tok.lemma
                 targets += [(o, label, (tok.start, tok.end)) for o in _conjuncts(obl, children, sent) if o in objects]
             adverbs = [a for a in kids(v, "advmod") if sent[a].lemma not in _SKIP_ADVERBS]
+            adverbs += [d for d in kids(v, "obl") if d in directions]
             if not subjects and not targets:
                 continue
             pairs = [(s, t) for s in subjects or [None] for t in targets or [None]]
@@ -129,9 +169,21 @@ def build_tsg(sentences: list[list[UDToken]]) -> SceneGraph:
                     b.edge(r, objects[t[0]], "object")
                 for a in adverbs:
                     b.edge(r, b.node("adverb", sent[a].lemma, (sent[a].start, sent[a].end)), "adverb")
+        # Place phrases on a noun or after a copula: "the bike to the left of the car", "the cup is on top of it".
+        for n, g in grounds.items():
+            heads = [sent[n].head - 1] if sent[n].deprel.split(":")[0] == "nmod" and sent[n].head > 0 else []
+            if kids(n, "cop"):
+                heads = kids(n, "nsubj")
+            case = kids(n, "case")
+            span = (sent[case[0]].start if case else sent[n].start, sent[n].end)
+            for h in (x for hd in heads for x in _conjuncts(hd, children, sent) if x in objects):
+                for o in (x for x in _conjuncts(g, children, sent) if x in objects):
+                    r = b.node("relation", place_label(n), span)
+                    b.edge(objects[h], r, "subject")
+                    b.edge(r, objects[o], "object")
         # Prepositional relations between nouns: "a cat on a mat".
         for i, tok in enumerate(sent):
-            if tok.deprel == "nmod" and i in objects and tok.head - 1 in objects:
+            if tok.deprel == "nmod" and i in objects and tok.head - 1 in objects and i not in taken:
                 case = kids(i, "case")
                 if case:
                     r = b.node("relation", sent[case[0]].lemma, (sent[case[0]].start, sent[case[0]].end))
