@@ -80,6 +80,18 @@ def test_print_config_resolves_extends(tmp_path: Path) -> None:
     assert "class_path: finsta_pl.tasks.VideoQATask" in proc.stdout  # inherited from videoqa.yaml
 
 
+def test_null_on_the_command_line_is_none_not_a_string(tmp_path: Path) -> None:
+    import yaml
+
+    proc = run_cli("fit", "--config", str(REPO / "experiments" / "videoqa_enhanced.yaml"),
+                   "--model.init_args.host.init_from=null", "--model.init_args.optim.pretrained_lr=null",
+                   "--print_config", cwd=tmp_path)
+    _assert_ok(proc)
+    model = yaml.safe_load(proc.stdout)["model"]["init_args"]
+    assert model["host"]["init_from"] is None and model["optim"]["pretrained_lr"] is None
+    assert model["finsta"]["enabled"] is False  # the rest of the composed config is untouched
+
+
 def test_missing_real_dataset_says_where_to_put_it(tmp_path: Path) -> None:
     proc = run_cli("fit", "--config", str(REPO / "experiments" / "msrvtt.yaml"), cwd=tmp_path,
                    env={"FINSTA_PL_DATA_ROOT": str(tmp_path / "nowhere")})

@@ -44,11 +44,31 @@ def _expand(path: Path, seen: tuple[Path, ...] = ()) -> list[str]:
     return out + [yaml.safe_dump(content, sort_keys=False)]
 
 
+def _null_override(arg: str) -> str | None:
+    """``--a.b.c=null`` as the config ``{a: {b: {c: null}}}``.  jsonargparse (4.53) turns a null given on the
+    command line for a nested field of a class's init_args into the *string* ``"None"``; a config applies it
+    at the same position in the argument order and sets a real null."""
+    if not arg.startswith("--") or "=" not in arg:
+        return None
+    key, value = arg[2:].split("=", 1)
+    if value not in {"null", "None"} or "." not in key:
+        return None
+    nested: Any = None
+    for part in reversed(key.split(".")):
+        nested = {part: nested}
+    return yaml.safe_dump(nested)
+
+
 def expand_config_args(argv: Sequence[str]) -> list[str]:
-    """Replace each ``--config FILE`` whose file ``extends`` another with the chain of configs it stands for."""
+    """Replace each ``--config FILE`` whose file ``extends`` another with the chain of configs it stands for,
+    and each nested ``--key=null`` with a config that sets it (see :func:`_null_override`)."""
     out: list[str] = []
     it = iter(argv)
     for arg in it:
+        null = _null_override(arg)
+        if null is not None:
+            out += ["--config", null]
+            continue
         value = None
         if arg == "--config":
             value = next(it, None)

@@ -50,8 +50,8 @@ def main(argv: list[str]) -> int:
     args, rest = parser.parse_known_args(argv)
     from finsta_pl.cli import build_cli, expand_config_args
 
-    cli_args = expand_config_args([a for c in args.config for a in ("--config", c)])
-    cli_args += [f"--data.init_args.loader.batch_size={args.batch_size}", "--data.init_args.loader.num_workers=0", *rest]
+    cli_args = expand_config_args([*(a for c in args.config for a in ("--config", c)), *rest])
+    cli_args += [f"--data.init_args.loader.batch_size={args.batch_size}", "--data.init_args.loader.num_workers=0"]
     cli = build_cli(cli_args, run=False)
     cli.datamodule.setup("fit")
     batch = next(iter(cli.datamodule.train_dataloader()))
