@@ -93,12 +93,22 @@ def _vidvrd(tmp_path: Path) -> Path:
     return path
 
 
+def _annotated(g, predicate: str) -> list[tuple[str, str]]:  # noqa: ANN001
+    """(subject label, object label) of every DSG relation node called ``predicate``."""
+    ei, et = g.edge_index.t().tolist(), g.edge_type.tolist()
+    subj = {d: s for (s, d), t in zip(ei, et) if t == EDGE["subject"]}
+    obj = {s: d for (s, d), t in zip(ei, et) if t == EDGE["object"]}
+    return [(g.node_label[subj[r]], g.node_label[obj[r]]) for r, lab in enumerate(g.node_label)
+            if lab == predicate and g.node_type[r] == NODE["relation"]]
+
+
 def test_vidvrd_convert_detect_and_dsg(tmp_path: Path) -> None:
     main(["convert", "--format", "vidvrd", "--input", str(_vidvrd(tmp_path).parent), "--out", str(tmp_path / "sc")])
     side = json.loads((tmp_path / "sc" / "ILSVRC_v1.json").read_text())
     assert side["frame_size"] == [200, 400] and len(side["frames"]) == 6 and side["frames"][5]["objects"] == []
     assert side["frames"][0]["objects"][0] == {"box": [20.0, 100.0, 60.0, 140.0], "label": "dog", "score": 1.0,
-                                                "track": 7}
+                                                "track": 7, "relations": [{"predicate": "chase", "object": 2}]}
+    assert "relations" not in side["frames"][0]["objects"][1]  # the ball is chased, it chases nothing
     det = PrecomputedDetector(root=str(tmp_path / "sc"), tolerance=0)
     dets = det.detections("ILSVRC_v1", _frames(5, 100), [0, 1, 2, 3, 4])
     assert dets[1][0].box == (15.0, 50.0, 25.0, 70.0)  # x and y scaled by 100/400 and 100/200
@@ -109,6 +119,7 @@ def test_vidvrd_convert_detect_and_dsg(tmp_path: Path) -> None:
     assert len(tracks["dog"]) == 5 and len(tracks["ball"]) == 5
     assert len(set(tracks["dog"])) == 1 and len(set(tracks["ball"])) == 1  # one track each across frames
     assert int((g.edge_type == EDGE["temporal"]).sum()) == 8
+    assert _annotated(g, "chase") == [("dog", "ball")] * 5  # the relation instance, in each of its frames
     assert given_tracks([[PrecomputedDetection((0, 0, 1, 1), "a", 1.0, "red", (0, 0, 0))]]) is None
 
 
@@ -128,7 +139,10 @@ def test_action_genome_convert_detect_and_dsg(tmp_path: Path) -> None:
     assert [p.name for p in paths] == ["0A8CF.json"]
     side = json.loads(paths[0].read_text())
     assert side["frame_size"] == [270, 480] and [f["frame"] for f in side["frames"]] == [30, 60, 90]
-    assert side["frames"][0]["objects"][1] == {"box": [100.0, 60.0, 140.0, 90.0], "label": "cup", "score": 1.0}
+    assert side["frames"][0]["objects"][1] == {"box": [100.0, 60.0, 140.0, 90.0], "label": "cup", "score": 1.0,
+                                                "track": 1000}
+    person = side["frames"][0]["objects"][0]
+    assert person["track"] == 0 and [r["predicate"] for r in person["relations"]] == ["looking_at", "in_front_of", "holding"]
     assert [o["label"] for o in side["frames"][1]["objects"]] == ["person", "cup"]  # invisible book skipped
     with pytest.raises(ValueError):
         convert_action_genome(tmp_path / "obj.pkl", tmp_path / "sc2")  # no frame size anywhere
@@ -136,5 +150,17 @@ def test_action_genome_convert_detect_and_dsg(tmp_path: Path) -> None:
     dets = det.detections("0A8CF", _frames(3, 96), [32, 58, 95])
     assert [[d.label for d in ds] for ds in dets] == [["person", "cup"]] * 3
     np.testing.assert_allclose(dets[0][1].box, (20.0, 60 * 96 / 270, 28.0, 90 * 96 / 270), rtol=1e-6)
-    tracks = _obj_tracks(build_dsg(dets, [32, 58, 95], (96, 96)))
+    g = build_dsg(dets, [32, 58, 95], (96, 96))
+    tracks = _obj_tracks(g)
     assert len(set(tracks["cup"])) == 1 and len(set(tracks["person"])) == 1 and tracks["cup"] != tracks["person"]
+    assert _annotated(g, "holding") == [("person", "cup")] * 3 and _annotated(g, "looking at") == [("person", "cup")] * 3
+
+
+def test_malformed_sidecar_object_names_the_file(tmp_path: Path) -> None:
+    from finsta_pl.errors import BadSampleError
+
+    side = {"video": "v1", "frame_size": [100, 100], "frames": [
+        {"frame": 0, "objects": [{"box": [0, 0, 10, 10], "label": "cup", "relations": [{"predicate": "on"}]}]}]}
+    (tmp_path / "v1.json").write_text(json.dumps(side))
+    with pytest.raises(BadSampleError, match=r"v1\.json: malformed object near frame 0 \(KeyError"):
+        PrecomputedDetector(root=str(tmp_path)).detections("v1", _frames(1, 100), [0])

@@ -1,8 +1,9 @@
 """Dynamic scene graphs (DSG): per-keyframe scene graphs plus temporal coreference edges.
 
 Detections are linked across keyframes by Hungarian matching on box overlap, centre distance and colour
-(:func:`track`); spatial predicates come from box geometry in each frame, motion predicates (move, grow,
-appear, approach) from the tracks, with direction and speed as adverb nodes, the same Levi-graph vocabulary
+(:func:`track`); spatial predicates come from box geometry in each frame (plus annotated relations when the
+detections carry them: Action Genome, VidVRD/VidOR sidecars), motion predicates (move, grow, appear, approach)
+from the tracks, with direction and speed as adverb nodes, the same Levi-graph vocabulary
 as the TSG so both live in one space.  Nodes are ordered by frame, which the recurrent stream relies on.
 """
 
@@ -152,6 +153,12 @@ def build_dsg(
                 else:
                     label = {"right": "left of", "left": "right of", "down": "above", "up": "below"}[_direction(dx, dy)]
                 g.relation(label, k, obj_node[(k, tids[i])], obj_node[(k, tids[j])])
+        # Annotated relations (sidecars): their objects are named by the annotation's track ids.
+        by_raw = {getattr(d, "track", None): tid for d, tid in zip(dets, tids)}
+        for d, tid in zip(dets, tids):
+            for predicate, other in getattr(d, "relations", ()):
+                if other in by_raw and by_raw[other] != tid:
+                    g.relation(predicate, k, obj_node[(k, tid)], obj_node[(k, by_raw[other])])
     # Temporal coreference edges and motion predicates, per track between consecutive sightings.
     seen: dict[int, tuple[int, Detection]] = {}
     for k, (dets, tids) in enumerate(zip(detections, tracks)):

@@ -8,7 +8,12 @@ Sidecar schema (one file ``<root>/<video key>.json`` per video)::
                  "objects": [{"box": [x1, y1, x2, y2], "label": "cup", "score": 0.9,
                               "attributes": ["red"],        # optional
                               "feature": [0.1, ...],        # optional appearance vector
-                              "track": 3}]}]}               # optional track id (annotated tracks)
+                              "track": 3,                   # optional track id (annotated tracks)
+                              "relations": [{"predicate": "holding", "object": 5}]}]}]}
+                                                            # optional: this object -> the object of track 5
+
+Annotated ``relations`` (Action Genome, VidVRD/VidOR) become DSG predicates between the two objects of that
+frame, next to the geometric ones; their objects are named by ``track``, so only tracked objects take part.
 
 ``label`` may be left out (class-agnostic proposals): such boxes become "object" nodes, and the HSG then
 links them to the text by host embedding similarity (``graphs/hsg.py`` ``LinkConfig.method``).
@@ -36,15 +41,18 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from finsta_pl.errors import BadSampleError
 from finsta_pl.graphs.detect import Detection, Detector, color_name, make_detector
 
 
 @dataclass
 class PrecomputedDetection(Detection):
-    """A :class:`Detection` with the optional appearance ``feature`` and annotated ``track`` id of a sidecar."""
+    """A :class:`Detection` with the optional appearance ``feature``, annotated ``track`` id and annotated
+    ``relations`` (``(predicate, object track id)``, this detection the subject) of a sidecar."""
 
     feature: tuple[float, ...] | None = None
     track: int | None = None
+    relations: tuple[tuple[str, int], ...] = ()
 
 
 class DetectionSource(Protocol):
@@ -154,7 +162,11 @@ class PrecomputedDetector:
             pos = nearest_frame(side.frames, int(index), self.tolerance)
             objs = [] if pos is None else [o for o in side.objects[pos] if float(o.get("score", 1.0)) >= self.min_score]
             # Boxes outside the decoded frame are dropped before the cut, so they take no one's place.
-            dets = [d for d in (_detection(o, frame, sx, sy) for o in objs) if d is not None]
+            try:
+                dets = [d for d in (_detection(o, frame, sx, sy) for o in objs) if d is not None]
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise BadSampleError(f"{path}: malformed object near frame {int(index)} "
+                                     f"({type(exc).__name__}: {exc})") from None
             out.append(sorted(dets, key=lambda d: -d.score)[: self.max_objects])
         return out
 
@@ -173,7 +185,13 @@ def _detection(obj: dict[str, Any], frame: np.ndarray, sx: float, sy: float) -> 
         (x1, y1, x2, y2), str(obj.get("label") or "object"), float(obj.get("score", 1.0)), color_name(mean),
         tuple(float(v) for v in mean), [str(a) for a in obj.get("attributes", [])],
         tuple(float(v) for v in feature) if feature is not None else None,
-        int(obj["track"]) if obj.get("track") is not None else None)
+        int(obj["track"]) if obj.get("track") is not None else None,
+        tuple((_predicate(r["predicate"]), int(r["object"])) for r in obj.get("relations", ())))
+
+
+def _predicate(name: Any) -> str:
+    """Annotation predicate names as words: ``looking_at`` -> ``looking at`` (labels are encoded word by word)."""
+    return str(name).replace("_", " ").strip()
 
 
 def given_tracks(detections: list[list[Detection]]) -> list[list[int]] | None:
@@ -207,11 +225,17 @@ def write_sidecar(sidecar: dict[str, Any], out_dir: str | Path) -> Path:
     return path
 
 
+_AG_PERSON, _AG_OBJECTS = 0, 1000  # track ids: persons 0, 1, ...; object classes 1000, 1001, ...
+_AG_RELATIONS = ("attention_relationship", "spatial_relationship", "contacting_relationship")
+
+
 def convert_action_genome(objects_pkl: str | Path, out_dir: str | Path, person_pkl: str | Path | None = None,
                           frame_size: tuple[int, int] | None = None) -> list[Path]:
     """Sidecars from Action Genome's ``object_bbox_and_relationship.pkl`` (+ ``person_bbox.pkl`` if given).
 
     Object boxes are xywh (converted to xyxy), invisible objects (``bbox None``) skipped, score 1.0 (manual).
+    AG labels one instance per class per video, so the class is the track; persons are tracks 0, 1, ...  The
+    attention, spatial and contacting relationships become relations from the person to each object.
     Person boxes (xyxy, Faster R-CNN) become ``person`` objects, and their ``bbox_size`` (W, H) gives the
     frame size; without them ``frame_size`` (H, W) is required.  Frame ids are the numbers of the
     ``FRAME.png`` names, taken as source frame indices.  Pickles run code when loaded: only trusted files.
@@ -223,20 +247,30 @@ def convert_action_genome(objects_pkl: str | Path, out_dir: str | Path, person_p
     objects, persons = load(objects_pkl), (load(person_pkl) if person_pkl else {})
     videos: dict[str, dict[int, list[dict[str, Any]]]] = {}
     sizes: dict[str, tuple[int, int]] = {}
+    class_track: dict[str, dict[str, int]] = {}  # AG annotates one instance per class: class = identity
     for key in sorted(set(objects) | set(persons)):
         video, frame_name = key.split("/")
         video, frame = video.rsplit(".", 1)[0], int(Path(frame_name).stem)
         objs = videos.setdefault(video, {}).setdefault(frame, [])
         person = persons.get(key)
+        people: list[dict[str, Any]] = []
         if person is not None:
             sizes.setdefault(video, (int(person["bbox_size"][1]), int(person["bbox_size"][0])))
-            objs += [{"box": [float(v) for v in b], "label": "person", "score": 1.0}
-                     for b in np.asarray(person["bbox"], dtype=float).reshape(-1, 4)]
+            people = [{"box": [float(v) for v in b], "label": "person", "score": 1.0, "track": _AG_PERSON + i}
+                      for i, b in enumerate(np.asarray(person["bbox"], dtype=float).reshape(-1, 4))]
+            objs += people
+        tracks = class_track.setdefault(video, {})
         for o in objects.get(key, []):
             if o.get("bbox") is None or not o.get("visible", True):
                 continue
             x, y, bw, bh = (float(v) for v in o["bbox"])
-            objs.append({"box": [x, y, x + bw, y + bh], "label": str(o["class"]), "score": 1.0})
+            label = str(o["class"])
+            tid = tracks.setdefault(label, _AG_OBJECTS + len(tracks))
+            objs.append({"box": [x, y, x + bw, y + bh], "label": label, "score": 1.0, "track": tid})
+            # AG relations go from the person (the first, Faster R-CNN's most confident box) to the object.
+            names = [r for kind in _AG_RELATIONS for r in (o.get(kind) or [])]
+            if people and names:
+                people[0].setdefault("relations", []).extend({"predicate": r, "object": tid} for r in names)
     paths = []
     for video, frames in videos.items():
         size = sizes.get(video, frame_size)
@@ -249,16 +283,29 @@ def convert_action_genome(objects_pkl: str | Path, out_dir: str | Path, person_p
 
 def convert_vidvrd(json_paths: Iterable[str | Path], out_dir: str | Path, stride: int = 1) -> list[Path]:
     """Sidecars from VidVRD/VidOR annotation JSONs: every ``stride``-th frame, categories by ``tid``, the
-    ``tid`` kept as ``track``; score 1.0.  Relation instances are not part of the sidecar."""
+    ``tid`` kept as ``track``; score 1.0.  Each relation instance is a relation of its subject in every kept
+    frame of ``[begin_fid, end_fid)``."""
     paths = []
     for p in json_paths:
         with open(p, encoding="utf-8") as f:
             ann = json.load(f)
         category = {int(o["tid"]): str(o["category"]) for o in ann["subject/objects"]}
-        frames = [{"frame": fid, "objects": [
-            {"box": [float(t["bbox"][k]) for k in ("xmin", "ymin", "xmax", "ymax")],
-             "label": category[int(t["tid"])], "score": 1.0, "track": int(t["tid"])} for t in traj]}
-            for fid, traj in enumerate(ann["trajectories"]) if fid % stride == 0]
+        relations: dict[tuple[int, int], list[dict[str, Any]]] = {}  # (frame, subject tid) -> relations
+        for r in ann.get("relation_instances", []):
+            for fid in range(int(r["begin_fid"]), int(r["end_fid"])):
+                relations.setdefault((fid, int(r["subject_tid"])), []).append(
+                    {"predicate": str(r["predicate"]), "object": int(r["object_tid"])})
+
+        def obj(fid: int, t: dict[str, Any]) -> dict[str, Any]:
+            tid = int(t["tid"])
+            out = {"box": [float(t["bbox"][k]) for k in ("xmin", "ymin", "xmax", "ymax")],
+                   "label": category[tid], "score": 1.0, "track": tid}
+            if (fid, tid) in relations:
+                out["relations"] = relations[(fid, tid)]
+            return out
+
+        frames = [{"frame": fid, "objects": [obj(fid, t) for t in traj]}
+                  for fid, traj in enumerate(ann["trajectories"]) if fid % stride == 0]
         paths.append(write_sidecar({"video": str(ann["video_id"]), "frame_size": [int(ann["height"]),
                                     int(ann["width"])], "frames": frames}, out_dir))
     return paths
