@@ -79,7 +79,8 @@ class FinstaBatch:
         return self.tsg is not None
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "FinstaBatch":
-        """Move every tensor (also inside graphs, alignments and targets) to ``device``."""
+        """Move every tensor (also inside graphs, alignments and targets) to ``device``.  Lightning calls this
+        itself: any batch with a ``to`` method is moved whole, so tasks need no ``transfer_batch_to_device``."""
 
         def move(x: Any) -> Any:
             if isinstance(x, (Tensor, GraphBatch, EmbeddingLinkRequest)):

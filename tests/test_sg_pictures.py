@@ -77,7 +77,7 @@ def test_callback_writes_pictures(tiny_datamodule, tmp_path: Path) -> None:
                         text_layers=1), finsta=FinstaConfig(heads=2))
     trainer = L.Trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=1, logger=CSVLogger(tmp_path),
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        num_sanity_val_steps=0, accelerator="cpu", callbacks=[SceneGraphPictures(num_samples=2)])
+                        num_sanity_val_steps=0, log_every_n_steps=1, accelerator="cpu", callbacks=[SceneGraphPictures(num_samples=2)])
     trainer.fit(model, datamodule=tiny_datamodule)
     pictures = sorted((Path(trainer.log_dir) / "sg_pictures").glob("*.png"))
     assert [p.name for p in pictures] == ["epoch0_sample0.png", "epoch0_sample1.png"]

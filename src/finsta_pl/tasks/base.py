@@ -116,12 +116,6 @@ class FinstaTask(L.LightningModule):
         """Loss and metrics on test data."""
         self._step(batch, "test")
 
-    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
-        """FinstaBatch knows how to move itself (graphs and alignments included)."""
-        if isinstance(batch, FinstaBatch):
-            return batch.to(device)
-        return super().transfer_batch_to_device(batch, device, dataloader_idx)
-
     def on_train_epoch_start(self) -> None:
         """Tell the DataModule the epoch before workers start, for per-epoch frame sampling."""
         dm = getattr(self.trainer, "datamodule", None)
