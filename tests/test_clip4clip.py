@@ -173,3 +173,8 @@ def test_posttrain_clip4clip_exports_a_host_that_videoqa_fine_tunes(clip_dir: Pa
                    "--data.init_args.build_graphs=false", cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "host initialised from" in proc.stdout + proc.stderr
+
+
+def test_loaded_clip_starts_in_train_mode(clip_datamodule: VideoQADataModule, clip_dir: Path) -> None:
+    model = VideoQATask(data_info=clip_datamodule.info(), host=HostConfig(checkpoint=str(clip_dir), **HOST))
+    assert all(m.training for m in model.modules())  # from_pretrained alone would leave CLIP in eval mode

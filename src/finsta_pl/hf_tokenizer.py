@@ -9,6 +9,7 @@ shifts them back.
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,9 @@ class HFTokenizer:
         if not Path(self.path).is_dir():
             raise FinstaError(f"{self.path}: tokenizer folder not found (a transformers checkpoint, e.g. "
                               "`hf download openai/clip-vit-base-patch32 --local-dir <folder>`)")
+        # DataLoader workers are forked after the main process has tokenized: the Rust tokenizer's own thread
+        # pool would then deadlock-guard and warn in every worker.  Workers are the parallelism here.
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         transformers = require_transformers()
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(self.path)
         if not getattr(self.tokenizer, "is_fast", False):

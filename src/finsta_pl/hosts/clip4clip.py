@@ -61,7 +61,9 @@ class CLIP4Clip(Host):
     def __init__(self, config: HostConfig, tokenizer_size: int) -> None:
         super().__init__()
         self.config = config
-        self.clip = load_clip(config)
+        # from_pretrained returns an eval-mode model; start in train mode like every other module, so that
+        # Lightning's train()/eval() switching decides (it keeps modes it finds at fit start).
+        self.clip = load_clip(config).train()
         text_cfg, vision_cfg = self.clip.config.text_config, self.clip.config.vision_config
         if tokenizer_size > text_cfg.vocab_size:
             raise FinstaError(f"the data's tokenizer has {tokenizer_size} tokens but this CLIP's text tower knows "
