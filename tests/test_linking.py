@@ -109,3 +109,17 @@ def test_edges_land_on_the_right_hsg_nodes(tiny_world) -> None:  # noqa: ANN001
     n = links.dsg_nodes.numel()
     torch.testing.assert_close(batch.hsg_source[index[0, :n]], links.text_node[links.dsg_link])
     torch.testing.assert_close(batch.hsg_source[index[1, :n]], batch.tsg.num_nodes + links.dsg_nodes)
+
+
+def test_samples_without_tracks_or_flags_get_no_links(tiny_world) -> None:  # noqa: ANN001
+    from dataclasses import replace
+
+    _, batch = _batch(tiny_world, "grid")
+    text, video = torch.randn(batch.tsg.num_nodes, 8), torch.randn(batch.dsg.num_nodes, 8)
+    none = embedding_links(batch.tsg, batch.dsg, text, video, torch.zeros(batch.batch_size, dtype=torch.bool), -1.0, 1)
+    assert none.num_links == 0 and none.dsg_nodes.numel() == 0
+    # Sample 0 loses its tracks: its objects find nothing, the other samples still link, never across samples.
+    dsg = replace(batch.dsg, node_track=torch.where(batch.dsg.node_graph == 0, -1, batch.dsg.node_track))
+    links = embedding_links(batch.tsg, dsg, text, video, torch.ones(batch.batch_size, dtype=torch.bool), -1.0, 1)
+    assert links.num_links > 0 and not (links.link_graph == 0).any()
+    assert (dsg.node_graph[links.dsg_nodes] == links.link_graph[links.dsg_link]).all()
