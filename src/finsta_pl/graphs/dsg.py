@@ -154,7 +154,7 @@ def build_dsg(
                     label = {"right": "left of", "left": "right of", "down": "above", "up": "below"}[_direction(dx, dy)]
                 g.relation(label, k, obj_node[(k, tids[i])], obj_node[(k, tids[j])])
         # Annotated relations (sidecars): their objects are named by the annotation's track ids.
-        by_raw = {getattr(d, "track", None): tid for d, tid in zip(dets, tids)}
+        by_raw = {d.track: tid for d, tid in zip(dets, tids) if getattr(d, "track", None) is not None}
         for d, tid in zip(dets, tids):
             for predicate, other in getattr(d, "relations", ()):
                 if other in by_raw and by_raw[other] != tid:

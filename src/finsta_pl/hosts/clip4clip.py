@@ -13,6 +13,7 @@ Ids arrive shifted by one (``hf_tokenizer.ID_SHIFT``, ``0`` pads) and are shifte
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +45,11 @@ def load_clip(config: HostConfig) -> Any:
 
 
 def _pixel_stats(config: HostConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    file = Path(config.checkpoint or "").expanduser() / "preprocessor_config.json"
-    if config.checkpoint and file.is_file():
-        import json
-
-        pre = json.loads(file.read_text())
-        return tuple(pre.get("image_mean", _MEAN)), tuple(pre.get("image_std", _STD))
-    return _MEAN, _STD
+    file = Path(config.checkpoint).expanduser() / "preprocessor_config.json" if config.checkpoint else None
+    if file is None or not file.is_file():
+        return _MEAN, _STD
+    pre = json.loads(file.read_text())
+    return tuple(pre.get("image_mean", _MEAN)), tuple(pre.get("image_std", _STD))
 
 
 class CLIP4Clip(Host):
