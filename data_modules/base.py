@@ -16,7 +16,7 @@ import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
-from finsta_pl.data_modules.batch import FinstaBatch, collate_samples
+from finsta_pl.batch import FinstaBatch, collate_samples
 from finsta_pl.data_modules.graph_builder import GraphBuilder, GraphConfig
 from finsta_pl.data_modules.video import BadSampleError, decode_clip
 from finsta_pl.text import TextTokenizer, make_tokenizer

@@ -118,3 +118,16 @@ def test_lightning_entry_point_is_declared() -> None:
 
     scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
     assert scripts.get("lightning") == "finsta_pl.cli:main" and scripts.get("finsta-pl") == "finsta_pl.cli:main"
+
+
+def test_expanded_arguments_survive_a_second_expansion() -> None:
+    """Lightning's DDP launcher starts rank 1 with rank 0's (already expanded) sys.argv: inline YAML longer
+    than a file name once raised ``OSError: File name too long`` there."""
+    from finsta_pl.cli import expand_config_args
+
+    args = expand_config_args(["fit", "--config", str(REPO / "experiments" / "videoqa_enhanced.yaml"),
+                               "--model.init_args.host.init_from=null", "--trainer.max_epochs=1"])
+    assert any("\n" in a for a in args) and sum(a == "--config" for a in args) == 4
+    long_yaml = "model:\n  init_args:\n    host:\n      dim: 32\n" + "# padding\n" * 40  # > NAME_MAX characters
+    assert expand_config_args(args) == args
+    assert expand_config_args(["--config", long_yaml]) == ["--config", long_yaml]

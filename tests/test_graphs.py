@@ -13,7 +13,7 @@ from finsta_pl.data_modules.video import decode_clip
 from finsta_pl.graphs.container import EDGE, NODE, SceneGraph, collate_graphs
 from finsta_pl.graphs.detect import MotionDetector, color_name
 from finsta_pl.graphs.dsg import build_dsg
-from finsta_pl.graphs.hsg import alignment_targets, build_hsg, link_objects
+from finsta_pl.graphs.hsg import alignment_targets, build_hsg, link_objects, track_summaries
 from finsta_pl.graphs.tsg import build_tsg
 from finsta_pl.graphs.ud import RuleParser
 
@@ -102,6 +102,44 @@ def test_links_and_alignment_targets() -> None:
     assert {dsg.node_label[j] for j in ptc.regions[0]} >= {"square", "move", "left"}
     hsg = build_hsg(tsg, dsg, links)
     assert int((hsg.edge_type == EDGE["crossmodal"]).sum()) == 4  # one per frame of the red track
+    # PTC's temporal hard negative: the same track outside the predicate's interval, disjoint from the region.
+    frames_of = lambda nodes: {int(dsg.node_frame[j]) for j in nodes}  # noqa: E731
+    assert ptc.negatives[0] and not set(ptc.negatives[0]) & set(ptc.regions[0])
+    assert not frames_of(ptc.negatives[0]) & frames_of(ptc.regions[0])
+    assert {int(dsg.node_track[j]) for j in ptc.negatives[0] if dsg.node_type[j] == NODE["object"]} == {tid}
+    assert osc.keys == [f"osc:{tid}"] and osc.negatives == [[]]
+
+
+def _two_squares():  # noqa: ANN202
+    frames = np.full((4, 64, 64, 3), 128, np.uint8)
+    for t in range(4):
+        frames[t, 20:30, 40 - 4 * t : 50 - 4 * t] = (220, 40, 40)  # red square moving left
+        frames[t, 40:50, 10:20] = (40, 40, 220)  # blue square standing still
+    return build_dsg(MotionDetector()(frames), np.arange(4) * 2, (64, 64))
+
+
+def test_generic_nouns_and_ties_do_not_link_by_guess() -> None:
+    dsg = _two_squares()
+    parse = lambda text: build_tsg(RuleParser().parse(text))  # noqa: E731
+    assert link_objects(parse("an object moves left"), dsg) == []  # was: the lowest track id, score 0.5
+    assert link_objects(parse("a square moves"), dsg) == []  # two equally good squares: no lowest-id guess
+    red = link_objects(parse("a red object moves left"), dsg)
+    assert len(red) == 1 and "red" in track_summaries(dsg)[red[0][1]][1]  # an agreeing attribute decides
+
+
+def test_two_text_objects_on_one_track_share_a_region_key() -> None:
+    dsg = _two_squares()
+    tsg = build_tsg(RuleParser().parse("a red square moves left and the red square grows"))
+    links = link_objects(tsg, dsg)
+    osc, _ = alignment_targets(tsg, dsg, links)
+    assert len(osc.keys) == 2 and osc.keys[0] == osc.keys[1] and osc.regions[0] == osc.regions[1]
+
+
+def test_previous_in_track_matches_temporal_edges_on_objects() -> None:
+    g = collate_graphs([_two_squares(), _two_squares()], lambda s: [len(s)])
+    objects = g.node_type == NODE["object"]
+    assert torch.equal(g.previous_in_track()[objects], g.previous_node()[objects])
+    assert int((g.previous_in_track() >= 0).sum()) == 2 * 2 * 3  # two tracks, three continuations, per graph
 
 
 def test_collate_offsets_reverse_edges_and_dgl_roundtrip() -> None:

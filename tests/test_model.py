@@ -6,6 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from finsta_pl.data_modules import ClipConfig, LoaderConfig, VideoQADataModule
+from finsta_pl.data_modules.synthetic import WorldConfig
+from finsta_pl.graphs.container import NODE
 from finsta_pl.hosts.base import HostConfig
 from finsta_pl.metrics import DedupMean
 from finsta_pl.nn.finsta import FinstaConfig
@@ -48,17 +51,123 @@ def test_forward_backward_finite_with_each_part_off(tiny_datamodule, tiny_batch,
         assert (name in names) == (switch != name)
 
 
-def test_switches_change_the_output(tiny_datamodule, tiny_batch) -> None:  # noqa: ANN001
-    model = _model(tiny_datamodule).eval()
-    base = model.finsta(tiny_batch, model.host, *_host(model, tiny_batch))
-    for switch in ["stgd", "temporal_edges", "adverb_nodes", "crossmodal_edges"]:
-        other = _model(tiny_datamodule, **{switch: False}).eval()
-        other.load_state_dict(model.state_dict(), strict=False)
-        out = other.finsta(tiny_batch, other.host, *_host(other, tiny_batch))
-        changed = {k: not torch.allclose(getattr(base, k), getattr(out, k), atol=1e-6) for k in ("text", "video", "joint")}
-        assert changed["video"] or changed["joint"], switch
-        if switch in {"stgd", "temporal_edges", "crossmodal_edges"}:
-            assert not changed["text"], f"{switch} must not touch the text stream"
+def _outputs(model: VideoQATask, batch, record_saliency: bool = False):  # noqa: ANN001, ANN202
+    """Finsta's output and, when asked, every STGD saliency it computed."""
+    seen: list[torch.Tensor] = []
+    if record_saliency:
+        for block in model.finsta.stgd:
+            original = block.saliency
+            block.saliency = lambda *a, _f=original: seen.append(_f(*a)) or seen[-1]  # type: ignore[method-assign]
+    with torch.no_grad():
+        out = model.finsta(batch, model.host, *_host(model, batch))
+    return out, seen
+
+
+def _variant(base: VideoQATask, tiny_datamodule, **switch) -> VideoQATask:  # noqa: ANN001
+    other = _model(tiny_datamodule, **switch).eval()
+    missing, _ = other.load_state_dict(base.state_dict(), strict=False)
+    assert not missing, missing  # a switched-off row creates nothing new
+    return other
+
+
+def _same(x: torch.Tensor, y: torch.Tensor) -> bool:
+    return torch.allclose(x, y, atol=1e-6, rtol=1e-5)
+
+
+def test_each_switch_removes_exactly_its_row(tiny_datamodule, tiny_batch) -> None:  # noqa: ANN001
+    """The paper's six rows: each changes the component it names and leaves the others as they were."""
+    base_model = _model(tiny_datamodule).eval()
+    base, base_saliency = _outputs(base_model, tiny_batch, record_saliency=True)
+    variants = {s: _outputs(_variant(base_model, tiny_datamodule, **{s: False}), tiny_batch, s == "temporal_edges")
+                for s in ("osc", "ptc", "stgd", "temporal_edges", "adverb_nodes", "crossmodal_edges")}
+    for loss in ("osc", "ptc"):  # a loss switch drops that loss and nothing else
+        out, _ = variants[loss]
+        assert loss not in out.losses
+        assert all(_same(getattr(base, k), getattr(out, k)) for k in ("text", "video", "joint"))
+        assert all(_same(base.losses[k], v) for k, v in out.losses.items())
+    for switch in ("stgd", "temporal_edges"):  # DSG-side rows: the DSG stream changes, the TSG does not
+        out, _ = variants[switch]
+        assert not _same(base.video, out.video) and _same(base.text, out.text), switch
+    # Motion saliency reads track identity: switching off the temporal edges leaves STGD exactly as it was.
+    _, saliency = variants["temporal_edges"]
+    assert base_saliency and any(bool((m > 0).any()) for m in base_saliency)
+    assert all(torch.equal(a, b) for a, b in zip(base_saliency, saliency, strict=True))
+    # Cross-modal edges: only the HSG changes; the links (and so OSC) stay.
+    out, _ = variants["crossmodal_edges"]
+    assert not _same(base.joint, out.joint)
+    assert _same(base.text, out.text) and _same(base.video, out.video) and _same(base.losses["osc"], out.losses["osc"])
+
+
+def _batch_with_text(dm, text: str):  # noqa: ANN001, ANN202
+    """Real clips of the tiny world with one given sentence as every sample's text."""
+    import numpy as np
+
+    from finsta_pl.batch import collate_samples
+    from finsta_pl.data_modules.graph_builder import GraphBuilder, GraphConfig
+
+    builder, samples = GraphBuilder(GraphConfig()), []
+    for k in range(6):
+        sample = dm.datasets["train"][k]
+        ids, offsets = dm.vocab.encode(text, 16)
+        graphs = builder(sample["frames"], np.arange(len(sample["frames"])), text, offsets)
+        samples.append({**sample, "text_ids": ids, **graphs})
+    return collate_samples(samples, dm.vocab.encode_label, ("label", "index"))
+
+
+def test_adverb_switch_is_the_text_side_row(tiny_datamodule) -> None:  # noqa: ANN001
+    """Adverbial modifiers of the TSG go; the DSG's direction and speed nodes stay."""
+    batch = _batch_with_text(tiny_datamodule, "the red circle moves left quickly and the blue square grows slowly")
+    assert bool((batch.tsg.node_type == NODE["adverb"]).any()) and bool((batch.dsg.node_type == NODE["adverb"]).any())
+    base_model = _model(tiny_datamodule).eval()
+    base, _ = _outputs(base_model, batch)
+    out, _ = _outputs(_variant(base_model, tiny_datamodule, adverb_nodes=False), batch)
+    assert not _same(base.text, out.text) and not _same(base.joint, out.joint)
+    assert _same(base.video, out.video)
+    assert _same(base.losses["osc"], out.losses["osc"])  # OSC anchors are objects; its regions are DSG nodes
+    assert not _same(base.losses["ptc"], out.losses["ptc"])  # PTC anchors pool the predicate's adverbs
+
+
+def test_crossmodal_switch_keeps_embedding_links_for_osc(tiny_world) -> None:  # noqa: ANN001
+    """With a label-free detector the links come from the model; OSC must not vanish with the edges."""
+    from finsta_pl.data_modules.graph_builder import GraphConfig
+
+    dm = VideoQADataModule(synthetic=WorldConfig(num_train=24, num_val=12, num_test=8),
+                           clip=ClipConfig(num_frames=4, frame_size=64), loader=LoaderConfig(batch_size=6, num_workers=0),
+                           graphs=GraphConfig(detector="grid"))
+    dm.setup("fit")
+    batch = next(iter(dm.val_dataloader()))
+    assert batch.osc.num_pairs == 0 and bool(batch.embedding_link.samples.all())
+    base_model = _model(dm).eval()
+    base, _ = _outputs(base_model, batch)
+    out, _ = _outputs(_variant(base_model, dm, crossmodal_edges=False), batch)
+    assert float(base.losses["osc"]) > 0 and _same(base.losses["osc"], out.losses["osc"])
+    assert not _same(base.joint, out.joint)
+
+
+def test_stgd_sigma_of_every_block_learns(tiny_datamodule, tiny_batch) -> None:  # noqa: ANN001
+    model = _model(tiny_datamodule)
+    model.finsta = type(model.finsta)(FinstaConfig(heads=2, dsg_blocks=3), model.host, model.fused_features)
+    _loss(model, tiny_batch).backward()
+    sigmas = [block.log_sigma.grad for block in model.finsta.stgd]
+    assert len(sigmas) == 2 and all(g is not None and float(g.abs()) > 0 for g in sigmas)
+
+
+def test_stgd_saliency_is_never_negative(tiny_batch) -> None:  # noqa: ANN001
+    from finsta_pl.nn.rgtrm import STGD
+
+    g = tiny_batch.dsg
+    t_max = int(g.node_frame.max()) + 2
+    center = (g.node_box[:, :2] + g.node_box[:, 2:]) / 2
+    m = STGD(8, 2).saliency(center, g.previous_in_track(), g.node_type == NODE["object"],
+                                        g.node_graph * t_max + g.node_frame + 1, g.num_graphs * t_max)
+    assert bool(((m >= 0) & (m <= 1)).all()) and bool((m > 0).any())  # Delta < 0 once gave m < 0
+
+
+def test_distillation_skips_empty_graphs(tiny_datamodule) -> None:  # noqa: ANN001
+    batch = _empty_graph_batch(tiny_datamodule)
+    model = _model(tiny_datamodule)
+    out = model.features(batch).finsta
+    assert float(out.losses["distill"].detach()) == 0.0  # a lone "scene" node teaches nothing
 
 
 def _host(model: VideoQATask, batch):  # noqa: ANN001, ANN202
@@ -108,7 +217,7 @@ def _empty_graph_batch(tiny_datamodule):  # noqa: ANN001, ANN202
     """Plain gray clips and noun-less text: every graph is the scene-only fallback, no OSC/PTC pairs."""
     import numpy as np
 
-    from finsta_pl.data_modules.batch import collate_samples
+    from finsta_pl.batch import collate_samples
     from finsta_pl.data_modules.graph_builder import GraphBuilder, GraphConfig
 
     builder = GraphBuilder(GraphConfig())

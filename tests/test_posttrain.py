@@ -58,3 +58,24 @@ def test_posttrain_exports_a_host_that_videoqa_loads(tiny_world: Path, tmp_path:
                    cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "host initialised from" in proc.stdout + proc.stderr
+
+
+def test_posttraining_trains_the_hsg_it_distils_from(tiny_world: Path) -> None:
+    """The joint distillation target is the HSG readout; it must learn, not stay a random network."""
+    from finsta_pl.cli import build_cli, expand_config_args
+
+    cli = build_cli(expand_config_args(["--config", str(REPO / "experiments" / "posttrain_synthetic.yaml"),
+                                        "--config", str(TINY)]), run=False)
+    model, dm = cli.model, cli.datamodule
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    model.log = lambda *args, **kwargs: None
+    feats = model.features(batch)
+    assert "hsg" in feats.finsta.losses and float(feats.finsta.losses["hsg"].detach()) > 0
+    model.training_step(batch, 0).backward()
+    finsta = model.finsta
+    for name, module in {"hsg_blocks": finsta.hsg_blocks, "readout_query": finsta.readout_query,
+                         "readout_key": finsta.readout_key}.items():
+        grads = [p.grad for p in module.parameters()]
+        assert all(g is not None for g in grads) and any(float(g.abs().sum()) > 0 for g in grads), name
+    assert not hasattr(finsta, "fuse_gate")  # nothing fused in post-training: no gate to leave untrained

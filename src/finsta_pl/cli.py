@@ -59,6 +59,18 @@ def _null_override(arg: str) -> str | None:
     return yaml.safe_dump(nested)
 
 
+def _is_config_file(value: str) -> bool:
+    """Whether ``--config`` got a file name, not inline YAML.  Lightning's DDP launcher starts each further rank
+    with this process's ``sys.argv``, which already holds the expanded chains as inline YAML; such a value
+    can be longer than a file name may be (``Path.is_file`` then raises ``OSError: File name too long``)."""
+    if "\n" in value:
+        return False
+    try:
+        return Path(value).is_file()
+    except OSError:
+        return False
+
+
 def expand_config_args(argv: Sequence[str]) -> list[str]:
     """Replace each ``--config FILE`` whose file ``extends`` another with the chain of configs it stands for,
     and each nested ``--key=null`` with a config that sets it (see :func:`_null_override`)."""
@@ -74,7 +86,7 @@ def expand_config_args(argv: Sequence[str]) -> list[str]:
             value = next(it, None)
         elif arg.startswith("--config="):
             value = arg.split("=", 1)[1]
-        if value is None or not Path(value).is_file():
+        if value is None or not _is_config_file(value):
             out += [arg] if value is None else ["--config", value]
             continue
         for cfg in _expand(Path(value)):

@@ -158,6 +158,20 @@ class GraphBatch:
         prev[self.edge_index[1, fwd]] = self.edge_index[0, fwd]
         return prev
 
+    def previous_in_track(self) -> Tensor:
+        """For each object node with a track, the same track's object node in the latest earlier frame, else
+        ``-1``.  Read from track ids, not from temporal edges, so motion (STGD) stays defined when the temporal
+        coreference edges are switched off."""
+        prev = torch.full((self.num_nodes,), -1, dtype=torch.long, device=self.node_track.device)
+        idx = torch.nonzero((self.node_track >= 0) & (self.node_type == NODE["object"])).squeeze(1)
+        if idx.numel() < 2:
+            return prev
+        span = int(self.node_frame.max()) + 2
+        order = idx[torch.argsort(self.node_track[idx] * span + self.node_frame[idx] + 1, stable=True)]
+        same = self.node_track[order[1:]] == self.node_track[order[:-1]]
+        prev[order[1:][same]] = order[:-1][same]
+        return prev
+
     def to_dgl(self) -> Any:
         """The batch as one ``DGLGraph`` (both directions), with node and edge tensors as ``ndata``/``edata``."""
         from finsta_pl.compat.dgl import load_dgl, why_missing

@@ -13,13 +13,14 @@ All of this is Python over one small graph, so it runs in DataLoader workers, ne
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from finsta_pl.graphs.container import EDGE, NODE, SceneGraph
 
 _GENERIC = {"object", "thing", "shape", "region", "something", "item"}
+_GENERIC_SCORE = 0.25
 _COLORS = {"red", "orange", "yellow", "green", "cyan", "blue", "purple", "pink", "black", "white", "gray"}
 
 
@@ -43,10 +44,16 @@ class LinkConfig:
 
 @dataclass
 class Alignment:
-    """Anchor/region node lists for one loss: pair ``p`` pools ``anchors[p]`` (TSG) and ``regions[p]`` (DSG)."""
+    """Anchor/region node lists for one loss: pair ``p`` pools ``anchors[p]`` (TSG) and ``regions[p]`` (DSG).
 
-    anchors: list[list[int]]
-    regions: list[list[int]]
+    ``keys[p]`` names the region (pairs of one sample with equal keys share their positive, so they must not be
+    each other's negatives); ``negatives[p]`` are DSG nodes of a hard negative region (may be empty).
+    """
+
+    anchors: list[list[int]] = field(default_factory=list)
+    regions: list[list[int]] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    negatives: list[list[int]] = field(default_factory=list)
 
 
 def _neighbours(g: SceneGraph) -> dict[int, set[int]]:
@@ -94,7 +101,9 @@ def link_objects(tsg: SceneGraph, dsg: SceneGraph, config: LinkConfig = LinkConf
         text_attrs = {tsg.node_label[a] for a in attrs[i]}
         scored = []
         for tid, (tlabel, tattrs) in tracks.items():
-            score = 1.0 if label == tlabel else (0.5 if label in _GENERIC or tlabel in _GENERIC else 0.0)
+            # A generic noun ("object") or a generic track label says little: below the threshold on its own,
+            # so such a link needs an agreeing attribute ("the red object").
+            score = 1.0 if label == tlabel else (_GENERIC_SCORE if label in _GENERIC or tlabel in _GENERIC else 0.0)
             for a in text_attrs:
                 if a in tattrs:
                     score += 0.5
@@ -102,7 +111,11 @@ def link_objects(tsg: SceneGraph, dsg: SceneGraph, config: LinkConfig = LinkConf
                     score -= 1.0  # a named colour that the track does not have rules the link out
             scored.append((score, tid))
         scored.sort(key=lambda x: (-x[0], x[1]))
-        links += [(i, tid, s) for s, tid in scored[: config.top_k] if s >= config.threshold]
+        kept = [(s, tid) for s, tid in scored if s >= config.threshold]
+        if len(kept) > config.top_k and kept[config.top_k][0] == kept[config.top_k - 1][0]:
+            # A tie across the cut: which of the equal tracks is meant is unknown (no lowest-id guess).
+            kept = [(s, tid) for s, tid in kept if s > kept[config.top_k][0]]
+        links += [(i, tid, s) for s, tid in kept[: config.top_k]]
     return links
 
 
@@ -138,7 +151,7 @@ def alignment_targets(
     for j, (tid, kind) in enumerate(zip(tracks, dsg.node_type.tolist())):
         if kind == NODE["object"] and tid >= 0:
             track_nodes[tid].append(j)
-    osc = Alignment([], [])
+    osc = Alignment()
     linked: dict[int, int] = {}
     for i, tid, _ in links:
         linked.setdefault(i, tid)
@@ -149,6 +162,8 @@ def alignment_targets(
             region |= frontier
         osc.anchors.append([i])
         osc.regions.append(sorted(region))
+        osc.keys.append(f"osc:{tid}")
+        osc.negatives.append([])
     # DSG predicates of each track, with their adverbs.
     dsg_subject = _out(dsg, "subject")
     dsg_adverbs = _out(dsg, "adverb")
@@ -156,7 +171,7 @@ def alignment_targets(
     for obj, rels in dsg_subject.items():
         if tracks[obj] >= 0:
             predicates[tracks[obj]].extend(rels)
-    ptc = Alignment([], [])
+    ptc = Alignment()
     tsg_subject = _out(tsg, "subject")
     tsg_object = _out(tsg, "object")
     tsg_adverbs = _out(tsg, "adverb")
@@ -172,10 +187,23 @@ def alignment_targets(
         same = [p for p in predicates[tid] if dsg.node_label[p].split()[0] == verb]
         span = [frames[p] for p in (same or predicates[tid])] or [frames[j] for j in track_nodes[tid]]
         lo, hi = min(span), max(span)
-        region = [j for j in track_nodes[tid] if lo <= frames[j] <= hi]
-        for p in predicates[tid]:
-            if lo <= frames[p] <= hi:
-                region += [p, *dsg_adverbs[p]]
         ptc.anchors.append([r, *tsg_adverbs[r]])
-        ptc.regions.append(sorted(set(region)))
+        ptc.regions.append(_track_interval(track_nodes[tid], predicates[tid], dsg_adverbs, frames, lo, hi))
+        ptc.keys.append(f"ptc:{tid}:{lo}:{hi}")
+        # Temporal hard negative: the same track over the frames outside the interval, so PTC cannot be
+        # solved by recognising the subject alone.
+        outside = sorted({frames[j] for j in track_nodes[tid]} - set(range(lo, hi + 1)))
+        ptc.negatives.append(_track_interval(track_nodes[tid], predicates[tid], dsg_adverbs, frames,
+                                             outside[0], outside[-1], keep=set(outside)) if outside else [])
     return osc, ptc
+
+
+def _track_interval(nodes: list[int], predicates: list[int], adverbs: dict[int, list[int]], frames: list[int],
+                    lo: int, hi: int, keep: set[int] | None = None) -> list[int]:
+    """A track's object nodes and its predicates (with their adverbs) in frames ``lo..hi`` (and in ``keep``)."""
+    inside = (lambda f: lo <= f <= hi and (keep is None or f in keep))  # noqa: E731
+    region = [j for j in nodes if inside(frames[j])]
+    for p in predicates:
+        if inside(frames[p]):
+            region += [p, *adverbs[p]]
+    return sorted(set(region))

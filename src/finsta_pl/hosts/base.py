@@ -79,6 +79,17 @@ class Host(nn.Module):
         """Names of parameters loaded from a pretrained checkpoint (they may train at ``optim.pretrained_lr``)."""
         return set()
 
+    def pooling_parameters(self, kind: str) -> list[nn.Parameter]:
+        """Parameters that only produce the pooled ``kind`` feature (``text`` or ``video``).  A task that reads
+        no such feature freezes them: DDP requires every trainable parameter to get a gradient."""
+        return []
+
+    def contrastive_scale(self) -> nn.Parameter | None:
+        """The host's own learnable log temperature for video-text contrast (CLIP's ``logit_scale``), if it has
+        one.  Hosts keep it frozen; a task whose loss uses it (post-training) turns its gradient on, so no
+        configuration leaves a trainable parameter without a gradient (DDP)."""
+        return None
+
     def load_exported(self, saved: dict[str, Any], data_info: dict[str, Any]) -> str:
         """Copy the weights of an exported host (``hosts/io.py``) trained with the same tokenizer."""
         if saved.get("tokenizer_size") != data_info.get("tokenizer_size"):

@@ -63,6 +63,7 @@ class CLIP4Clip(Host):
         # from_pretrained returns an eval-mode model; start in train mode like every other module, so that
         # Lightning's train()/eval() switching decides (it keeps modes it finds at fit start).
         self.clip = load_clip(config).train()
+        self.clip.logit_scale.requires_grad_(False)  # see contrastive_scale()
         text_cfg, vision_cfg = self.clip.config.text_config, self.clip.config.vision_config
         if tokenizer_size > text_cfg.vocab_size:
             raise FinstaError(f"the data's tokenizer has {tokenizer_size} tokens but this CLIP's text tower knows "
@@ -85,6 +86,10 @@ class CLIP4Clip(Host):
     def pretrained_parameter_names(self) -> set[str]:
         """CLIP's own parameters (only when they came from a checkpoint, not from a random ``clip_config``)."""
         return {f"clip.{n}" for n, _ in self.clip.named_parameters()} if self.config.checkpoint else set()
+
+    def contrastive_scale(self) -> nn.Parameter:
+        """CLIP's pretrained contrastive temperature (log scale)."""
+        return self.clip.logit_scale
 
     def encode_video(self, frames: Tensor) -> VideoFeatures:
         """See :meth:`Host.encode_video`; frames are resized to CLIP's input size."""

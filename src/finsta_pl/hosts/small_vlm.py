@@ -78,6 +78,10 @@ class SmallVLM(Host):
         out = self.fusion(text.tokens, video.tokens, tgt_key_padding_mask=~text.mask)
         return self.fusion_norm(out[:, 0])
 
+    def pooling_parameters(self, kind: str) -> list[nn.Parameter]:
+        """The final norm of the pooled feature (see :meth:`Host.pooling_parameters`)."""
+        return list({"video": self.video_norm, "text": self.text_norm}[kind].parameters())
+
     def embed_words(self, ids: Tensor) -> Tensor:
         """See :meth:`Host.embed_words`."""
         return self.words(ids)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from finsta_pl.data_modules.batch import AlignmentBatch, FinstaBatch
+from finsta_pl.batch import AlignmentBatch, FinstaBatch
 from finsta_pl.graphs.container import EDGE_TYPES, NODE, NODE_TYPES, GraphBatch
 from finsta_pl.hosts.base import Host, TextFeatures, VideoFeatures
 from finsta_pl.nn.gtrm import GTrmLayer
@@ -49,6 +49,7 @@ class FinstaConfig:
     osc_weight: float = 0.5
     ptc_weight: float = 0.5
     distill_weight: float = 0.5
+    hsg_weight: float = 0.5
     temperature: float = 0.07
     stgd_sigma: float = 0.03
 
@@ -67,9 +68,14 @@ class FinstaStreams(nn.Module):
     """All graph streams and objectives over a host of width ``host.dim``."""
 
     def __init__(self, config: FinstaConfig, host: Host, fused: tuple[str, ...] = ("text", "video", "joint")) -> None:
-        """``fused``: the host features the task reads, the ones that get a dual-stream-sum projection."""
+        """``fused``: the host features the task reads, the ones that get a dual-stream-sum projection.
+
+        Only parameters that some loss of this configuration reaches are created (DDP runs with
+        ``find_unused_parameters=False``): when the task does not read the HSG's joint readout through the
+        dual-stream-sum, the HSG gets its own objective (:meth:`_hsg_contrast`) instead of going untrained.
+        """
         super().__init__()
-        self.fused = tuple(fused)
+        self.fused = tuple(fused) if config.dual_stream else ()
         self.config = c = config
         d = self.dim = host.dim
         self.node_type = nn.Embedding(len(NODE_TYPES), d)
@@ -92,14 +98,19 @@ class FinstaStreams(nn.Module):
         # Joint readout of the HSG: attention pooling queried by the host's joint feature, so a question picks
         # out the nodes it is about instead of a mean over every node of the video.
         self.readout_query, self.readout_key = nn.Linear(d, d), nn.Linear(d, d)
-        self.logit_scale = nn.Parameter(torch.tensor(1 / c.temperature).log())
+        # The HSG's own objective where no task loss reads its readout (post-training, dual_stream off).
+        self.hsg_contrast = "joint" not in self.fused
+        if self.hsg_contrast:
+            self.hsg_text, self.hsg_video = nn.Linear(d, d), nn.Linear(d, d)
+        if c.osc or c.ptc or self.hsg_contrast:
+            self.logit_scale = nn.Parameter(torch.tensor(1 / c.temperature).log())
         if c.osc:
             self.osc_text, self.osc_video = nn.Linear(d, d), nn.Linear(d, d)
         if c.ptc:
             self.ptc_text, self.ptc_video = nn.Linear(d, d), nn.Linear(d, d)
         if c.distill:
             self.distill_heads = nn.ModuleDict({k: nn.Linear(d, d) for k in ("text", "video", "joint")})
-        if c.dual_stream:
+        if self.fused:
             # Gated sum with zero-initialised projections: the host's output is unchanged at step 0, yet every
             # projection weight gets a gradient at once.  (A zero *gate* would leave it to one scalar that
             # Adam moves by about lr per step, far too slowly for a fine-tuning run of a few hundred steps.)
@@ -107,7 +118,7 @@ class FinstaStreams(nn.Module):
             for proj in self.fuse_proj.values():
                 nn.init.zeros_(proj.weight)
                 nn.init.zeros_(proj.bias)
-            self.fuse_gate = nn.Parameter(torch.ones(3))
+            self.fuse_gate = nn.ParameterDict({k: nn.Parameter(torch.ones(())) for k in self.fused})
 
     # ----------------------------------------------------------------------------------------- node features
     def _label_features(self, g: GraphBatch, host: Host, active: Tensor) -> Tensor:
@@ -155,15 +166,23 @@ class FinstaStreams(nn.Module):
         return index, self.edge_type(types)
 
     def _previous(self, g: GraphBatch, active: Tensor) -> Tensor:
+        """Temporal coreference edges as "previous node" pointers (none when that switch is off)."""
         if not self.config.temporal_edges:
             return torch.full_like(g.node_frame, -1)
-        prev = g.previous_node()
-        return torch.where((prev >= 0) & active & active[prev.clamp(min=0)], prev, torch.full_like(prev, -1))
+        return _active_previous(g.previous_node(), active)
 
-    def _active(self, g: GraphBatch) -> Tensor:
+    @staticmethod
+    def _active(g: GraphBatch, text_nodes: Tensor | None = None) -> Tensor:
+        """Nodes every layer sees.  ``adverb_nodes: false`` is the paper's text-side row: it removes the
+        adverbial modifiers of the TSG (and their copies in the HSG, ``text_nodes``), never the DSG's
+        direction and speed nodes."""
+        return torch.ones_like(g.node_type, dtype=torch.bool) if text_nodes is None else ~text_nodes
+
+    def _text_adverbs(self, g: GraphBatch, text_nodes: Tensor | None = None) -> Tensor:
         if self.config.adverb_nodes:
-            return torch.ones_like(g.node_type, dtype=torch.bool)
-        return g.node_type != NODE["adverb"]
+            return torch.zeros_like(g.node_type, dtype=torch.bool)
+        adverb = g.node_type == NODE["adverb"]
+        return adverb if text_nodes is None else adverb & text_nodes
 
     def _recurrent(self, blocks: nn.ModuleList, g: GraphBatch, h: Tensor, kinds: tuple[str, ...],
                    active: Tensor, stgd: nn.ModuleList | None, extra: tuple[Tensor, Tensor] | None = None) -> Tensor:
@@ -173,18 +192,28 @@ class FinstaStreams(nn.Module):
         prev = self._previous(g, active)
         key_bias = None
         if stgd is not None:
+            # STGD reads motion from track identity, so it is independent of the temporal-edge switch.
+            track_prev = _active_previous(g.previous_in_track(), active)
             t_max = int(g.node_frame.max()) + 2 if g.num_nodes else 1
             group = g.node_graph * t_max + g.node_frame + 1
             center = (g.node_box[:, :2] + g.node_box[:, 2:]) / 2
-            saliency = stgd[0].saliency(center, prev, (g.node_type == NODE["object"]) & active, group, g.num_graphs * t_max)
+            is_object = (g.node_type == NODE["object"]) & active
         for k, block in enumerate(blocks):
-            h, e = block(h, e, index, g.node_graph, g.num_graphs, g.node_frame, prev, key_bias)
+            h, e = block(h, e, index, g.node_graph, g.num_graphs, g.node_frame, prev, key_bias, active)
             if stgd is not None and k < len(stgd):
-                h, key_bias = stgd[k](h, saliency, prev)
+                # Each STGD block has its own sigma, so each computes its own saliency.
+                saliency = stgd[k].saliency(center, track_prev, is_object, group, g.num_graphs * t_max)
+                h, key_bias = stgd[k](h, saliency, track_prev)
         return h
 
     def _pool(self, h: Tensor, g: GraphBatch, active: Tensor) -> Tensor:
         return scatter_mean(h[active], g.node_graph[active], g.num_graphs)
+
+    @staticmethod
+    def _has_content(g: GraphBatch, active: Tensor) -> Tensor:
+        """[B] whether a sample's graph has an active node besides the lone "scene" node of an empty graph."""
+        real = (active & (g.node_type != NODE["scene"])).float()
+        return scatter_sum(real, g.node_graph, g.num_graphs) > 0
 
     def _readout(self, h: Tensor, g: GraphBatch, active: Tensor, query: Tensor) -> Tensor:
         score = (self.readout_key(h) * self.readout_query(query)[g.node_graph]).sum(-1) / self.dim**0.5
@@ -196,7 +225,10 @@ class FinstaStreams(nn.Module):
         """Run the three streams over ``batch`` and compute the auxiliary losses against the host features."""
         c = self.config
         tsg, dsg, hsg = batch.tsg, batch.dsg, batch.hsg
-        a_t, a_d, a_h = self._active(tsg), self._active(dsg), self._active(hsg)
+        hsg_text = batch.hsg_source < tsg.num_nodes
+        a_t = self._active(tsg, self._text_adverbs(tsg))
+        a_d = self._active(dsg)
+        a_h = self._active(hsg, self._text_adverbs(hsg, hsg_text))
         h_t, span = self._tsg_features(batch, host, text, a_t)
         h_t = self.in_norm(h_t)
         index, e = self._edges(tsg, _SPATIAL, a_t)
@@ -208,55 +240,84 @@ class FinstaStreams(nn.Module):
         kinds = _SPATIAL + (("crossmodal",) if c.crossmodal_edges else ())
         osc_pairs, extra = batch.osc, None
         request = batch.embedding_link
-        if c.crossmodal_edges and request is not None and bool(request.samples.any()):
+        if request is not None and bool(request.samples.any()):
+            # Links are made whatever the switch says: OSC needs them.  The switch removes only the HSG edges.
             links = embedding_links(tsg, dsg, span, roi, request.samples, request.threshold, request.top_k)
-            extra = crossmodal_edges(links, batch.hsg_source, tsg.num_nodes)
-            osc_pairs = _with_links(osc_pairs, links)
+            osc_pairs = _with_links(osc_pairs, links, request.sample_key, dsg.node_track)
+            if c.crossmodal_edges:
+                extra = crossmodal_edges(links, batch.hsg_source, tsg.num_nodes)
         h_h = self._recurrent(self.hsg_blocks, hsg, h_h, kinds, a_h, None, extra)
         out = FinstaOutput(self._pool(h_t, tsg, a_t), self._pool(h_d, dsg, a_d), self._readout(h_h, hsg, a_h, joint), {})
         if c.osc:
-            out.losses["osc"] = self._contrast(osc_pairs, h_t, h_d, a_t, self.osc_text, self.osc_video)
+            out.losses["osc"] = self._contrast(osc_pairs, h_t, h_d, a_t, a_d, self.osc_text, self.osc_video)
         if c.ptc:
-            out.losses["ptc"] = self._contrast(batch.ptc, h_t, h_d, a_t, self.ptc_text, self.ptc_video)
+            out.losses["ptc"] = self._contrast(batch.ptc, h_t, h_d, a_t, a_d, self.ptc_text, self.ptc_video)
+        if self.hsg_contrast:
+            out.losses["hsg"] = self._hsg_contrast(out.joint, video.pooled, text.pooled)
         if c.distill:
+            # Samples whose graph is empty (a lone "scene" node) have nothing to teach.
             heads = self.distill_heads
             out.losses["distill"] = (
-                cosine_distill(heads["text"](text.pooled), out.text)
-                + cosine_distill(heads["video"](video.pooled), out.video)
-                + cosine_distill(heads["joint"](joint), out.joint)
+                cosine_distill(heads["text"](text.pooled), out.text, self._has_content(tsg, a_t))
+                + cosine_distill(heads["video"](video.pooled), out.video, self._has_content(dsg, a_d))
+                + cosine_distill(heads["joint"](joint), out.joint, self._has_content(hsg, a_h))
             ) / 3
         return out
 
-    def _contrast(self, pairs: AlignmentBatch, h_t: Tensor, h_d: Tensor, active: Tensor, proj_t: nn.Module,
-                  proj_v: nn.Module) -> Tensor:
-        # Inactive anchor nodes (adverbs with the adverb switch off) are left out of the anchor pooling.
-        keep = active[pairs.anchor_nodes]
-        anchor = scatter_mean(h_t[pairs.anchor_nodes[keep]], pairs.anchor_seg[keep], pairs.num_pairs)
-        region = scatter_mean(h_d[pairs.region_nodes], pairs.region_seg, pairs.num_pairs)
-        return info_nce(proj_t(anchor), proj_v(region), self.logit_scale)
+    def _contrast(self, pairs: AlignmentBatch, h_t: Tensor, h_d: Tensor, a_t: Tensor, a_d: Tensor,
+                  proj_t: nn.Module, proj_v: nn.Module) -> Tensor:
+        """InfoNCE between pooled anchors and regions, with each pair's hard negative region where it has one.
+        Inactive nodes are left out of every pooling."""
+        n = pairs.num_pairs
+        keep = a_t[pairs.anchor_nodes]
+        anchor = scatter_mean(h_t[pairs.anchor_nodes[keep]], pairs.anchor_seg[keep], n)
+        keep = a_d[pairs.region_nodes]
+        region = scatter_mean(h_d[pairs.region_nodes[keep]], pairs.region_seg[keep], n)
+        keep = a_d[pairs.negative_nodes]
+        nodes, seg = pairs.negative_nodes[keep], pairs.negative_seg[keep]
+        negative = scatter_mean(h_d[nodes], seg, n)
+        has_negative = torch.bincount(seg, minlength=n) > 0
+        return info_nce(proj_t(anchor), proj_v(region), self.logit_scale, pairs.region_key,
+                        proj_v(negative), has_negative)
+
+    def _hsg_contrast(self, readout: Tensor, video: Tensor, text: Tensor) -> Tensor:
+        """The HSG's own objective: its readout of a (video, text) pair must single out that pair's video and
+        text among the batch's (host features as fixed targets), which takes the fine-grained content of both
+        sides, not one of them.  It trains the HSG blocks and the readout wherever no task loss reads it."""
+        return (info_nce(self.hsg_video(readout), video.detach(), self.logit_scale)
+                + info_nce(self.hsg_text(readout), text.detach(), self.logit_scale)) / 2
 
     def fuse(self, kind: str, host_feature: Tensor, graph_feature: Tensor) -> Tensor:
         """Dual-stream-sum: ``host + tanh(gate) * W graph`` (identity while ``W`` is still zero)."""
-        if not self.config.dual_stream or kind not in self.fused:
+        if kind not in self.fused:
             return host_feature
-        k = ("text", "video", "joint").index(kind)
-        return host_feature + torch.tanh(self.fuse_gate[k]) * self.fuse_proj[kind](graph_feature)
+        return host_feature + torch.tanh(self.fuse_gate[kind]) * self.fuse_proj[kind](graph_feature)
 
     def total_loss(self, losses: dict[str, Tensor]) -> Tensor:
         """Weighted sum of the auxiliary losses."""
         c = self.config
-        weights = {"osc": c.osc_weight, "ptc": c.ptc_weight, "distill": c.distill_weight}
-        return sum((weights[k] * v for k, v in losses.items()), torch.zeros((), device=self.logit_scale.device))
+        weights = {"osc": c.osc_weight, "ptc": c.ptc_weight, "distill": c.distill_weight, "hsg": c.hsg_weight}
+        return sum((weights[k] * v for k, v in losses.items()), torch.zeros((), device=self.node_type.weight.device))
 
 
-def _with_links(pairs: AlignmentBatch, links: EmbeddingLinks) -> AlignmentBatch:
-    """OSC pairs plus one per embedding link: the TSG object against its linked track's nodes."""
+def _active_previous(prev: Tensor, active: Tensor) -> Tensor:
+    """``prev`` with links from or to inactive nodes cut."""
+    return torch.where((prev >= 0) & active & active[prev.clamp(min=0)], prev, torch.full_like(prev, -1))
+
+
+def _with_links(pairs: AlignmentBatch, links: EmbeddingLinks, sample_key: Tensor, node_track: Tensor) -> AlignmentBatch:
+    """OSC pairs plus one per embedding link: the TSG object against its linked track's nodes (keyed by sample
+    and track, so two objects linked to one track are not each other's negatives)."""
     n, first = links.num_links, pairs.num_pairs
     device = links.text_node.device
+    track = torch.zeros(n, dtype=torch.long, device=device).scatter_(0, links.dsg_link, node_track[links.dsg_nodes])
     return AlignmentBatch(
         anchor_nodes=torch.cat([pairs.anchor_nodes, links.text_node]),
         anchor_seg=torch.cat([pairs.anchor_seg, first + torch.arange(n, device=device)]),
         region_nodes=torch.cat([pairs.region_nodes, links.dsg_nodes]),
         region_seg=torch.cat([pairs.region_seg, first + links.dsg_link]),
         pair_graph=torch.cat([pairs.pair_graph, links.link_graph]),
+        region_key=torch.cat([pairs.region_key, sample_key[links.link_graph] | (2**31 + track)]),
+        negative_nodes=pairs.negative_nodes,
+        negative_seg=pairs.negative_seg,
     )

@@ -18,40 +18,79 @@ def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
+def _gather_sizes(n: int, device: torch.device) -> list[int]:
+    count = torch.tensor([n], device=device)
+    counts = [torch.zeros_like(count) for _ in range(dist.get_world_size())]
+    dist.all_gather(counts, count)
+    return [int(c) for c in counts]
+
+
 def gather_with_grad(x: Tensor) -> tuple[Tensor, int]:
     """Rows of ``x`` from every rank (differentiable) and the offset of this rank's rows in the result.
 
-    Every rank must call this the same number of times, also with zero rows.
+    Every rank must call this the same number of times, also with zero rows, and must use the result in its
+    loss: the backward of the gather is a collective as well.
     """
     if not _distributed():
         return x, 0
     from torch.distributed.nn.functional import all_gather
 
-    count = torch.tensor([x.shape[0]], device=x.device)
-    counts = [torch.zeros_like(count) for _ in range(dist.get_world_size())]
-    dist.all_gather(counts, count)
-    sizes = [int(c) for c in counts]
+    sizes = _gather_sizes(x.shape[0], x.device)
     padded = F.pad(x, (0, 0, 0, max(sizes) - x.shape[0]))
     parts = all_gather(padded)
     rank = dist.get_rank()
     return torch.cat([p[:s] for p, s in zip(parts, sizes)]), sum(sizes[:rank])
 
 
-def info_nce(anchors: Tensor, positives: Tensor, logit_scale: Tensor) -> Tensor:
+def gather_keys(keys: Tensor) -> Tensor:
+    """Integer keys (one per row) from every rank, in rank order; no gradient."""
+    if not _distributed():
+        return keys
+    sizes = _gather_sizes(keys.shape[0], keys.device)
+    padded = F.pad(keys, (0, max(sizes) - keys.shape[0]))
+    parts = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(parts, padded)
+    return torch.cat([p[:s] for p, s in zip(parts, sizes)])
+
+
+def info_nce(anchors: Tensor, positives: Tensor, logit_scale: Tensor, keys: Tensor | None = None,
+             hard_negatives: Tensor | None = None, hard_mask: Tensor | None = None) -> Tensor:
     """Symmetric InfoNCE: row ``i`` of ``anchors`` should match row ``i`` of ``positives`` against all other
-    rows of this batch and (under DDP) of every rank.  Inputs are L2-normalised here.  With fewer than two
-    pairs in the whole world there is nothing to contrast and the loss is an exact, differentiable zero."""
+    rows of this batch and (under DDP) of every rank.  Inputs are L2-normalised here.
+
+    ``keys`` (one integer per pair): pairs with equal keys have the same positive (two text objects linked to one
+    track), so they are not each other's negatives.  ``hard_negatives`` (one row per pair, used where
+    ``hard_mask``): an extra negative for the anchor only, e.g. the same track over a shifted interval.
+    With fewer than two pairs in the whole world there is nothing to contrast and the loss is an exact,
+    differentiable zero; it still depends on the gathered tensors, so every rank enters the gathers' backward
+    collective (a rank without pairs that skipped it would leave the others waiting forever).
+    """
     a = F.normalize(anchors.float(), dim=-1)
     p = F.normalize(positives.float(), dim=-1)
     all_a, offset = gather_with_grad(a)
     all_p, _ = gather_with_grad(p)
+    all_keys = gather_keys(keys) if keys is not None else None
+    zero = (all_a.sum() + all_p.sum()) * 0.0 + logit_scale * 0.0
+    if hard_negatives is not None:
+        zero = zero + hard_negatives.float().sum() * 0.0
     if all_a.shape[0] < 2 or a.shape[0] == 0:
-        return (anchors.sum() + positives.sum()) * 0.0 + logit_scale * 0.0
+        return zero
     labels = torch.arange(a.shape[0], device=a.device) + offset
     scale = logit_scale.exp().clamp(max=100.0)
-    loss_ap = F.cross_entropy(scale * a @ all_p.t(), labels)
-    loss_pa = F.cross_entropy(scale * p @ all_a.t(), labels)
-    return (loss_ap + loss_pa) / 2
+    logits_ap = scale * a @ all_p.t()
+    logits_pa = scale * p @ all_a.t()
+    if all_keys is not None:
+        same = keys[:, None] == all_keys[None, :]
+        same[torch.arange(a.shape[0], device=a.device), labels] = False
+        logits_ap = logits_ap.masked_fill(same, float("-inf"))
+        logits_pa = logits_pa.masked_fill(same, float("-inf"))
+    if hard_negatives is not None:
+        assert hard_mask is not None, "hard_negatives need hard_mask"
+        hard = scale * (a * F.normalize(hard_negatives.float(), dim=-1)).sum(-1, keepdim=True)
+        logits_ap = torch.cat([logits_ap, hard.masked_fill(~hard_mask[:, None], float("-inf"))], 1)
+    loss_ap = F.cross_entropy(logits_ap, labels)
+    loss_pa = F.cross_entropy(logits_pa, labels)
+    return (loss_ap + loss_pa) / 2 + zero
 
 
 def cosine_distill(student: Tensor, teacher: Tensor, mask: Tensor | None = None) -> Tensor:

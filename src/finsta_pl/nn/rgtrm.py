@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from finsta_pl.nn.gtrm import GTrmLayer
-from finsta_pl.nn.scatter import scatter_mean, scatter_sum
+from finsta_pl.nn.scatter import scatter_sum
 
 
 class FrameRecurrence(nn.Module):
@@ -39,11 +39,14 @@ class FrameRecurrence(nn.Module):
             self.update_gate = nn.Linear(2 * dim, dim)
         self.norm = nn.LayerNorm(dim)
 
-    def forward(self, h: Tensor, frame: Tensor, prev: Tensor, node_graph: Tensor, num_graphs: int) -> Tensor:
+    def forward(self, h: Tensor, frame: Tensor, prev: Tensor, node_graph: Tensor, num_graphs: int,
+                active: Tensor | None = None) -> Tensor:
         """``frame`` is ``-1`` for frame-less (text) nodes, which the recurrence leaves alone; ``prev`` is the
-        coreferent node in the previous frame or ``-1``."""
+        coreferent node in the previous frame or ``-1``; inactive nodes (switched off or dropped) are left out
+        of the memory's frame summary."""
         if frame.numel() == 0 or int(frame.max()) < 0:
             return h
+        weight = (active if active is not None else torch.ones_like(frame, dtype=torch.bool)).to(h.dtype)
         memory = self.memory0.expand(num_graphs, -1) if self.use_memory else None
         for t in range(int(frame.max()) + 1):
             idx = (frame == t).nonzero().squeeze(1)
@@ -61,8 +64,10 @@ class FrameRecurrence(nn.Module):
                 g = node_graph[idx]
                 m = memory[g]
                 cur = cur + torch.sigmoid(self.read_gate(torch.cat([cur, m], -1))) * self.read(m)
-                summary = scatter_mean(cur, g, num_graphs)
-                present = torch.bincount(g, minlength=num_graphs)[:, None] > 0
+                w = weight[idx]
+                count = scatter_sum(w, g, num_graphs)[:, None]
+                summary = scatter_sum(cur * w[:, None], g, num_graphs) / count.clamp(min=1)
+                present = count > 0
                 both = torch.cat([summary, memory], -1)
                 z = torch.sigmoid(self.update_gate(both))
                 memory = torch.where(present, z * memory + (1 - z) * torch.tanh(self.update(both)), memory)
@@ -87,7 +92,8 @@ class STGD(nn.Module):
         s1 = scatter_sum(d * w[:, None], group, num_groups)[group] - d
         s2 = scatter_sum((d * d).sum(-1) * w, group, num_groups)[group] - (d * d).sum(-1)
         count = scatter_sum(w, group, num_groups)[group]  # other objects + the background, = objects in frame
-        delta = (s2 - 2 * (d * s1).sum(-1) + count * (d * d).sum(-1)) / count.clamp(min=1)
+        # The closed form cancels large terms: in floating point it can dip just below zero.
+        delta = ((s2 - 2 * (d * s1).sum(-1) + count * (d * d).sum(-1)) / count.clamp(min=1)).clamp(min=0)
         g = torch.exp(-delta / (2 * torch.exp(2 * self.log_sigma)))
         return (1 - g) * has_prev
 
@@ -109,8 +115,8 @@ class RGTrmBlock(nn.Module):
 
     def forward(
         self, h: Tensor, e: Tensor, edge_index: Tensor, node_graph: Tensor, num_graphs: int,
-        frame: Tensor, prev: Tensor, key_bias: Tensor | None = None,
+        frame: Tensor, prev: Tensor, key_bias: Tensor | None = None, active: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """``edge_index``/``e``: the non-temporal edges; ``prev``: coreferent node in the previous frame."""
         h, e = self.spatial(h, e, edge_index, node_graph, num_graphs, key_bias=key_bias)
-        return self.temporal(h, frame, prev, node_graph, num_graphs), e
+        return self.temporal(h, frame, prev, node_graph, num_graphs, active), e

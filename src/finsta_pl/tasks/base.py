@@ -16,7 +16,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
-from finsta_pl.data_modules.batch import FinstaBatch
+from finsta_pl.batch import FinstaBatch
 from finsta_pl.hosts.base import HostConfig, TextFeatures, VideoFeatures
 from finsta_pl.hosts.io import load_host_weights
 from finsta_pl.hosts.registry import build_host
@@ -50,6 +50,8 @@ class FinstaTask(L.LightningModule):
 
     #: host features the task's head reads; only these get Finsta's dual-stream-sum (and its parameters).
     fused_features: tuple[str, ...] = ("text", "video", "joint")
+    #: host features any loss of the task reads (defaults to the fused ones).
+    host_features: tuple[str, ...] | None = None
 
     def __init__(
         self,
@@ -72,6 +74,17 @@ class FinstaTask(L.LightningModule):
             rank_zero_info(f"host initialised from {self.host_config.init_from} ({copied})")
         enabled = self.finsta_config.enabled
         self.finsta = FinstaStreams(self.finsta_config, self.host, self.fused_features) if enabled else None
+        self._freeze_unread_pooling()
+
+    def _freeze_unread_pooling(self) -> None:
+        """Freeze host parameters that only feed pooled features no loss reads (e.g. QA on the joint feature
+        without Finsta's distillation), so DDP with ``find_unused_parameters=False`` stays safe."""
+        read = set(self.host_features if self.host_features is not None else self.fused_features)
+        if self.finsta is not None and self.finsta_config.distill:
+            read |= {"text", "video"}  # distillation heads read the host's pooled features
+        for kind in {"text", "video"} - read:
+            for p in self.host.pooling_parameters(kind):
+                p.requires_grad_(False)
 
     def features(self, batch: FinstaBatch) -> Features:
         """Host encoders, fusion, and (when enabled and graphs are present) the Finsta streams."""

@@ -10,7 +10,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
-from finsta_pl.data_modules.batch import FinstaBatch
+from finsta_pl.batch import FinstaBatch
 from finsta_pl.hosts.io import export_host
 from finsta_pl.hosts.base import HostConfig
 from finsta_pl.metrics import RetrievalRecall
@@ -26,6 +26,7 @@ class PostTrainTask(FinstaTask):
     """
 
     fused_features: tuple[str, ...] = ()  # the exported host must stand alone: no dual-stream-sum here
+    host_features = ("text", "video")
 
     def __init__(
         self,
@@ -37,7 +38,12 @@ class PostTrainTask(FinstaTask):
     ) -> None:
         super().__init__(data_info, host, finsta, optim)
         self.export_path = export_path
-        self.host_logit_scale = nn.Parameter(torch.tensor(1 / 0.07).log())
+        # The host's own temperature when it has one (CLIP's, pretrained), else a new one at CLIP's init.
+        own = self.host.contrastive_scale()
+        if own is not None:
+            own.requires_grad_(True)
+        else:
+            self.host_logit_scale = nn.Parameter(torch.tensor(1 / 0.07).log())
         self.retrieval = nn.ModuleDict({s: RetrievalRecall() for s in ("val", "test")})
         self._log_dir: str | None = None
 
@@ -46,7 +52,8 @@ class PostTrainTask(FinstaTask):
         if stage in self.retrieval:
             t = batch.targets
             self.retrieval[stage].update(feats.text.pooled, feats.video.pooled, t["index"], t["video_index"])
-        return info_nce(feats.video.pooled, feats.text.pooled, self.host_logit_scale)
+        scale = self.host.contrastive_scale()
+        return info_nce(feats.video.pooled, feats.text.pooled, scale if scale is not None else self.host_logit_scale)
 
     def _log_retrieval(self, stage: str) -> None:
         metric = self.retrieval[stage]

@@ -7,7 +7,7 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from finsta_pl.data_modules.batch import FinstaBatch
+from finsta_pl.batch import FinstaBatch
 from finsta_pl.hosts.base import HostConfig
 from finsta_pl.metrics import DedupMean
 from finsta_pl.nn.finsta import FinstaConfig

@@ -7,6 +7,7 @@ flat anchor/region lists of the OSC and PTC pairs.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Sequence
 
@@ -27,6 +28,9 @@ class AlignmentBatch:
     region_nodes: Tensor
     region_seg: Tensor
     pair_graph: Tensor
+    region_key: Tensor  # [P] int64: pairs with equal keys share their positive (see sample_key)
+    negative_nodes: Tensor  # DSG nodes of each pair's hard negative region (pairs may have none)
+    negative_seg: Tensor
 
     @property
     def num_pairs(self) -> int:
@@ -42,10 +46,26 @@ class EmbeddingLinkRequest:
     samples: Tensor  # [B] bool
     threshold: float
     top_k: int
+    sample_key: Tensor  # [B] int64, see sample_key(); keys of the OSC pairs the model adds
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "EmbeddingLinkRequest":
-        """Move the sample mask to ``device``."""
-        return replace(self, samples=self.samples.to(device, non_blocking=non_blocking))
+        """Move the tensors to ``device``."""
+        return replace(self, samples=self.samples.to(device, non_blocking=non_blocking),
+                       sample_key=self.sample_key.to(device, non_blocking=non_blocking))
+
+
+def sample_key(sample_id: str) -> int:
+    """A process-independent 31-bit hash of a sample id, shifted into the high half of an int64 region key.
+
+    Region keys are ``sample_key | descriptor``: equal only for the same region of the same sample, on any rank
+    (a DistributedSampler's padding repeats a sample on another rank: then the repeat is masked too).  The low
+    31 bits hash the worker's region descriptor; ``2**31 + track`` marks regions of embedding links.
+    """
+    return (zlib.crc32(sample_id.encode()) & 0x7FFFFFFF) << 32
+
+
+def _descriptor_key(descriptor: str) -> int:
+    return zlib.crc32(descriptor.encode()) & 0x7FFFFFFF
 
 
 @dataclass
@@ -94,19 +114,24 @@ class FinstaBatch:
         return replace(self, **{f.name: move(getattr(self, f.name)) for f in fields(self)})
 
 
-def _alignments(items: Sequence[Alignment], tsg_off: Tensor, dsg_off: Tensor) -> AlignmentBatch:
-    anchors, aseg, regions, rseg, graph = [], [], [], [], []
+def _alignments(items: Sequence[Alignment], ids: Sequence[str], tsg_off: Tensor, dsg_off: Tensor) -> AlignmentBatch:
+    anchors, aseg, regions, rseg, graph, keys, negs, nseg = [], [], [], [], [], [], [], []
     p = 0
     for b, item in enumerate(items):
-        for anc, reg in zip(item.anchors, item.regions):
+        base = sample_key(ids[b])
+        for anc, reg, key, neg in zip(item.anchors, item.regions, item.keys, item.negatives, strict=True):
             anchors += [a + int(tsg_off[b]) for a in anc]
             aseg += [p] * len(anc)
             regions += [r + int(dsg_off[b]) for r in reg]
             rseg += [p] * len(reg)
+            negs += [r + int(dsg_off[b]) for r in neg]
+            nseg += [p] * len(neg)
+            keys.append(base | _descriptor_key(key))
             graph.append(b)
             p += 1
     long = lambda x: torch.tensor(x, dtype=torch.long)  # noqa: E731
-    return AlignmentBatch(long(anchors), long(aseg), long(regions), long(rseg), long(graph))
+    return AlignmentBatch(long(anchors), long(aseg), long(regions), long(rseg), long(graph), long(keys),
+                          long(negs), long(nseg))
 
 
 def collate_samples(
@@ -149,11 +174,13 @@ def collate_samples(
     span_token = tsg.node_graph[span_node] * max_len + start[span_node] + within
     batch.tsg, batch.dsg, batch.hsg, batch.hsg_source = tsg, dsg, hsg, source
     batch.span_node, batch.span_token = span_node, span_token
-    batch.osc = _alignments([s["osc"] for s in good], tsg_off, dsg_off)
-    batch.ptc = _alignments([s["ptc"] for s in good], tsg_off, dsg_off)
+    ids = [s["id"] for s in good]
+    batch.osc = _alignments([s["osc"] for s in good], ids, tsg_off, dsg_off)
+    batch.ptc = _alignments([s["ptc"] for s in good], ids, tsg_off, dsg_off)
     requests = [s.get("embedding_link") for s in good]
     params = next((r for r in requests if r is not None), None)
     if params is not None:
         flags = torch.tensor([r is not None for r in requests])
-        batch.embedding_link = EmbeddingLinkRequest(flags, float(params[0]), int(params[1]))
+        batch.embedding_link = EmbeddingLinkRequest(flags, float(params[0]), int(params[1]),
+                                                    torch.tensor([sample_key(i) for i in ids], dtype=torch.long))
     return batch
