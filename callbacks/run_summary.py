@@ -32,7 +32,11 @@ class RunSummary(L.Callback):
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Compose and print the summary line."""
         info: dict[str, Any] = getattr(pl_module, "data_info", {}) or {}
-        parts = [f"{info.get('task', type(pl_module).__name__)}: {trainer.current_epoch} epochs"]
+        task = info.get("task", type(pl_module).__name__)
+        run = trainer.logger.name if trainer.logger is not None else None
+        # The run's name (the config file's) says which row this is: videoqa_host_only is a videoqa run.
+        name = f"{task} ({run})" if run and run != task else task
+        parts = [f"{name}: {trainer.current_epoch} epochs"]
         last = trainer.callback_metrics.get(self.monitor)
         if last is not None:
             parts.append(f"{self.monitor} {float(last):.3f}")

@@ -52,9 +52,11 @@ class SceneGraphPictures(L.Callback):
             item = dataset[index]
             if item is None:  # a bad sample that the dataset skips
                 continue
-            if "hsg" not in item:
+            if item.dsg is None:
                 return self._warn("the validation dataset builds no scene graphs (build_graphs=False)")
-            image = draw_scene_graphs(item["frames"], item["hsg"], dataset.specs[index].text,
+            if not item.texts:
+                return self._warn("the validation samples have no text (no HSG to draw)")
+            image = draw_scene_graphs(item.frames, item.texts[0].graphs.hsg, dataset.specs[index].texts[0].text,
                                       folder / f"epoch{trainer.current_epoch}_sample{k}.png")
             for logger in trainer.loggers:
                 if isinstance(logger, TensorBoardLogger):

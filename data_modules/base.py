@@ -16,9 +16,11 @@ import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
-from finsta_pl.batch import FinstaBatch, collate_samples
+from finsta_pl.batch import FinstaBatch, Sample, SampleText, collate_samples
 from finsta_pl.data_modules.graph_builder import GraphBuilder, GraphConfig
 from finsta_pl.data_modules.video import BadSampleError, decode_clip
+from finsta_pl.data_info import DataInfo
+from finsta_pl.errors import DataNotFoundError
 from finsta_pl.text import TextTokenizer, make_tokenizer
 
 log = logging.getLogger(__name__)
@@ -47,13 +49,28 @@ class LoaderConfig:
 
 
 @dataclass
+class TextSpec:
+    """One text of a record.  ``text`` is encoded for the host; the TSG is parsed from its first ``parse_chars``
+    characters (all when ``None``), e.g. a statement without the subtitles after it."""
+
+    text: str
+    targets: dict[str, Any] = field(default_factory=dict)
+    parse_chars: int | None = None
+
+
+@dataclass
 class SampleSpec:
-    """What a task's dataset needs from one record: sample id, video key, text and target values."""
+    """What a task's dataset needs from one record: sample id, video key, its texts and target values."""
 
     id: str
     video: str
-    text: str
+    texts: list[TextSpec]
     targets: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def single(cls, id: str, video: str, text: str, targets: dict[str, Any] | None = None) -> "SampleSpec":
+        """A record with one text (a question, a caption)."""
+        return cls(id, video, [TextSpec(text)], dict(targets or {}))
 
 
 class VideoTextDataset(Dataset):
@@ -78,7 +95,7 @@ class VideoTextDataset(Dataset):
     def __len__(self) -> int:
         return len(self.specs)
 
-    def __getitem__(self, index: int) -> dict[str, Any] | None:
+    def __getitem__(self, index: int) -> Sample | None:
         spec = self.specs[index]
         try:
             return self._load(index, spec)
@@ -88,7 +105,7 @@ class VideoTextDataset(Dataset):
             warnings.warn(f"skipping sample {spec.id}: {exc}", stacklevel=1)
             return None
 
-    def _load(self, index: int, spec: SampleSpec) -> dict[str, Any]:
+    def _load(self, index: int, spec: SampleSpec) -> Sample:
         path = self.videos.get(spec.video)
         if path is None:
             raise BadSampleError(f"no video file for {spec.video!r} (sample {spec.id})")
@@ -96,18 +113,25 @@ class VideoTextDataset(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, index]) if self.train and self.clip.random_offsets else None
         frames, frame_indices = decode_clip(path, self.clip.num_frames, self.clip.frame_size, rng,
                                             self.clip.keyframes, self.clip.keyframe_candidates)
-        text_ids, offsets = self.vocab.encode(spec.text, self.max_text_len)
-        sample = {"id": spec.id, "frames": frames, "text_ids": text_ids, **spec.targets}
+        encoded = [self.vocab.encode(t.text, self.max_text_len) for t in spec.texts]
+        texts = [SampleText(ids, targets=dict(t.targets)) for (ids, _), t in zip(encoded, spec.texts)]
+        sample = Sample(spec.id, frames, texts, targets=dict(spec.targets))
         if self.graphs is not None:
-            sample.update(self.graphs(frames, frame_indices, spec.text, offsets, seed=self.seed + index,
-                                      video_key=spec.video, video_path=path))
+            parsed = [(t.text[: t.parse_chars], offsets) for t, (_, offsets) in zip(spec.texts, encoded)]
+            sample.dsg, graphs = self.graphs(frames, frame_indices, parsed, seed=self.seed + index,
+                                             video_key=spec.video, video_path=path)
+            for text, g in zip(texts, graphs):
+                text.graphs = g
         return sample
 
 
 class FinstaDataModule(L.LightningDataModule):
     """Base DataModule: subclasses fill ``self.datasets`` in ``setup`` and describe themselves in :meth:`info`."""
 
+    #: the task family, and the targets its batches carry per clip and per text (see DataInfo).
+    task: str = ""
     target_keys: tuple[str, ...] = ()
+    text_target_keys: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -148,10 +172,14 @@ class FinstaDataModule(L.LightningDataModule):
         """Set ``self.vocab``: the ``tokenizer`` setting (``words``, or a `transformers` tokenizer folder)."""
         self.vocab = make_tokenizer(self.tokenizer, training_texts)
 
-    def info(self) -> dict[str, Any]:
-        """What a task module must know about the data (vocabulary, label names, ...), saved with the model."""
+    def data_info(self) -> DataInfo:
+        """What a task module must know about the data; subclasses add labels and baselines."""
         assert self.vocab is not None
-        return self.vocab.info()
+        return DataInfo(self.task, self.vocab.info(), self.target_keys, self.text_target_keys)
+
+    def info(self) -> dict[str, Any]:
+        """:meth:`data_info` in its serialisable form (the CLI links it into the model; saved with it)."""
+        return self.data_info().to_dict()
 
     def set_epoch(self, epoch: int) -> None:
         """Called at each training epoch start (before workers fork) so frame sampling changes per epoch."""
@@ -159,15 +187,26 @@ class FinstaDataModule(L.LightningDataModule):
             self.datasets["train"].epoch = epoch
 
     def make_dataset(self, specs: Sequence[SampleSpec], videos: dict[str, Path], train: bool) -> VideoTextDataset:
-        """A :class:`VideoTextDataset` with this module's settings."""
+        """A :class:`VideoTextDataset` with this module's settings.  Records without a video file are bad
+        samples (skipped and counted, or raised, per ``on_bad_sample``); when *no* record has one, the
+        annotation and the video folder do not belong together, and that is one clear error."""
         assert self.vocab is not None
+        missing = [s.video for s in specs if s.video not in videos]
+        if specs and len(missing) == len(specs):
+            where = getattr(self, "video_dir", "the video folder")
+            raise DataNotFoundError(f"{type(self).__name__}: none of the {len(specs)} {'training' if train else 'evaluation'} "
+                                    f"records has a video under {where} (first: {missing[0]!r}, {len(videos)} "
+                                    "videos indexed); check data.init_args.video_dir and the file-name pattern")
+        if missing:
+            log.warning("%s: %d of %d records have no video file; they are skipped as bad samples",
+                        type(self).__name__, len(missing), len(specs))
         builder = GraphBuilder(self.graph_config) if self.build_graphs else None
         return VideoTextDataset(specs, videos, self.vocab, self.clip, builder, train, self.max_text_len,
                                 self.on_bad_sample, self.seed)
 
     def _collate(self) -> Callable[[list], FinstaBatch]:
         assert self.vocab is not None
-        return _Collate(self.vocab, self.target_keys)
+        return _Collate(self.vocab)
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         if split not in self.datasets:
@@ -214,8 +253,8 @@ def single_threaded_opencv() -> None:
 class _Collate:
     """Picklable collate function (workers are spawned on some platforms)."""
 
-    def __init__(self, vocab: TextTokenizer, target_keys: Sequence[str]) -> None:
-        self.vocab, self.target_keys = vocab, tuple(target_keys)
+    def __init__(self, vocab: TextTokenizer) -> None:
+        self.vocab = vocab
 
     def __call__(self, samples: list) -> FinstaBatch:
-        return collate_samples(samples, self.vocab.encode_label, self.target_keys)
+        return collate_samples(samples, self.vocab.encode_label)

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from finsta_pl.data_modules.base import ClipConfig, FinstaDataModule, LoaderConfig, SampleSpec
-from finsta_pl.data_modules.graph_builder import GraphConfig
+from finsta_pl.data_modules.base import FinstaDataModule, SampleSpec
 from finsta_pl.data_modules.msrvtt_captions import read_msrvtt_official
-from finsta_pl.data_modules.msrvtt_qa import index_videos
+from finsta_pl.data_modules.video import index_videos
 from finsta_pl.data_modules.synthetic import WorldConfig
 from finsta_pl.errors import DataNotFoundError
 
@@ -18,6 +17,7 @@ class CaptionDataModule(FinstaDataModule):
     """``dataset: synthetic`` (generated on first use) or ``msrvtt`` (files under ``root``); ``tokenizer`` as in
     :class:`VideoQADataModule`."""
 
+    task = "posttrain"
     target_keys = ("index", "video_index")
 
     def __init__(
@@ -27,16 +27,10 @@ class CaptionDataModule(FinstaDataModule):
         annotation_dir: str = "msrvtt",
         video_dir: str = "videos",
         synthetic: WorldConfig | None = None,
-        clip: ClipConfig | None = None,
-        loader: LoaderConfig | None = None,
-        graphs: GraphConfig | None = None,
-        build_graphs: bool = True,
-        max_text_len: int = 32,
-        on_bad_sample: str = "skip",
-        seed: int = 0,
-        tokenizer: str = "words",
+        **kwargs: Any,
     ) -> None:
-        super().__init__(clip, loader, graphs, build_graphs, max_text_len, on_bad_sample, seed, tokenizer)
+        """Shared arguments (clip, loader, graphs, tokenizer, ...) are :class:`FinstaDataModule`'s."""
+        super().__init__(**kwargs)
         if dataset not in {"synthetic", "msrvtt"}:
             raise ValueError(f"unknown caption dataset {dataset!r}; choose synthetic or msrvtt")
         self.root = self.resolve_root(dataset, root, synthetic)
@@ -47,10 +41,6 @@ class CaptionDataModule(FinstaDataModule):
         if "train" not in self.records:
             raise DataNotFoundError(f"{self.root / annotation_dir}: no training captions")
         self.build_vocab(r.caption for r in self.records["train"])
-
-    def info(self) -> dict[str, Any]:
-        """Vocabulary and task name."""
-        return {**super().info(), "task": "posttrain"}
 
     def setup(self, stage: str | None = None) -> None:
         """Training: every caption; evaluation: the first caption of each video."""
@@ -64,6 +54,6 @@ class CaptionDataModule(FinstaDataModule):
                     first.setdefault(r.video, r)
                 records = list(first.values())
             order = {v: k for k, v in enumerate(dict.fromkeys(r.video for r in records))}
-            specs = [SampleSpec(r.id, r.video, r.caption, {"index": k, "video_index": order[r.video]})
+            specs = [SampleSpec.single(r.id, r.video, r.caption, {"index": k, "video_index": order[r.video]})
                      for k, r in enumerate(records)]
             self.datasets[split] = self.make_dataset(specs, videos, train=split == "train")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
+from finsta_pl.batch import TextGraphs
 from finsta_pl.graphs.container import SceneGraph
 from finsta_pl.graphs.cache import DSGCache, cache_key, cached_content_hash
 from finsta_pl.graphs.dsg import DSGConfig, build_dsg
@@ -50,29 +51,34 @@ class GraphBuilder:
         self._tsg = CachedTSGBuilder(self.parser)  # repeated captions/questions are parsed once per worker
 
     def __call__(
-        self, frames: np.ndarray, frame_indices: np.ndarray, text: str, token_offsets: list[tuple[int, int]],
+        self, frames: np.ndarray, frame_indices: np.ndarray, texts: Sequence[tuple[str, list[tuple[int, int]]]],
         seed: int = 0, video_key: str = "", video_path: str | Path | None = None,
-    ) -> dict[str, Any]:
-        """Graphs of one sample; TSG spans are mapped onto the host's token positions via ``token_offsets``.
+    ) -> tuple[SceneGraph, list[TextGraphs]]:
+        """The clip's DSG (built once) and, per ``(text, token_offsets)``, its TSG, HSG and alignment lists.
+        TSG spans are mapped onto the host's token positions via the offsets; the parsed text may be a prefix
+        of the encoded one (a statement before its subtitles).
 
         ``video_key`` finds precomputed detections; ``video_path`` keys the DSG cache (no cache without it).
         """
-        tsg = self._tsg(text)
-        spans = char_to_token_spans([tuple(s) for s in tsg.node_span.tolist()], token_offsets)
-        tsg = SceneGraph(**{**tsg.__dict__, "node_span": torch.tensor(spans, dtype=torch.long).reshape(-1, 2)})
         dsg = self._dsg(frames, frame_indices, video_key, video_path)
-        if self.config.node_drop > 0:
-            gen = torch.Generator().manual_seed(seed)
-            tsg = tsg.drop_nodes(self.config.node_drop, gen)
+        gen = torch.Generator().manual_seed(seed) if self.config.node_drop > 0 else None
+        if gen is not None:
             dsg = dsg.drop_nodes(self.config.node_drop, gen)
         link = self.config.link
         by_embedding = link.method == "embedding" or (link.method == "auto" and not has_track_labels(dsg))
-        # Embedding links need the host: the model adds them (and their OSC pairs); none are made here.
-        links = [] if by_embedding else link_objects(tsg, dsg, link)
-        osc, ptc = alignment_targets(tsg, dsg, links, link.hops)
-        request = (link.embedding_threshold, link.top_k) if by_embedding else None
-        return {"tsg": tsg, "dsg": dsg, "hsg": build_hsg(tsg, dsg, links), "osc": osc, "ptc": ptc,
-                "embedding_link": request}
+        out = []
+        for text, token_offsets in texts:
+            tsg = self._tsg(text)
+            spans = char_to_token_spans([tuple(s) for s in tsg.node_span.tolist()], token_offsets)
+            tsg = SceneGraph(**{**tsg.__dict__, "node_span": torch.tensor(spans, dtype=torch.long).reshape(-1, 2)})
+            if gen is not None:
+                tsg = tsg.drop_nodes(self.config.node_drop, gen)
+            # Embedding links need the host: the model adds them (and their OSC pairs); none are made here.
+            links = [] if by_embedding else link_objects(tsg, dsg, link)
+            osc, ptc = alignment_targets(tsg, dsg, links, link.hops)
+            request = (link.embedding_threshold, link.top_k) if by_embedding else None
+            out.append(TextGraphs(tsg, build_hsg(tsg, dsg, links), osc, ptc, request))
+        return dsg, out
 
     def _dsg(self, frames: np.ndarray, frame_indices: np.ndarray, video_key: str,
              video_path: str | Path | None) -> SceneGraph:

@@ -12,10 +12,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from finsta_pl.errors import BadSampleError, DataNotFoundError
+from finsta_pl.errors import BadSampleError
 
 SPLIT_FILES = {"train": "train_qa.json", "val": "val_qa.json", "test": "test_qa.json"}
-VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv")
 
 
 @dataclass(frozen=True)
@@ -52,13 +51,6 @@ def read_qa_file(path: Path, video_prefix: str = "video") -> list[QARecord]:
         except (KeyError, TypeError, ValueError) as exc:
             raise BadSampleError(f"{path}: record {k} is malformed ({type(exc).__name__}: {exc}): {str(item)[:120]}") from None
     return records
-
-
-def index_videos(video_dir: Path) -> dict[str, Path]:
-    """Map video keys (file stems) to paths by one walk of ``video_dir`` (any depth, known extensions)."""
-    if not video_dir.is_dir():
-        raise DataNotFoundError(f"video folder not found: {video_dir}")
-    return {p.stem: p for p in sorted(video_dir.rglob("*")) if p.suffix.lower() in VIDEO_EXTENSIONS}
 
 
 class AnswerVocab:

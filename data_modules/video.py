@@ -13,10 +13,21 @@ from pathlib import Path
 
 import numpy as np
 
-from finsta_pl.errors import BadSampleError
+from finsta_pl.errors import BadSampleError, DataNotFoundError
 from finsta_pl.graphs.keyframes import candidate_indices, sample_indices, select_keyframes
 
-__all__ = ["BadSampleError", "decode_clip", "sample_indices"]
+__all__ = ["BadSampleError", "VIDEO_EXTENSIONS", "decode_clip", "index_videos", "sample_indices"]
+
+#: the extensions the datasets ship their videos in.
+VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".gif")
+
+
+def index_videos(video_dir: Path) -> dict[str, Path]:
+    """Map video keys (file stems) to paths by one walk of ``video_dir`` (any depth, known extensions), once
+    per run in the main process; workers inherit the map (no per-sample directory scans)."""
+    if not video_dir.is_dir():
+        raise DataNotFoundError(f"video folder not found: {video_dir}")
+    return {p.stem: p for p in sorted(video_dir.rglob("*")) if p.suffix.lower() in VIDEO_EXTENSIONS}
 
 
 def decode_clip(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
-from finsta_pl.data_modules.base import ClipConfig, FinstaDataModule, LoaderConfig, SampleSpec
-from finsta_pl.data_modules.graph_builder import GraphConfig
-from finsta_pl.data_modules.msrvtt_qa import SPLIT_FILES, AnswerVocab, QARecord, index_videos, prior_baselines, read_qa_file
+from finsta_pl.data_modules.base import FinstaDataModule, SampleSpec
+from finsta_pl.data_modules.msrvtt_qa import SPLIT_FILES, AnswerVocab, QARecord, prior_baselines, read_qa_file
+from finsta_pl.data_modules.video import index_videos
 from finsta_pl.data_modules.synthetic import WorldConfig
+from finsta_pl.data_info import DataInfo
 from finsta_pl.errors import DataNotFoundError
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,7 @@ class VideoQADataModule(FinstaDataModule):
     ``tokenizer``: ``words`` (a vocabulary of the training questions, for the built-in host) or the folder of
     the host checkpoint's `transformers` tokenizer (CLIP4Clip)."""
 
+    task = "videoqa"
     target_keys = ("label", "index")
 
     def __init__(
@@ -37,16 +40,10 @@ class VideoQADataModule(FinstaDataModule):
         video_dir: str = "videos",
         synthetic: WorldConfig | None = None,
         max_answers: int = 1000,
-        clip: ClipConfig | None = None,
-        loader: LoaderConfig | None = None,
-        graphs: GraphConfig | None = None,
-        build_graphs: bool = True,
-        max_text_len: int = 32,
-        on_bad_sample: str = "skip",
-        seed: int = 0,
-        tokenizer: str = "words",
+        **kwargs: Any,
     ) -> None:
-        super().__init__(clip, loader, graphs, build_graphs, max_text_len, on_bad_sample, seed, tokenizer)
+        """Shared arguments (clip, loader, graphs, tokenizer, ...) are :class:`FinstaDataModule`'s."""
+        super().__init__(**kwargs)
         if dataset not in {"synthetic", "msrvtt_qa", "msvd_qa"}:
             raise ValueError(f"unknown video-QA dataset {dataset!r}; choose synthetic, msrvtt_qa or msvd_qa")
         self.dataset = dataset
@@ -67,9 +64,9 @@ class VideoQADataModule(FinstaDataModule):
         self.build_vocab(r.question for r in self.records["train"])
         self.baselines = prior_baselines(self.records["train"], self.records.get("val", []))
 
-    def info(self) -> dict[str, Any]:
+    def data_info(self) -> DataInfo:
         """Vocabulary, answer list and the prior baselines (for the run summary)."""
-        return {**super().info(), "answers": self.answers.answers, "baselines": self.baselines, "task": "videoqa"}
+        return replace(super().data_info(), labels=tuple(self.answers.answers), baselines=self.baselines)
 
     def setup(self, stage: str | None = None) -> None:
         """Index the videos and build the split datasets (training keeps only in-vocabulary answers)."""
@@ -79,10 +76,6 @@ class VideoQADataModule(FinstaDataModule):
         for split, records in self.records.items():
             if split == "train":
                 records = [r for r in records if self.answers.label(r.answer) >= 0]
-            missing = sum(r.video not in videos for r in records)
-            if missing:
-                log.warning("%s/%s: %d of %d questions have no video file in %s", self.dataset, split, missing,
-                            len(records), self.video_dir)
-            specs = [SampleSpec(r.id, r.video, r.question, {"label": self.answers.label(r.answer), "index": k})
+            specs = [SampleSpec.single(r.id, r.video, r.question, {"label": self.answers.label(r.answer), "index": k})
                      for k, r in enumerate(records)]
             self.datasets[split] = self.make_dataset(specs, videos, train=split == "train")

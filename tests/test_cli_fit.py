@@ -32,7 +32,7 @@ def test_fit_writes_checkpoint_log_config_and_summary(tiny_world: Path, tmp_path
     assert "val/acc" in summary and "majority baseline" in summary and "question-type-prior baseline" in summary
     assert summary.strip() in proc.stdout
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
-    assert ckpt["hyper_parameters"]["data_info"]["answers"], "answer vocabulary must travel with the model"
+    assert ckpt["hyper_parameters"]["data_info"]["labels"], "answer vocabulary must travel with the model"
 
 
 def test_resume_from_checkpoint_continues_the_run(tiny_world: Path, tmp_path: Path) -> None:

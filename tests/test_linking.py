@@ -48,7 +48,7 @@ def test_vectorised_links_match_a_loop(tiny_world, threshold: float, top_k: int)
     text = torch.randn(batch.tsg.num_nodes, 16, generator=gen)
     video = torch.randn(batch.dsg.num_nodes, 16, generator=gen)
     everyone = torch.ones(batch.batch_size, dtype=torch.bool)
-    links = embedding_links(batch.tsg, batch.dsg, text, video, everyone, threshold, top_k)
+    links = embedding_links(batch.tsg, batch.dsg, batch.text_sample, text, video, everyone, threshold, top_k)
     got = {(int(links.text_node[k]), tuple(links.dsg_nodes[links.dsg_link == k].tolist())) for k in range(links.num_links)}
     assert got == _reference(batch.tsg, batch.dsg, text, video, threshold, top_k)
     if threshold < 0:
@@ -104,8 +104,8 @@ def test_edges_land_on_the_right_hsg_nodes(tiny_world) -> None:  # noqa: ANN001
     _, batch = _batch(tiny_world, "grid")
     video = torch.randn(batch.dsg.num_nodes, 8)
     text = torch.randn(batch.tsg.num_nodes, 8)
-    links = embedding_links(batch.tsg, batch.dsg, text, video, torch.ones(batch.batch_size, dtype=torch.bool), -1.0, 1)
-    index, _ = crossmodal_edges(links, batch.hsg_source, batch.tsg.num_nodes)
+    links = embedding_links(batch.tsg, batch.dsg, batch.text_sample, text, video, torch.ones(batch.batch_size, dtype=torch.bool), -1.0, 1)
+    index, _ = crossmodal_edges(links, batch.tsg, batch.dsg, batch.hsg, batch.text_sample)
     n = links.dsg_nodes.numel()
     torch.testing.assert_close(batch.hsg_source[index[0, :n]], links.text_node[links.dsg_link])
     torch.testing.assert_close(batch.hsg_source[index[1, :n]], batch.tsg.num_nodes + links.dsg_nodes)
@@ -116,10 +116,10 @@ def test_samples_without_tracks_or_flags_get_no_links(tiny_world) -> None:  # no
 
     _, batch = _batch(tiny_world, "grid")
     text, video = torch.randn(batch.tsg.num_nodes, 8), torch.randn(batch.dsg.num_nodes, 8)
-    none = embedding_links(batch.tsg, batch.dsg, text, video, torch.zeros(batch.batch_size, dtype=torch.bool), -1.0, 1)
+    none = embedding_links(batch.tsg, batch.dsg, batch.text_sample, text, video, torch.zeros(batch.batch_size, dtype=torch.bool), -1.0, 1)
     assert none.num_links == 0 and none.dsg_nodes.numel() == 0
     # Sample 0 loses its tracks: its objects find nothing, the other samples still link, never across samples.
     dsg = replace(batch.dsg, node_track=torch.where(batch.dsg.node_graph == 0, -1, batch.dsg.node_track))
-    links = embedding_links(batch.tsg, dsg, text, video, torch.ones(batch.batch_size, dtype=torch.bool), -1.0, 1)
+    links = embedding_links(batch.tsg, dsg, batch.text_sample, text, video, torch.ones(batch.batch_size, dtype=torch.bool), -1.0, 1)
     assert links.num_links > 0 and not (links.link_graph == 0).any()
     assert (dsg.node_graph[links.dsg_nodes] == links.link_graph[links.dsg_link]).all()

@@ -102,16 +102,17 @@ def _batch_with_text(dm, text: str):  # noqa: ANN001, ANN202
     """Real clips of the tiny world with one given sentence as every sample's text."""
     import numpy as np
 
-    from finsta_pl.batch import collate_samples
+    from finsta_pl.batch import SampleText, collate_samples
     from finsta_pl.data_modules.graph_builder import GraphBuilder, GraphConfig
 
     builder, samples = GraphBuilder(GraphConfig()), []
+    ids, offsets = dm.vocab.encode(text, 16)
     for k in range(6):
         sample = dm.datasets["train"][k]
-        ids, offsets = dm.vocab.encode(text, 16)
-        graphs = builder(sample["frames"], np.arange(len(sample["frames"])), text, offsets)
-        samples.append({**sample, "text_ids": ids, **graphs})
-    return collate_samples(samples, dm.vocab.encode_label, ("label", "index"))
+        sample.dsg, (graphs,) = builder(sample.frames, np.arange(len(sample.frames)), [(text, offsets)])
+        sample.texts = [SampleText(ids, graphs)]
+        samples.append(sample)
+    return collate_samples(samples, dm.vocab.encode_label)
 
 
 def test_adverb_switch_is_the_text_side_row(tiny_datamodule) -> None:  # noqa: ANN001
@@ -217,7 +218,7 @@ def _empty_graph_batch(tiny_datamodule):  # noqa: ANN001, ANN202
     """Plain gray clips and noun-less text: every graph is the scene-only fallback, no OSC/PTC pairs."""
     import numpy as np
 
-    from finsta_pl.batch import collate_samples
+    from finsta_pl.batch import Sample, SampleText, collate_samples
     from finsta_pl.data_modules.graph_builder import GraphBuilder, GraphConfig
 
     builder = GraphBuilder(GraphConfig())
@@ -226,9 +227,9 @@ def _empty_graph_batch(tiny_datamodule):  # noqa: ANN001, ANN202
     for k in range(3):
         frames = np.full((4, 64, 64, 3), 128, np.uint8)
         ids, offsets = vocab.encode("quickly!", 8)
-        samples.append({"id": str(k), "frames": frames, "text_ids": ids, "label": k, "index": k,
-                        **builder(frames, np.arange(4), "quickly!", offsets)})
-    return collate_samples(samples, vocab.encode_label, ("label", "index"))
+        dsg, (graphs,) = builder(frames, np.arange(4), [("quickly!", offsets)])
+        samples.append(Sample(str(k), frames, [SampleText(ids, graphs)], dsg, {"label": k, "index": k}))
+    return collate_samples(samples, vocab.encode_label)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

@@ -7,6 +7,7 @@ real readers and the real decoder (decord) are what a default run exercises, plu
     videos/video{N}.mp4                 N = 0..total-1: train first, then val, then test
     msrvtt_qa/{train,val,test}_qa.json  MSRVTT-QA lists; category_id = question template index
     msrvtt/train_val_videodatainfo.json, msrvtt/test_videodatainfo.json   MSR-VTT official schema
+    msrvtt_mc/, kinetics/, violin/      MSRVTT-MC, Kinetics-400 and VIOLIN files (``task_formats.py``)
     scene_graphs/video{N}.json          gold objects, boxes, events, relations, captions, text graphs
     .complete                           JSON of the config, written last (by ``ensure_world``)
 
@@ -32,8 +33,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from finsta_pl.data_modules.synthetic.task_formats import write_task_formats
+
 # Bump whenever the generator's output changes: it is part of the fingerprint, so stale caches are not reused.
-WORLD_VERSION = 1
+WORLD_VERSION = 2
 
 COLORS: dict[str, tuple[int, int, int]] = {  # BGR, saturated and far apart so codec blur cannot confuse them
     "red": (40, 40, 220), "green": (40, 190, 40), "blue": (220, 80, 40), "yellow": (40, 220, 220)}
@@ -294,6 +297,49 @@ def _caption(ev: dict[str, Any], objects: list[dict], tracks: list[dict], full: 
     return {"text": " ".join(words), "objects": nodes, "relations": [{**rel, "adverbs": adverbs}]}
 
 
+_OTHER_ACTION = {"move": "grow", "grow": "move", "appear": "grow", "approach": "move", "stay": "move"}
+
+
+def _hard_negatives(ev: dict[str, Any], objects: list[dict], tracks: list[dict], size: int) -> list[str]:
+    """Captions of ``ev`` (full form) that are false of the clip by exactly one thing, in this order: the speed
+    adverb, the direction, the colour-shape binding (colour, then shape, taken from another object of the clip
+    when there is one), the predicate.  Distinct and different from the true caption; at least four."""
+    true = _caption(ev, objects, tracks, True, size)["text"]
+    k = ev["subject"]
+    subject = objects[k]
+    variants: list[tuple[dict, list[dict]]] = []
+    if "speed" in ev:
+        variants.append(({**ev, "speed": "slowly" if ev["speed"] == "quickly" else "quickly"}, objects))
+    if "direction" in ev:
+        opposite = {"left": "right", "right": "left", "up": "down", "down": "up"}[ev["direction"]]
+        variants.append(({**ev, "direction": opposite}, objects))
+    others = [o for o in objects if o["id"] != k]
+    for key, values in (("color", list(COLORS)), ("shape", list(SHAPES))):
+        # A value another object has makes a binding swap ("the red one is the square, not the circle").
+        borrowed = [o[key] for o in others if o[key] != subject[key]]
+        for value in borrowed[:1] + [v for v in values if v != subject[key] and v not in borrowed]:
+            changed = [dict(o) for o in objects]
+            changed[k] = {**subject, key: value}
+            variants.append((ev, changed))
+    other = _OTHER_ACTION[ev["predicate"]]
+    swapped = {"subject": k, "predicate": other, "direction": ev.get("direction", "left"),
+               "speed": ev.get("speed", "slowly")}
+    if other == "move" and ev["predicate"] == "approach":
+        swapped["direction"] = "up"
+    variants.insert(min(3, len(variants)), ({key: v for key, v in swapped.items() if key != "object"}, objects))
+    out: list[str] = []
+    for event, objs in variants:
+        text = _caption(event, objs, tracks, True, size)["text"]
+        if text != true and text not in out:
+            out.append(text)
+    return out
+
+
+def _action_label(ev: dict[str, Any]) -> str:
+    """Kinetics-style class name of a clip's main event: ``move left``, ``approach``, ``grow``, ``appear``."""
+    return f"move {ev['direction']}" if ev["predicate"] == "move" else ev["predicate"]
+
+
 def _question(template: int, answer: str, obj: dict[str, Any]) -> dict[str, Any]:
     """A question, its answer and its text graph (only what the question mentions)."""
     pattern = QUESTION_TEMPLATES[template]
@@ -342,9 +388,13 @@ def _make_clip(rng: np.random.Generator, cfg: WorldConfig, video_id: int) -> tup
     if plan["n"] > 1:
         captions.append(_caption(events[1], objects, tracks, True, size))
     questions = [_question(t, a, objects[subjects.get(t, 0)]) for t, a in sorted(plan["answers"].items())]
+    # Hard negatives per caption (the event a caption describes, in full form): MC options, VIOLIN statements.
+    described = [events[0], events[0]] + ([events[1]] if plan["n"] > 1 else [])
+    negatives = [_hard_negatives(ev, objects, tracks, size) for ev in described]
     graph = {"video_id": f"video{video_id}", "num_frames": frames_n, "frame_size": [size, size], "fps": cfg.fps,
              "objects": objects, "frames": frame_recs, "events": events, "relations": relations,
              "captions": [c["text"] for c in captions],
+             "hard_negatives": negatives, "action_label": _action_label(events[0]),
              "questions": [{k: q[k] for k in ("question", "answer", "category_id")} for q in questions],
              "text_graphs": captions + [{"text": q["question"], **q["text_graph"]} for q in questions]}
     return graph, frames
@@ -361,6 +411,7 @@ def generate_world(config: WorldConfig, out_dir: Path) -> None:
         (out / sub).mkdir(parents=True, exist_ok=True)
     qa: dict[str, list[dict]] = {"train": [], "val": [], "test": []}
     videos, sentences, qa_id, fp = [], [], 0, config.fingerprint()
+    graphs, splits = [], []
     # One child seed per video id, so a video does not depend on how many videos came before it.
     for vid, seed in enumerate(np.random.SeedSequence(config.seed).spawn(config.num_videos)):
         graph, frames = _make_clip(np.random.default_rng(seed), config, vid)
@@ -383,6 +434,9 @@ def generate_world(config: WorldConfig, out_dir: Path) -> None:
         qa[split] += [{"answer": q["answer"], "category_id": q["category_id"], "id": qa_id + i,
                        "question": q["question"], "video_id": vid} for i, q in enumerate(graph["questions"])]
         qa_id += len(graph["questions"])
+        graphs.append(graph)
+        splits.append(split)
+    write_task_formats(out, graphs, splits, config.seed, max(1, round(config.num_frames / config.fps)))
     for split, records in qa.items():
         _write_json(out / "msrvtt_qa" / f"{split}_qa.json", records)
     info = {"year": "2024", "version": f"synthetic-{WORLD_VERSION}", "description": f"finsta-pl synthetic world {fp}",

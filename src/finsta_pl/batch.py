@@ -1,4 +1,5 @@
-"""Collation into :class:`FinstaBatch`: frames, text, task targets and the batched TSG/DSG/HSG tensors.
+"""The data contract between workers and the model: :class:`Sample` (one clip, its DSG, any number of texts
+with their TSG/HSG) and :class:`FinstaBatch` (collated: frames, texts, targets, batched graph tensors).
 
 Everything index-shaped is computed here, in the worker, so the model only gathers and scatters: the HSG's
 source of each node in ``cat([tsg nodes, dsg nodes])``, the token positions of each TSG node's span, and the
@@ -11,17 +12,18 @@ import zlib
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from finsta_pl.graphs.container import GraphBatch, collate_graphs
+from finsta_pl.graphs.container import GraphBatch, SceneGraph, collate_graphs
 from finsta_pl.graphs.hsg import Alignment
 
 
 @dataclass
 class AlignmentBatch:
     """Flat OSC or PTC pairs: pair ``p`` pools TSG nodes ``anchor_nodes[anchor_seg == p]`` and DSG nodes
-    ``region_nodes[region_seg == p]``; ``pair_graph`` is the sample of each pair."""
+    ``region_nodes[region_seg == p]``; ``pair_graph`` is the text of each pair."""
 
     anchor_nodes: Tensor
     anchor_seg: Tensor
@@ -43,10 +45,10 @@ class EmbeddingLinkRequest:
     """Samples whose cross-modal links the model finds by host embedding similarity (``nn/linking.py``):
     their DSG has no labels to compare, so collation left their HSG without cross-modal edges."""
 
-    samples: Tensor  # [B] bool
+    samples: Tensor  # [M] bool, per text
     threshold: float
     top_k: int
-    sample_key: Tensor  # [B] int64, see sample_key(); keys of the OSC pairs the model adds
+    sample_key: Tensor  # [M] int64, see sample_key(); keys of the OSC pairs the model adds
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "EmbeddingLinkRequest":
         """Move the tensors to ``device``."""
@@ -69,19 +71,62 @@ def _descriptor_key(descriptor: str) -> int:
 
 
 @dataclass
+class TextGraphs:
+    """The scene graphs of one text of a sample, built in the worker: its TSG, its HSG with the sample's DSG,
+    the OSC/PTC alignment lists, and the embedding-link parameters when the model must find the links."""
+
+    tsg: SceneGraph
+    hsg: SceneGraph
+    osc: Alignment
+    ptc: Alignment
+    embedding_link: tuple[float, int] | None = None
+
+
+@dataclass
+class SampleText:
+    """One text of a sample (question, caption, option, statement): token ids, graphs, per-text targets."""
+
+    ids: list[int]
+    graphs: TextGraphs | None = None
+    targets: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Sample:
+    """What a worker returns for one record: one clip (decoded once, one DSG) and any number of texts.
+
+    ``targets`` are per sample: numbers, or sequences of ints (caption tokens) that collation pads with 0.
+    """
+
+    id: str
+    frames: np.ndarray  # [T, H, W, 3] uint8
+    texts: list[SampleText]
+    dsg: SceneGraph | None = None
+    targets: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class FinstaBatch:
-    """One batch of any task. ``frames`` stay ``uint8`` until the model (4x less to copy to the device)."""
+    """One batch of any task: ``B`` clips and ``M`` texts; text ``m`` belongs to clip ``text_sample[m]``.
+
+    ``frames`` stay ``uint8`` until the model (4x less to copy to the device).  The TSG and HSG have one graph
+    per text, the DSG one per clip.  ``targets`` are per clip (``[B]`` or ``[B, L]``), ``text_targets`` per
+    text (``[M]``).
+    """
 
     ids: list[str]
     frames: Tensor  # [B, T, H, W, 3] uint8
-    text_ids: Tensor  # [B, L] long, 0 pads
+    text_ids: Tensor  # [M, L] long, 0 pads
+    text_sample: Tensor  # [M] long
     targets: dict[str, Tensor]
+    text_targets: dict[str, Tensor] = field(default_factory=dict)
+    clip_key: Tensor | None = None  # [B] int64 hash of each clip's id (sample_key): equal for repeats, any rank
     tsg: GraphBatch | None = None
     dsg: GraphBatch | None = None
     hsg: GraphBatch | None = None
     hsg_source: Tensor | None = None  # [N_hsg] index into cat([tsg nodes, dsg nodes])
     span_node: Tensor | None = None  # TSG node of each (node, token) span entry
-    span_token: Tensor | None = None  # flat index b * L + token of each entry
+    span_token: Tensor | None = None  # flat index m * L + token of each entry
     osc: AlignmentBatch | None = None
     ptc: AlignmentBatch | None = None
     embedding_link: EmbeddingLinkRequest | None = None
@@ -90,13 +135,18 @@ class FinstaBatch:
 
     @property
     def batch_size(self) -> int:
-        """Number of samples."""
+        """Number of clips."""
         return int(self.frames.shape[0])
 
     @property
+    def num_texts(self) -> int:
+        """Number of texts (over all clips)."""
+        return int(self.text_sample.numel())
+
+    @property
     def has_graphs(self) -> bool:
-        """Whether scene graphs were built for this batch."""
-        return self.tsg is not None
+        """Whether scene graphs were built for this batch (at least the DSG; the TSG and HSG need texts)."""
+        return self.dsg is not None
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "FinstaBatch":
         """Move every tensor (also inside graphs, alignments and targets) to ``device``.  Lightning calls this
@@ -134,53 +184,93 @@ def _alignments(items: Sequence[Alignment], ids: Sequence[str], tsg_off: Tensor,
                           long(negs), long(nseg))
 
 
-def collate_samples(
-    samples: Sequence[dict[str, Any] | None], encode_label: Callable[[str], list[int]], target_keys: Sequence[str]
-) -> FinstaBatch:
+def _stack_targets(rows: Sequence[dict[str, Any]], where: str) -> dict[str, Tensor]:
+    """Targets of several rows as tensors: numbers as ``[N]``, int sequences padded with 0 as ``[N, L]``."""
+    if not rows:
+        return {}
+    keys = set(rows[0])
+    for row in rows:
+        if set(row) != keys:
+            raise RuntimeError(f"{where} targets differ between samples: {sorted(keys)} vs {sorted(row)}")
+    out = {}
+    for key in sorted(keys):
+        values = [row[key] for row in rows]
+        if isinstance(values[0], (list, tuple)):
+            width = max((len(v) for v in values), default=0)
+            padded = torch.zeros(len(values), max(width, 1), dtype=torch.long)
+            for i, v in enumerate(values):
+                padded[i, : len(v)] = torch.as_tensor(v, dtype=torch.long)
+            out[key] = padded
+        else:
+            out[key] = torch.as_tensor(values)
+    return out
+
+
+def collate_samples(samples: Sequence[Sample | None], encode_label: Callable[[str], list[int]]) -> FinstaBatch:
     """Stack samples (``None`` marks a skipped bad sample and is counted, not collated)."""
     good = [s for s in samples if s is not None]
     skipped = len(samples) - len(good)
     if not good:
         raise RuntimeError(f"every sample of a batch was bad ({skipped} skipped); see the warnings above")
-    max_len = max(len(s["text_ids"]) for s in good)
-    text = torch.zeros(len(good), max_len, dtype=torch.long)
-    for b, s in enumerate(good):
-        text[b, : len(s["text_ids"])] = torch.tensor(s["text_ids"])
+    texts = [t for s in good for t in s.texts]
+    max_len = max((len(t.ids) for t in texts), default=1) or 1
+    text = torch.zeros(len(texts), max_len, dtype=torch.long)
+    for m, t in enumerate(texts):
+        text[m, : len(t.ids)] = torch.as_tensor(t.ids, dtype=torch.long)
+    text_sample = torch.repeat_interleave(torch.arange(len(good)), torch.tensor([len(s.texts) for s in good]))
     batch = FinstaBatch(
-        ids=[s["id"] for s in good],
-        frames=torch.stack([torch.from_numpy(s["frames"]) for s in good]),
+        ids=[s.id for s in good],
+        frames=torch.stack([torch.from_numpy(s.frames) for s in good]),
         text_ids=text,
-        targets={k: torch.as_tensor([s[k] for s in good]) for k in target_keys},
+        text_sample=text_sample,
+        targets=_stack_targets([s.targets for s in good], "sample"),
+        text_targets=_stack_targets([t.targets for t in texts], "text"),
+        clip_key=torch.tensor([sample_key(s.id) for s in good], dtype=torch.long),
         num_skipped=skipped,
     )
-    if "tsg" not in good[0]:
+    if good[0].dsg is None:
         return batch
-    tsg = collate_graphs([s["tsg"] for s in good], encode_label)
-    dsg = collate_graphs([s["dsg"] for s in good], encode_label)
-    hsg = collate_graphs([s["hsg"] for s in good], encode_label)
-    n_tsg = torch.tensor([s["tsg"].num_nodes for s in good])
-    n_dsg = torch.tensor([s["dsg"].num_nodes for s in good])
-    tsg_off, dsg_off = torch.cumsum(n_tsg, 0) - n_tsg, torch.cumsum(n_dsg, 0) - n_dsg
-    # HSG node k of sample b is TSG node k (k < n_tsg[b]) or DSG node k - n_tsg[b] of that sample.
-    local = torch.arange(hsg.num_nodes) - (torch.cumsum(n_tsg + n_dsg, 0) - n_tsg - n_dsg)[hsg.node_graph]
+    batch.dsg = collate_graphs([s.dsg for s in good], encode_label)
+    if not texts:
+        return batch
+    graphs = [t.graphs for t in texts]
+    if any(g is None for g in graphs):
+        raise RuntimeError("collation: some texts of a batch with scene graphs have none")
+    n_dsg = torch.tensor([s.dsg.num_nodes for s in good])
+    dsg_off = torch.cumsum(n_dsg, 0) - n_dsg
+    text_dsg_off = dsg_off[text_sample]
+    tsg = collate_graphs([g.tsg for g in graphs], encode_label)
+    hsg = collate_graphs([g.hsg for g in graphs], encode_label)
+    n_tsg = torch.tensor([g.tsg.num_nodes for g in graphs])
+    tsg_off = torch.cumsum(n_tsg, 0) - n_tsg
+    # HSG node k of text m is TSG node k (k < n_tsg[m]) or DSG node k - n_tsg[m] of that text's clip.
+    n_hsg = n_tsg + n_dsg[text_sample]
+    local = torch.arange(hsg.num_nodes) - (torch.cumsum(n_hsg, 0) - n_hsg)[hsg.node_graph]
     is_text = local < n_tsg[hsg.node_graph]
     source = torch.where(is_text, tsg_off[hsg.node_graph] + local,
-                         int(n_tsg.sum()) + dsg_off[hsg.node_graph] + local - n_tsg[hsg.node_graph])
-    # Token positions of every TSG node span, flattened: (node, b * L + token) pairs.
+                         int(n_tsg.sum()) + text_dsg_off[hsg.node_graph] + local - n_tsg[hsg.node_graph])
+    # Token positions of every TSG node span, flattened: (node, m * L + token) pairs.
     start, end = tsg.node_span[:, 0], tsg.node_span[:, 1]
     length = torch.where(start >= 0, end - start, torch.zeros_like(start))
     span_node = torch.repeat_interleave(torch.arange(tsg.num_nodes), length)
     within = torch.arange(int(length.sum())) - torch.repeat_interleave(torch.cumsum(length, 0) - length, length)
     span_token = tsg.node_graph[span_node] * max_len + start[span_node] + within
-    batch.tsg, batch.dsg, batch.hsg, batch.hsg_source = tsg, dsg, hsg, source
+    batch.tsg, batch.hsg, batch.hsg_source = tsg, hsg, source
     batch.span_node, batch.span_token = span_node, span_token
-    ids = [s["id"] for s in good]
-    batch.osc = _alignments([s["osc"] for s in good], ids, tsg_off, dsg_off)
-    batch.ptc = _alignments([s["ptc"] for s in good], ids, tsg_off, dsg_off)
-    requests = [s.get("embedding_link") for s in good]
+    # Region keys hash the text's clip id and its position, so repeats of one record (DDP padding) match.
+    text_ids = [f"{good[int(b)].id}#{k}" for b, k in zip(text_sample.tolist(), _position_in_sample(text_sample))]
+    batch.osc = _alignments([g.osc for g in graphs], text_ids, tsg_off, text_dsg_off)
+    batch.ptc = _alignments([g.ptc for g in graphs], text_ids, tsg_off, text_dsg_off)
+    requests = [g.embedding_link for g in graphs]
     params = next((r for r in requests if r is not None), None)
     if params is not None:
         flags = torch.tensor([r is not None for r in requests])
         batch.embedding_link = EmbeddingLinkRequest(flags, float(params[0]), int(params[1]),
-                                                    torch.tensor([sample_key(i) for i in ids], dtype=torch.long))
+                                                    torch.tensor([sample_key(i) for i in text_ids], dtype=torch.long))
     return batch
+
+
+def _position_in_sample(text_sample: Tensor) -> list[int]:
+    counts = torch.bincount(text_sample) if text_sample.numel() else text_sample
+    starts = torch.cumsum(counts, 0) - counts
+    return (torch.arange(text_sample.numel()) - starts[text_sample]).tolist()

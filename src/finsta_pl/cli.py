@@ -71,10 +71,33 @@ def _is_config_file(value: str) -> bool:
         return False
 
 
+def _logger_class(chain: list[str]) -> str | None:
+    """The ``trainer.logger.class_path`` a config chain ends up with (``None`` when it sets no logger class)."""
+    found = None
+    for cfg in chain:
+        content = yaml.safe_load(Path(cfg).read_text() if _is_config_file(cfg) else cfg) or {}
+        logger = (content.get("trainer") or {}).get("logger") if isinstance(content, dict) else None
+        if isinstance(logger, dict) and "class_path" in logger:
+            found = logger["class_path"]
+        elif logger is not None and not isinstance(logger, dict):
+            found = None  # logger: false / true
+    return found
+
+
+def _run_name(path: Path, chain: list[str]) -> list[str]:
+    """The run's logger name follows the experiment file's name (``runs/<stem>/version_N``), so a config that
+    extends another needs no logger block of its own; a later ``--config`` or flag may still set it."""
+    if _logger_class(chain) is None:
+        return []
+    return ["--config", yaml.safe_dump({"trainer": {"logger": {"init_args": {"name": path.stem}}}})]
+
+
 def expand_config_args(argv: Sequence[str]) -> list[str]:
     """Replace each ``--config FILE`` whose file ``extends`` another with the chain of configs it stands for,
-    and each nested ``--key=null`` with a config that sets it (see :func:`_null_override`)."""
+    name the run after the first config file (see :func:`_run_name`), and turn each nested ``--key=null``
+    into a config that sets it (see :func:`_null_override`)."""
     out: list[str] = []
+    named = False
     it = iter(argv)
     for arg in it:
         null = _null_override(arg)
@@ -89,8 +112,12 @@ def expand_config_args(argv: Sequence[str]) -> list[str]:
         if value is None or not _is_config_file(value):
             out += [arg] if value is None else ["--config", value]
             continue
-        for cfg in _expand(Path(value)):
+        chain = _expand(Path(value))
+        for cfg in chain:
             out += ["--config", cfg]
+        if not named:
+            out += _run_name(Path(value), chain)
+            named = True
     return out
 
 
@@ -107,6 +134,16 @@ def build_cli(args: Sequence[str] | None, run: bool = True) -> Any:
         def add_arguments_to_parser(self, parser) -> None:  # type: ignore[no-untyped-def]
             parser.link_arguments("data", "model.init_args.data_info", compute_fn=lambda dm: dm.info(),
                                   apply_on="instantiate")
+
+        def before_instantiate_classes(self) -> None:
+            # One switch for the host-only row: without Finsta there is nothing to build graphs for.
+            sub = self.config.get("subcommand")
+            config = self.config[sub] if sub else self.config
+            finsta = (config.get("model") or {}).get("init_args", {}).get("finsta")
+            data = (config.get("data") or {}).get("init_args")
+            enabled = finsta.get("enabled", True) if finsta is not None else True
+            if not enabled and data is not None and "build_graphs" in data:
+                data["build_graphs"] = False
 
         def _parse_ckpt_path(self) -> None:
             # Lightning re-applies a checkpoint's hyperparameters to the config on --ckpt_path.  data_info is a

@@ -41,6 +41,10 @@ class VideoFeatures:
     maps: Tensor
     tokens: Tensor
 
+    def select(self, index: Tensor) -> "VideoFeatures":
+        """The features of clips ``index`` (e.g. each text's clip, to pair several texts with one clip)."""
+        return VideoFeatures(self.pooled[index], self.frames[index], self.maps[index], self.tokens[index])
+
 
 @dataclass
 class TextFeatures:
@@ -79,9 +83,15 @@ class Host(nn.Module):
         """Names of parameters loaded from a pretrained checkpoint (they may train at ``optim.pretrained_lr``)."""
         return set()
 
-    def pooling_parameters(self, kind: str) -> list[nn.Parameter]:
-        """Parameters that only produce the pooled ``kind`` feature (``text`` or ``video``).  A task that reads
-        no such feature freezes them: DDP requires every trainable parameter to get a gradient."""
+    def feature_parameters(self, kind: str) -> list[nn.Parameter]:
+        """Parameters that only produce the ``kind`` feature (pooled ``text`` or ``video``, or the ``joint``
+        fusion).  A task whose losses read no such feature freezes them: DDP requires every trainable
+        parameter to get a gradient."""
+        return []
+
+    def text_only_parameters(self, word_embeddings: bool) -> list[nn.Parameter]:
+        """Parameters that only encode or fuse text (and, with ``word_embeddings``, the word table that Finsta
+        also uses for node labels).  A task whose samples have no text (action recognition) freezes them."""
         return []
 
     def contrastive_scale(self) -> nn.Parameter | None:

@@ -118,6 +118,21 @@ class CLIP4Clip(Host):
         pad = torch.cat([~text.mask, text.mask.new_zeros(video.tokens.shape[:2])], 1)
         return self.fusion_norm(self.fusion(x, src_key_padding_mask=pad)[:, 0])
 
+    def feature_parameters(self, kind: str) -> list[nn.Parameter]:
+        """The fusion and what only it reads (see :meth:`Host.feature_parameters`); CLIP's pooled features
+        share every weight with the tokens."""
+        if kind != "joint":
+            return []
+        return [*self.fusion.parameters(), *self.fusion_norm.parameters(), self.type_embed, self.frame_pos]
+
+    def text_only_parameters(self, word_embeddings: bool) -> list[nn.Parameter]:
+        """CLIP's text tower and the fusion (see :meth:`Host.text_only_parameters`); the token table and the
+        text projection also embed Finsta's node labels, so they stay unless ``word_embeddings``."""
+        table = self.clip.text_model.embeddings.token_embedding
+        keep = set() if word_embeddings else {id(p) for p in [*table.parameters(), *self.clip.text_projection.parameters()]}
+        text = [p for p in [*self.clip.text_model.parameters(), *self.clip.text_projection.parameters()] if id(p) not in keep]
+        return text + [*self.fusion.parameters(), *self.fusion_norm.parameters(), self.type_embed, self.frame_pos]
+
     def embed_words(self, ids: Tensor) -> Tensor:
         """CLIP's token embeddings of (shifted) ids, projected into the joint space."""
         table = self.clip.text_model.embeddings.token_embedding

@@ -78,9 +78,15 @@ class SmallVLM(Host):
         out = self.fusion(text.tokens, video.tokens, tgt_key_padding_mask=~text.mask)
         return self.fusion_norm(out[:, 0])
 
-    def pooling_parameters(self, kind: str) -> list[nn.Parameter]:
-        """The final norm of the pooled feature (see :meth:`Host.pooling_parameters`)."""
-        return list({"video": self.video_norm, "text": self.text_norm}[kind].parameters())
+    def feature_parameters(self, kind: str) -> list[nn.Parameter]:
+        """The final norm of a pooled feature, or the fusion (see :meth:`Host.feature_parameters`)."""
+        modules = {"video": [self.video_norm], "text": [self.text_norm], "joint": [self.fusion, self.fusion_norm]}
+        return [p for m in modules[kind] for p in m.parameters()]
+
+    def text_only_parameters(self, word_embeddings: bool) -> list[nn.Parameter]:
+        """Text encoder and fusion (see :meth:`Host.text_only_parameters`)."""
+        modules = [self.text_encoder, self.text_norm, self.fusion, self.fusion_norm] + ([self.words] if word_embeddings else [])
+        return [self.text_pos, *(p for m in modules for p in m.parameters())]
 
     def embed_words(self, ids: Tensor) -> Tensor:
         """See :meth:`Host.embed_words`."""

@@ -56,60 +56,49 @@ class FinstaConfig:
 
 @dataclass
 class FinstaOutput:
-    """Pooled graph features per sample (``[B, d]``) and the auxiliary losses (name -> scalar)."""
+    """Pooled graph features (``video [B, d]`` per clip; ``text``, ``joint [M, d]`` per text, ``None`` without
+    texts) and the auxiliary losses (name -> scalar)."""
 
-    text: Tensor
+    text: Tensor | None
     video: Tensor
-    joint: Tensor
+    joint: Tensor | None
     losses: dict[str, Tensor]
 
 
 class FinstaStreams(nn.Module):
     """All graph streams and objectives over a host of width ``host.dim``."""
 
-    def __init__(self, config: FinstaConfig, host: Host, fused: tuple[str, ...] = ("text", "video", "joint")) -> None:
-        """``fused``: the host features the task reads, the ones that get a dual-stream-sum projection.
+    def __init__(self, config: FinstaConfig, host: Host, fused: tuple[str, ...] = ("text", "video", "joint"),
+                 texts: bool = True) -> None:
+        """``fused``: the host features the task reads, the ones that get a dual-stream-sum projection;
+        ``texts``: whether samples carry texts (without, only the DSG stream and its distillation exist).
 
         Only parameters that some loss of this configuration reaches are created (DDP runs with
         ``find_unused_parameters=False``): when the task does not read the HSG's joint readout through the
         dual-stream-sum, the HSG gets its own objective (:meth:`_hsg_contrast`) instead of going untrained.
         """
         super().__init__()
-        self.fused = tuple(fused) if config.dual_stream else ()
+        self.fused = tuple(k for k in fused if texts or k == "video") if config.dual_stream else ()
         self.config = c = config
         d = self.dim = host.dim
         self.node_type = nn.Embedding(len(NODE_TYPES), d)
         self.edge_type = nn.Embedding(2 * len(EDGE_TYPES), d)
         self.label_proj = nn.Linear(d, d)
-        self.span_proj = nn.Linear(d, d)
         self.roi_proj = nn.Linear(d, d)
         self.frame_proj = nn.Linear(d, d)
         self.box_mlp = nn.Sequential(nn.Linear(8, d), nn.GELU(), nn.Linear(d, d))
         self.in_norm = nn.LayerNorm(d)
-        # Only layers followed by another layer update edge features (the last one's would go unused).
-        self.tsg_layers = nn.ModuleList(GTrmLayer(d, c.heads, dropout=c.dropout, backend=c.backend, update_edges=k + 1 < c.tsg_layers)
-                                        for k in range(c.tsg_layers))
         self.dsg_blocks = nn.ModuleList(RGTrmBlock(d, c.heads, c.dropout, c.backend, c.memory, k + 1 < c.dsg_blocks)
                                         for k in range(c.dsg_blocks))
-        self.hsg_blocks = nn.ModuleList(RGTrmBlock(d, c.heads, c.dropout, c.backend, c.memory, k + 1 < c.hsg_blocks)
-                                        for k in range(c.hsg_blocks))
         # STGD sits between consecutive R-GTrm blocks of the DSG stream.
         self.stgd = nn.ModuleList(STGD(d, c.heads, c.stgd_sigma) for _ in range(max(c.dsg_blocks - 1, 0))) if c.stgd else None
-        # Joint readout of the HSG: attention pooling queried by the host's joint feature, so a question picks
-        # out the nodes it is about instead of a mean over every node of the video.
-        self.readout_query, self.readout_key = nn.Linear(d, d), nn.Linear(d, d)
+        self.texts = texts
         # The HSG's own objective where no task loss reads its readout (post-training, dual_stream off).
-        self.hsg_contrast = "joint" not in self.fused
-        if self.hsg_contrast:
-            self.hsg_text, self.hsg_video = nn.Linear(d, d), nn.Linear(d, d)
-        if c.osc or c.ptc or self.hsg_contrast:
-            self.logit_scale = nn.Parameter(torch.tensor(1 / c.temperature).log())
-        if c.osc:
-            self.osc_text, self.osc_video = nn.Linear(d, d), nn.Linear(d, d)
-        if c.ptc:
-            self.ptc_text, self.ptc_video = nn.Linear(d, d), nn.Linear(d, d)
+        self.hsg_contrast = texts and "joint" not in self.fused
+        if texts:
+            self._build_text_streams(d)
         if c.distill:
-            self.distill_heads = nn.ModuleDict({k: nn.Linear(d, d) for k in ("text", "video", "joint")})
+            self.distill_heads = nn.ModuleDict({k: nn.Linear(d, d) for k in (("text", "video", "joint") if texts else ("video",))})
         if self.fused:
             # Gated sum with zero-initialised projections: the host's output is unchanged at step 0, yet every
             # projection weight gets a gradient at once.  (A zero *gate* would leave it to one scalar that
@@ -119,6 +108,27 @@ class FinstaStreams(nn.Module):
                 nn.init.zeros_(proj.weight)
                 nn.init.zeros_(proj.bias)
             self.fuse_gate = nn.ParameterDict({k: nn.Parameter(torch.ones(())) for k in self.fused})
+
+    def _build_text_streams(self, d: int) -> None:
+        """The TSG and HSG streams and the alignment heads (only tasks whose samples carry texts have them)."""
+        c = self.config
+        self.span_proj = nn.Linear(d, d)
+        # Only layers followed by another layer update edge features (the last one's would go unused).
+        self.tsg_layers = nn.ModuleList(GTrmLayer(d, c.heads, dropout=c.dropout, backend=c.backend, update_edges=k + 1 < c.tsg_layers)
+                                        for k in range(c.tsg_layers))
+        self.hsg_blocks = nn.ModuleList(RGTrmBlock(d, c.heads, c.dropout, c.backend, c.memory, k + 1 < c.hsg_blocks)
+                                        for k in range(c.hsg_blocks))
+        # Joint readout of the HSG: attention pooling queried by the host's joint feature, so a question picks
+        # out the nodes it is about instead of a mean over every node of the video.
+        self.readout_query, self.readout_key = nn.Linear(d, d), nn.Linear(d, d)
+        if self.hsg_contrast:
+            self.hsg_text, self.hsg_video = nn.Linear(d, d), nn.Linear(d, d)
+        if c.osc or c.ptc or self.hsg_contrast:
+            self.logit_scale = nn.Parameter(torch.tensor(1 / c.temperature).log())
+        if c.osc:
+            self.osc_text, self.osc_video = nn.Linear(d, d), nn.Linear(d, d)
+        if c.ptc:
+            self.ptc_text, self.ptc_video = nn.Linear(d, d), nn.Linear(d, d)
 
     # ----------------------------------------------------------------------------------------- node features
     def _label_features(self, g: GraphBatch, host: Host, active: Tensor) -> Tensor:
@@ -221,39 +231,59 @@ class FinstaStreams(nn.Module):
         weight = scatter_softmax(score, g.node_graph, g.num_graphs)
         return scatter_sum(h * weight[:, None], g.node_graph, g.num_graphs)
 
-    def forward(self, batch: FinstaBatch, host: Host, video: VideoFeatures, text: TextFeatures, joint: Tensor) -> FinstaOutput:
-        """Run the three streams over ``batch`` and compute the auxiliary losses against the host features."""
+    def forward(self, batch: FinstaBatch, host: Host, video: VideoFeatures, text: TextFeatures | None,
+                joint: Tensor | None) -> FinstaOutput:
+        """Run the streams over ``batch`` and compute the auxiliary losses against the host features.
+
+        ``video`` has one row per clip; ``text`` and ``joint`` one per text (``None`` for text-less tasks such
+        as action recognition, where only the DSG stream runs)."""
+        dsg = batch.dsg
+        a_d = self._active(dsg)
+        h_d, roi = self._dsg_features(dsg, host, video, a_d)
+        h_d = self._recurrent(self.dsg_blocks, dsg, self.in_norm(h_d), _SPATIAL, a_d, self.stgd)
+        out = FinstaOutput(None, self._pool(h_d, dsg, a_d), None, {})
+        if not self.texts or text is None or batch.tsg is None:
+            if self.config.distill:
+                out.losses["distill"] = cosine_distill(self.distill_heads["video"](video.pooled), out.video,
+                                                       self._has_content(dsg, a_d))
+            return out
+        assert joint is not None, "texts need the host's joint feature"
+        self._text_streams(batch, host, video, text, joint, h_d, roi, a_d, out)
+        return out
+
+    def _text_streams(self, batch: FinstaBatch, host: Host, video: VideoFeatures, text: TextFeatures, joint: Tensor,
+                      h_d: Tensor, roi: Tensor, a_d: Tensor, out: FinstaOutput) -> None:
+        """TSG and HSG streams (one graph per text) and the losses that need texts; fills ``out``."""
         c = self.config
         tsg, dsg, hsg = batch.tsg, batch.dsg, batch.hsg
         hsg_text = batch.hsg_source < tsg.num_nodes
         a_t = self._active(tsg, self._text_adverbs(tsg))
-        a_d = self._active(dsg)
         a_h = self._active(hsg, self._text_adverbs(hsg, hsg_text))
         h_t, span = self._tsg_features(batch, host, text, a_t)
         h_t = self.in_norm(h_t)
         index, e = self._edges(tsg, _SPATIAL, a_t)
         for layer in self.tsg_layers:
             h_t, e = layer(h_t, e, index, tsg.node_graph, tsg.num_graphs)
-        h_d, roi = self._dsg_features(dsg, host, video, a_d)
-        h_d = self._recurrent(self.dsg_blocks, dsg, self.in_norm(h_d), _SPATIAL, a_d, self.stgd)
         h_h = torch.cat([h_t, h_d])[batch.hsg_source]
         kinds = _SPATIAL + (("crossmodal",) if c.crossmodal_edges else ())
         osc_pairs, extra = batch.osc, None
         request = batch.embedding_link
         if request is not None and bool(request.samples.any()):
             # Links are made whatever the switch says: OSC needs them.  The switch removes only the HSG edges.
-            links = embedding_links(tsg, dsg, span, roi, request.samples, request.threshold, request.top_k)
+            links = embedding_links(tsg, dsg, batch.text_sample, span, roi, request.samples, request.threshold,
+                                    request.top_k)
             osc_pairs = _with_links(osc_pairs, links, request.sample_key, dsg.node_track)
             if c.crossmodal_edges:
-                extra = crossmodal_edges(links, batch.hsg_source, tsg.num_nodes)
+                extra = crossmodal_edges(links, tsg, dsg, hsg, batch.text_sample)
         h_h = self._recurrent(self.hsg_blocks, hsg, h_h, kinds, a_h, None, extra)
-        out = FinstaOutput(self._pool(h_t, tsg, a_t), self._pool(h_d, dsg, a_d), self._readout(h_h, hsg, a_h, joint), {})
+        out.text, out.joint = self._pool(h_t, tsg, a_t), self._readout(h_h, hsg, a_h, joint)
         if c.osc:
             out.losses["osc"] = self._contrast(osc_pairs, h_t, h_d, a_t, a_d, self.osc_text, self.osc_video)
         if c.ptc:
             out.losses["ptc"] = self._contrast(batch.ptc, h_t, h_d, a_t, a_d, self.ptc_text, self.ptc_video)
         if self.hsg_contrast:
-            out.losses["hsg"] = self._hsg_contrast(out.joint, video.pooled, text.pooled)
+            clip_key = batch.clip_key[batch.text_sample]
+            out.losses["hsg"] = self._hsg_contrast(out.joint, video.pooled[batch.text_sample], text.pooled, clip_key)
         if c.distill:
             # Samples whose graph is empty (a lone "scene" node) have nothing to teach.
             heads = self.distill_heads
@@ -262,7 +292,6 @@ class FinstaStreams(nn.Module):
                 + cosine_distill(heads["video"](video.pooled), out.video, self._has_content(dsg, a_d))
                 + cosine_distill(heads["joint"](joint), out.joint, self._has_content(hsg, a_h))
             ) / 3
-        return out
 
     def _contrast(self, pairs: AlignmentBatch, h_t: Tensor, h_d: Tensor, a_t: Tensor, a_d: Tensor,
                   proj_t: nn.Module, proj_v: nn.Module) -> Tensor:
@@ -280,11 +309,12 @@ class FinstaStreams(nn.Module):
         return info_nce(proj_t(anchor), proj_v(region), self.logit_scale, pairs.region_key,
                         proj_v(negative), has_negative)
 
-    def _hsg_contrast(self, readout: Tensor, video: Tensor, text: Tensor) -> Tensor:
+    def _hsg_contrast(self, readout: Tensor, video: Tensor, text: Tensor, clip_key: Tensor) -> Tensor:
         """The HSG's own objective: its readout of a (video, text) pair must single out that pair's video and
         text among the batch's (host features as fixed targets), which takes the fine-grained content of both
-        sides, not one of them.  It trains the HSG blocks and the readout wherever no task loss reads it."""
-        return (info_nce(self.hsg_video(readout), video.detach(), self.logit_scale)
+        sides, not one of them.  It trains the HSG blocks and the readout wherever no task loss reads it.
+        Texts of one clip share their video target (``clip_key``), so they are not each other's negatives."""
+        return (info_nce(self.hsg_video(readout), video.detach(), self.logit_scale, clip_key)
                 + info_nce(self.hsg_text(readout), text.detach(), self.logit_scale)) / 2
 
     def fuse(self, kind: str, host_feature: Tensor, graph_feature: Tensor) -> Tensor:

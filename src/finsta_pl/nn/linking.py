@@ -22,7 +22,7 @@ from finsta_pl.nn.scatter import scatter_mean
 
 @dataclass
 class EmbeddingLinks:
-    """Links ``(text_node[l], track nodes dsg_nodes[dsg_link == l])``; ``link_graph`` is each link's sample."""
+    """Links ``(text_node[l], track nodes dsg_nodes[dsg_link == l])``; ``link_graph`` is each link's text."""
 
     text_node: Tensor
     link_graph: Tensor
@@ -46,14 +46,16 @@ def _within_group_rank(group: Tensor, score: Tensor) -> Tensor:
     return rank
 
 
-def embedding_links(tsg: GraphBatch, dsg: GraphBatch, text_feat: Tensor, video_feat: Tensor, samples: Tensor,
-                    threshold: float, top_k: int) -> EmbeddingLinks:
-    """Links of the samples flagged in ``samples`` ([B] bool) from TSG node features ``text_feat`` and DSG node
-    features ``video_feat`` (both in the host's space, one row per node)."""
+def embedding_links(tsg: GraphBatch, dsg: GraphBatch, text_sample: Tensor, text_feat: Tensor, video_feat: Tensor,
+                    samples: Tensor, threshold: float, top_k: int) -> EmbeddingLinks:
+    """Links of the texts flagged in ``samples`` ([M] bool) to the tracks of their clips (``text_sample``), from
+    TSG node features ``text_feat`` and DSG node features ``video_feat`` (host space, one row per node)."""
     device = text_feat.device
+    clips = torch.zeros(dsg.num_graphs, dtype=torch.bool, device=device)
+    clips[text_sample[samples]] = True
     objects = torch.nonzero((tsg.node_type == NODE["object"]) & samples[tsg.node_graph]).squeeze(1)
     boxes = torch.nonzero((dsg.node_type == NODE["object"]) & (dsg.node_track >= 0)
-                          & samples[dsg.node_graph]).squeeze(1)
+                          & clips[dsg.node_graph]).squeeze(1)
     empty = torch.zeros(0, dtype=torch.long, device=device)
     if objects.numel() == 0 or boxes.numel() == 0:
         return EmbeddingLinks(empty, empty, empty, empty)
@@ -62,11 +64,12 @@ def embedding_links(tsg: GraphBatch, dsg: GraphBatch, text_feat: Tensor, video_f
     num_tracks = int(track_ids.numel())
     track_feat = scatter_mean(video_feat[boxes].detach().float(), track_of_box, num_tracks)
     track_graph = torch.zeros(num_tracks, dtype=torch.long, device=device).scatter_(0, track_of_box, dsg.node_graph[boxes])
-    # Every (object, track of the same sample) pair.  Tracks are sorted by sample because track ids grow
-    # with the sample in collation, so a sample's tracks are one contiguous range.
-    per_graph = torch.bincount(track_graph, minlength=tsg.num_graphs)
+    # Every (object, track of its text's clip) pair.  Tracks are sorted by clip because track ids grow with
+    # the clip in collation, so a clip's tracks are one contiguous range.
+    per_graph = torch.bincount(track_graph, minlength=dsg.num_graphs)
     first = torch.cumsum(per_graph, 0) - per_graph
-    obj_graph = tsg.node_graph[objects]
+    obj_text = tsg.node_graph[objects]
+    obj_graph = text_sample[obj_text]
     pair_obj = torch.repeat_interleave(torch.arange(objects.numel(), device=device), per_graph[obj_graph])
     within = torch.arange(pair_obj.numel(), device=device) - torch.repeat_interleave(
         torch.cumsum(per_graph[obj_graph], 0) - per_graph[obj_graph], per_graph[obj_graph])
@@ -82,15 +85,24 @@ def embedding_links(tsg: GraphBatch, dsg: GraphBatch, text_feat: Tensor, video_f
     dsg_link = torch.repeat_interleave(torch.arange(link_obj.numel(), device=device), sizes)
     offset = torch.arange(dsg_link.numel(), device=device) - torch.repeat_interleave(torch.cumsum(sizes, 0) - sizes, sizes)
     dsg_nodes = boxes[by_track[box_first[link_track][dsg_link] + offset]]
-    return EmbeddingLinks(objects[link_obj], obj_graph[link_obj], dsg_nodes, dsg_link)
+    return EmbeddingLinks(objects[link_obj], obj_text[link_obj], dsg_nodes, dsg_link)
 
 
-def crossmodal_edges(links: EmbeddingLinks, hsg_source: Tensor, num_tsg_nodes: int) -> tuple[Tensor, Tensor]:
-    """HSG ``(edge_index, edge_type)`` of the links, both directions, as collation would have written them."""
-    position = torch.empty(int(hsg_source.numel()), dtype=torch.long, device=hsg_source.device)
-    position[hsg_source] = torch.arange(hsg_source.numel(), device=hsg_source.device)  # cat(tsg, dsg) -> HSG
-    src = position[links.text_node[links.dsg_link]]
-    dst = position[num_tsg_nodes + links.dsg_nodes]
+def _first_nodes(g: GraphBatch) -> tuple[Tensor, Tensor]:
+    counts = torch.bincount(g.node_graph, minlength=g.num_graphs)
+    return torch.cumsum(counts, 0) - counts, counts
+
+
+def crossmodal_edges(links: EmbeddingLinks, tsg: GraphBatch, dsg: GraphBatch, hsg: GraphBatch,
+                     text_sample: Tensor) -> tuple[Tensor, Tensor]:
+    """HSG ``(edge_index, edge_type)`` of the links, both directions, as collation would have written them.
+    The HSG of text ``m`` holds its TSG nodes, then a copy of its clip's DSG nodes."""
+    tsg_first, tsg_count = _first_nodes(tsg)
+    dsg_first, _ = _first_nodes(dsg)
+    hsg_first, _ = _first_nodes(hsg)
+    text = links.link_graph[links.dsg_link]  # the text (HSG graph) of each link edge
+    src = hsg_first[text] + links.text_node[links.dsg_link] - tsg_first[text]
+    dst = hsg_first[text] + tsg_count[text] + links.dsg_nodes - dsg_first[text_sample[text]]
     index = torch.stack([torch.cat([src, dst]), torch.cat([dst, src])])
     kind = EDGE["crossmodal"]
     types = torch.cat([torch.full_like(src, kind), torch.full_like(src, kind + len(EDGE_TYPES))])

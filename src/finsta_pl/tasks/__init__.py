@@ -1,7 +1,12 @@
 """Task LightningModules over the shared host + Finsta backbone."""
 
+from finsta_pl.tasks.action import ActionRecognitionTask
 from finsta_pl.tasks.base import FinstaTask, OptimConfig
+from finsta_pl.tasks.inference import VideoLanguageInferenceTask
+from finsta_pl.tasks.multiple_choice import MultipleChoiceQATask
 from finsta_pl.tasks.posttrain import PostTrainTask
+from finsta_pl.tasks.retrieval import RetrievalTask
 from finsta_pl.tasks.videoqa import VideoQATask
 
-__all__ = ["FinstaTask", "OptimConfig", "PostTrainTask", "VideoQATask"]
+__all__ = ["ActionRecognitionTask", "FinstaTask", "MultipleChoiceQATask", "OptimConfig", "PostTrainTask",
+           "RetrievalTask", "VideoLanguageInferenceTask", "VideoQATask"]

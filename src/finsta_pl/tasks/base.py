@@ -17,6 +17,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from finsta_pl.batch import FinstaBatch
+from finsta_pl.data_info import DataInfo
 from finsta_pl.hosts.base import HostConfig, TextFeatures, VideoFeatures
 from finsta_pl.hosts.io import load_host_weights
 from finsta_pl.hosts.registry import build_host
@@ -37,11 +38,12 @@ class OptimConfig:
 
 @dataclass
 class Features:
-    """Host features after the dual-stream fusion, and Finsta's output (``None`` when it did not run)."""
+    """Host features after the dual-stream fusion, and Finsta's output (``None`` when it did not run).
+    ``video`` has a row per clip; ``text`` and ``joint`` a row per text (``None`` for text-less tasks)."""
 
     video: VideoFeatures
-    text: TextFeatures
-    joint: Tensor
+    text: TextFeatures | None
+    joint: Tensor | None
     finsta: FinstaOutput | None
 
 
@@ -52,6 +54,11 @@ class FinstaTask(L.LightningModule):
     fused_features: tuple[str, ...] = ("text", "video", "joint")
     #: host features any loss of the task reads (defaults to the fused ones).
     host_features: tuple[str, ...] | None = None
+    #: targets the task reads per clip and per text; checked against the DataModule's DataInfo at construction.
+    reads_targets: tuple[str, ...] = ()
+    reads_text_targets: tuple[str, ...] = ()
+    #: whether samples carry texts; without, the text tower, the fusion and Finsta's text streams go unused.
+    uses_text: bool = True
 
     def __init__(
         self,
@@ -62,8 +69,8 @@ class FinstaTask(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        if not data_info or not ("vocab" in data_info or "tokenizer" in data_info):
-            raise ValueError(f"{type(self).__name__} needs data_info from a DataModule (run it through finsta-pl)")
+        self.info = DataInfo.from_dict(data_info, type(self).__name__)
+        self.info.require(type(self).__name__, self.reads_targets, self.reads_text_targets)
         self.data_info = data_info
         self.host_config = host or HostConfig()
         self.finsta_config = finsta or FinstaConfig()
@@ -73,31 +80,41 @@ class FinstaTask(L.LightningModule):
             copied = load_host_weights(self.host, data_info, self.host_config.init_from)
             rank_zero_info(f"host initialised from {self.host_config.init_from} ({copied})")
         enabled = self.finsta_config.enabled
-        self.finsta = FinstaStreams(self.finsta_config, self.host, self.fused_features) if enabled else None
-        self._freeze_unread_pooling()
+        self.finsta = (FinstaStreams(self.finsta_config, self.host, self.fused_features, self.uses_text)
+                       if enabled else None)
+        self._freeze_unread_features()
+        if not self.uses_text:
+            for p in self.host.text_only_parameters(word_embeddings=self.finsta is None):
+                p.requires_grad_(False)
 
-    def _freeze_unread_pooling(self) -> None:
-        """Freeze host parameters that only feed pooled features no loss reads (e.g. QA on the joint feature
-        without Finsta's distillation), so DDP with ``find_unused_parameters=False`` stays safe."""
+    def _freeze_unread_features(self) -> None:
+        """Freeze host parameters that only feed features no loss reads (QA reads the joint feature alone,
+        retrieval no joint feature), so DDP with ``find_unused_parameters=False`` stays safe."""
         read = set(self.host_features if self.host_features is not None else self.fused_features)
-        if self.finsta is not None and self.finsta_config.distill:
-            read |= {"text", "video"}  # distillation heads read the host's pooled features
-        for kind in {"text", "video"} - read:
-            for p in self.host.pooling_parameters(kind):
+        if self.finsta is not None:
+            if self.uses_text:
+                read.add("joint")  # it queries the HSG readout
+            if self.finsta_config.distill:
+                read |= {"text", "video", "joint"} if self.uses_text else {"video"}  # the distillation students
+        for kind in {"text", "video", "joint"} - read:
+            for p in self.host.feature_parameters(kind):
                 p.requires_grad_(False)
 
     def features(self, batch: FinstaBatch) -> Features:
-        """Host encoders, fusion, and (when enabled and graphs are present) the Finsta streams."""
+        """Host encoders (each clip once, each text once), fusion of every text with its clip, and (when enabled
+        and graphs are present) the Finsta streams with the dual-stream-sum."""
         video = self.host.encode_video(batch.frames)
-        text = self.host.encode_text(batch.text_ids)
-        joint = self.host.fuse(video, text)
+        text = self.host.encode_text(batch.text_ids) if batch.num_texts else None
+        joint = self.host.fuse(video.select(batch.text_sample), text) if text is not None else None
         if self.finsta is None or not batch.has_graphs:
             return Features(video, text, joint, None)
         out = self.finsta(batch, self.host, video, text, joint)
         fuse = self.finsta.fuse
         video = VideoFeatures(fuse("video", video.pooled, out.video), video.frames, video.maps, video.tokens)
-        text = TextFeatures(fuse("text", text.pooled, out.text), text.tokens, text.mask)
-        return Features(video, text, fuse("joint", joint, out.joint), out)
+        if text is not None and out.text is not None and joint is not None:
+            text = TextFeatures(fuse("text", text.pooled, out.text), text.tokens, text.mask)
+            joint = fuse("joint", joint, out.joint)
+        return Features(video, text, joint, out)
 
     def task_step(self, batch: FinstaBatch, feats: Features, stage: str) -> Tensor:
         """The task's loss for ``batch`` (and metric updates for ``stage``); implemented by each task."""

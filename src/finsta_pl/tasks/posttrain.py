@@ -27,6 +27,7 @@ class PostTrainTask(FinstaTask):
 
     fused_features: tuple[str, ...] = ()  # the exported host must stand alone: no dual-stream-sum here
     host_features = ("text", "video")
+    reads_targets = ("index", "video_index")
 
     def __init__(
         self,

@@ -18,6 +18,7 @@ class VideoQATask(FinstaTask):
     """Answer classifier on the (dual-stream) joint feature; out-of-vocabulary answers count as wrong."""
 
     fused_features = ("joint",)
+    reads_targets = ("label", "index")
 
     def __init__(
         self,
@@ -27,7 +28,7 @@ class VideoQATask(FinstaTask):
         optim: OptimConfig | None = None,
     ) -> None:
         super().__init__(data_info, host, finsta, optim)
-        self.answers: list[str] = list(self.data_info["answers"])
+        self.answers: list[str] = list(self.info.labels)
         d = self.host.dim
         self.head = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Dropout(0.1), nn.Linear(2 * d, len(self.answers)))
         self.accuracy = nn.ModuleDict({s: DedupMean() for s in ("val", "test")})

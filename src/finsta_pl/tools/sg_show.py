@@ -45,9 +45,9 @@ def show(video: Path, text: str, out: Path, num_frames: int = 6, parser: str = "
         raise FinstaError(f"parser {parser!r} is not usable here: {exc}") from exc
     # Token offsets only map TSG spans to the host's tokens, which a picture does not need; words will do.
     offsets = [(start, end) for _, start, end in tokenize_with_offsets(text)]
-    graphs = builder(frames, indices, text, offsets)
-    draw_scene_graphs(frames, graphs["hsg"], text, out, frame_indices=indices)
-    tsg, dsg, links = split_hsg(graphs["hsg"])
+    _, (graphs,) = builder(frames, indices, [(text, offsets)])
+    draw_scene_graphs(frames, graphs.hsg, text, out, frame_indices=indices)
+    tsg, dsg, links = split_hsg(graphs.hsg)
     tracks = len({t for t in dsg.node_track.tolist() if t >= 0})
     return (f"TSG {tsg.num_nodes} nodes / {tsg.edge_type.numel()} edges, DSG {dsg.num_nodes} nodes / "
             f"{dsg.edge_type.numel()} edges, {tracks} tracks, {len(links)} links")

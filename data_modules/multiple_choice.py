@@ -1,0 +1,117 @@
+"""Multiple-choice video QA data: MSRVTT-MC in JSFusion's tab-separated form (DATASETS.md §3), or the embedded
+world's copy of it (whose options differ from the true caption in one relation, binding or adverb).
+
+A record is one clip and its candidate texts (``a1`` .. ``a5``); the clip is decoded and its DSG built once,
+each candidate gets its own TSG and HSG.  ``question`` columns (TGIF-QA action/transition, How2QA), when a
+file has one, are prepended to every candidate.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections import Counter
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from finsta_pl.data_info import DataInfo
+from finsta_pl.data_modules.base import FinstaDataModule, SampleSpec, TextSpec
+from finsta_pl.data_modules.synthetic import WorldConfig
+from finsta_pl.data_modules.video import index_videos
+from finsta_pl.errors import BadSampleError, DataNotFoundError
+
+_WHERE = """{name} was not found at {root}.
+Expected layout (docs/DATASETS.md, MSRVTT-MC):
+  {root}/{ann}/{files}   (JSFusion's tab-separated MSR_MC_test.csv; train/val files optional)
+  {root}/{vid}/video7010.mp4 ...                  (MSR-VTT videos, any sub-folder)
+Put the files there, or point data.init_args.root (or annotation_dir / video_dir) at them."""
+
+
+@dataclass(frozen=True)
+class ChoiceRecord:
+    """One clip with its candidate texts and the index of the correct one."""
+
+    id: str
+    video: str
+    options: tuple[str, ...]
+    answer: int
+
+
+def read_jsfusion_mc(path: Path) -> list[ChoiceRecord]:
+    """Read ``key, vid_key, a1..aN, answer`` (tab-separated, header row; ``vid_key`` is ``msr<N>`` for
+    ``video<N>``; an optional ``question`` column is prepended to each option)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    records = []
+    for line, row in enumerate(rows, start=2):
+        try:
+            columns = sorted((k for k in row if re.fullmatch(r"a\d+", k or "")), key=lambda k: int(k[1:]))
+            options = tuple(str(row[k]).strip() for k in columns)
+            if not options or any(not o for o in options):
+                raise ValueError("empty candidate")
+            answer = int(row["answer"])
+            if not 0 <= answer < len(options):
+                raise ValueError(f"answer {answer} outside 0..{len(options) - 1}")
+            question = (row.get("question") or "").strip()
+            if question:
+                options = tuple(f"{question} {o}" for o in options)
+            vid_key = str(row["vid_key"]).strip()
+            video = f"video{vid_key[3:]}" if re.fullmatch(r"msr\d+", vid_key) else vid_key
+            records.append(ChoiceRecord(str(row["key"]), video, options, answer))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BadSampleError(f"{path}:{line}: malformed multiple-choice row ({type(exc).__name__}: {exc})") from None
+    return records
+
+
+#: dataset name -> (reader, annotation files per split).
+READERS = {
+    "synthetic": (read_jsfusion_mc, {"train": "MSR_MC_train.csv", "val": "MSR_MC_val.csv", "test": "MSR_MC_test.csv"}),
+    "msrvtt_mc": (read_jsfusion_mc, {"train": "MSR_MC_train.csv", "val": "MSR_MC_val.csv", "test": "MSR_MC_test.csv"}),
+}
+
+
+class MultipleChoiceDataModule(FinstaDataModule):
+    """``dataset``: a name of :data:`READERS`.  ``files`` overrides the annotation file of a split."""
+
+    task = "mcqa"
+    target_keys = ("label", "index")
+
+    def __init__(self, dataset: str = "synthetic", root: str | None = None, annotation_dir: str = "msrvtt_mc",
+                 video_dir: str = "videos", files: dict[str, str] | None = None,
+                 synthetic: WorldConfig | None = None, **kwargs: Any) -> None:
+        """Shared arguments (clip, loader, graphs, ...) are :class:`FinstaDataModule`'s."""
+        super().__init__(**kwargs)
+        if dataset not in READERS:
+            raise ValueError(f"unknown multiple-choice dataset {dataset!r}; choose one of {sorted(READERS)}")
+        reader, default_files = READERS[dataset]
+        names = {**default_files, **(files or {})}
+        self.root = self.resolve_root(dataset, root, synthetic)
+        ann, self.video_dir = self.root / annotation_dir, self.root / video_dir
+        present = {split: ann / name for split, name in names.items() if (ann / name).is_file()}
+        if not present or not self.video_dir.is_dir():
+            raise DataNotFoundError(_WHERE.format(name=dataset, root=self.root, ann=annotation_dir,
+                                                  vid=video_dir, files=", ".join(names.values())))
+        self.records = {split: reader(path) for split, path in present.items()}
+        vocab_split = "train" if "train" in self.records else next(iter(self.records))
+        self.build_vocab(o for r in self.records[vocab_split] for o in r.options)
+
+    def data_info(self) -> DataInfo:
+        """Adds chance and the answer-position prior (the text-independent baselines) on validation."""
+        train, val = self.records.get("train", []), self.records.get("val", [])
+        if not val:
+            return super().data_info()
+        chance = sum(1 / len(r.options) for r in val) / len(val)
+        position = Counter(r.answer for r in train).most_common(1)[0][0] if train else 0
+        prior = sum(r.answer == position for r in val) / len(val)
+        return replace(super().data_info(), baselines={"chance": chance, "answer_position_prior": prior})
+
+    def setup(self, stage: str | None = None) -> None:
+        """One sample per clip with its candidates as texts."""
+        if self.datasets:
+            return
+        videos = index_videos(self.video_dir)
+        for split, records in self.records.items():
+            specs = [SampleSpec(r.id, r.video, [TextSpec(o) for o in r.options], {"label": r.answer, "index": k})
+                     for k, r in enumerate(records)]
+            self.datasets[split] = self.make_dataset(specs, videos, train=split == "train")

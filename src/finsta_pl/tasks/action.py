@@ -1,0 +1,67 @@
+"""Action recognition (Kinetics-400, Something-Something v2): a classifier on the clip feature (host pooling +
+Finsta's DSG stream through the dual-stream-sum).  Clips carry no text, so no TSG or HSG is built."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from finsta_pl.batch import FinstaBatch
+from finsta_pl.hosts.base import HostConfig
+from finsta_pl.metrics import ClassAccuracy
+from finsta_pl.nn.finsta import FinstaConfig
+from finsta_pl.tasks.base import Features, FinstaTask, OptimConfig
+
+
+class ActionRecognitionTask(FinstaTask):
+    """Top-1, top-5 and mean class accuracy; labels outside the training classes count as wrong."""
+
+    fused_features = ("video",)
+    reads_targets = ("label", "index")
+    uses_text = False
+
+    def __init__(
+        self,
+        data_info: dict[str, Any] | None = None,
+        host: HostConfig | None = None,
+        finsta: FinstaConfig | None = None,
+        optim: OptimConfig | None = None,
+    ) -> None:
+        super().__init__(data_info, host, finsta, optim)
+        self.classes = list(self.info.labels)
+        d = self.host.dim
+        self.head = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Dropout(0.1), nn.Linear(2 * d, len(self.classes)))
+        self.accuracy = nn.ModuleDict({s: ClassAccuracy(len(self.classes)) for s in ("val", "test")})
+
+    def task_step(self, batch: FinstaBatch, feats: Features, stage: str) -> Tensor:
+        """Cross-entropy over known classes."""
+        logits = self.head(feats.video.pooled)
+        labels = batch.targets["label"]
+        known = labels >= 0
+        loss = F.cross_entropy(logits[known], labels[known]) if bool(known.any()) else logits.sum() * 0.0
+        if stage in self.accuracy:
+            self.accuracy[stage].update(batch.targets["index"], logits, labels)
+        return loss
+
+    def _log_accuracy(self, stage: str) -> None:
+        metric = self.accuracy[stage]
+        if metric.update_count:
+            values = metric.compute()
+            self.log_dict({f"{stage}/{k}": v for k, v in values.items()}, sync_dist=False)
+        metric.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        """Top-k and class-mean accuracy over the gathered, de-duplicated validation clips."""
+        self._log_accuracy("val")
+
+    def on_test_epoch_end(self) -> None:
+        """Top-k and class-mean accuracy on the test clips."""
+        self._log_accuracy("test")
+
+    def predict_step(self, batch: FinstaBatch, batch_idx: int) -> list[dict[str, Any]]:
+        """``{"id", "label", "score"}`` per clip."""
+        probs = self.head(self.features(batch).video.pooled).softmax(-1)
+        score, best = probs.max(-1)
+        return [{"id": i, "label": self.classes[int(b)], "score": float(s)} for i, b, s in zip(batch.ids, best, score)]

@@ -1,0 +1,54 @@
+"""Video-language inference (VIOLIN): is the statement entailed by the clip and its subtitles?  A binary
+classifier on the joint feature of (clip, statement + subtitles), with Finsta's HSG of the statement."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from finsta_pl.batch import FinstaBatch
+from finsta_pl.hosts.base import HostConfig
+from finsta_pl.metrics import DedupMean
+from finsta_pl.nn.finsta import FinstaConfig
+from finsta_pl.tasks.base import Features, FinstaTask, OptimConfig
+
+
+class VideoLanguageInferenceTask(FinstaTask):
+    """Entailed (1) or contradicted (0); accuracy over all statements."""
+
+    fused_features = ("joint",)
+    reads_targets = ("label", "index")
+
+    def __init__(
+        self,
+        data_info: dict[str, Any] | None = None,
+        host: HostConfig | None = None,
+        finsta: FinstaConfig | None = None,
+        optim: OptimConfig | None = None,
+    ) -> None:
+        super().__init__(data_info, host, finsta, optim)
+        d = self.host.dim
+        self.head = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Dropout(0.1), nn.Linear(2 * d, 2))
+        self.accuracy = nn.ModuleDict({s: DedupMean() for s in ("val", "test")})
+
+    def logits(self, feats: Features) -> Tensor:
+        """``[B, 2]`` (one statement per sample)."""
+        assert feats.joint is not None, "inference needs a statement per clip"
+        return self.head(feats.joint)
+
+    def task_step(self, batch: FinstaBatch, feats: Features, stage: str) -> Tensor:
+        """Cross-entropy; accuracy in evaluation."""
+        logits = self.logits(feats)
+        labels = batch.targets["label"]
+        if stage in self.accuracy:
+            metric = self.accuracy[stage]
+            metric.update(batch.targets["index"], (logits.argmax(-1) == labels).float())
+            self.log(f"{stage}/acc", metric, batch_size=batch.batch_size, prog_bar=True)
+        return F.cross_entropy(logits, labels)
+
+    def predict_step(self, batch: FinstaBatch, batch_idx: int) -> list[dict[str, Any]]:
+        """``{"id", "entailed", "score"}`` per statement."""
+        probs = self.logits(self.features(batch)).softmax(-1)
+        return [{"id": i, "entailed": bool(p[1] > 0.5), "score": float(p[1])} for i, p in zip(batch.ids, probs)]

@@ -1,0 +1,65 @@
+"""Multiple-choice video QA (MSRVTT-MC, TGIF-QA action/transition, How2QA): each candidate text is scored with
+the clip (host fusion + Finsta's HSG through the dual-stream-sum); the best-scoring candidate is the answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from finsta_pl.batch import FinstaBatch
+from finsta_pl.hosts.base import HostConfig
+from finsta_pl.metrics import DedupMean
+from finsta_pl.nn.finsta import FinstaConfig
+from finsta_pl.tasks.base import Features, FinstaTask, OptimConfig
+
+
+def candidate_scores(scores: Tensor, text_sample: Tensor, num_samples: int) -> Tensor:
+    """Per-text scores ``[M]`` as ``[B, K_max]`` (candidates in order; missing ones ``-inf``)."""
+    counts = torch.bincount(text_sample, minlength=num_samples)
+    position = torch.arange(text_sample.numel(), device=scores.device) - (torch.cumsum(counts, 0) - counts)[text_sample]
+    out = scores.new_full((num_samples, int(counts.max()) if counts.numel() else 0), float("-inf"))
+    out[text_sample, position] = scores
+    return out
+
+
+class MultipleChoiceQATask(FinstaTask):
+    """A scorer on the joint feature of each (clip, candidate); cross-entropy over a clip's candidates."""
+
+    fused_features = ("joint",)
+    reads_targets = ("label", "index")
+
+    def __init__(
+        self,
+        data_info: dict[str, Any] | None = None,
+        host: HostConfig | None = None,
+        finsta: FinstaConfig | None = None,
+        optim: OptimConfig | None = None,
+    ) -> None:
+        super().__init__(data_info, host, finsta, optim)
+        d = self.host.dim
+        self.scorer = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, 1))
+        self.accuracy = nn.ModuleDict({s: DedupMean() for s in ("val", "test")})
+
+    def scores(self, feats: Features, batch: FinstaBatch) -> Tensor:
+        """``[B, K]`` candidate scores."""
+        assert feats.joint is not None, "multiple choice needs candidate texts"
+        return candidate_scores(self.scorer(feats.joint).squeeze(-1), batch.text_sample, batch.batch_size)
+
+    def task_step(self, batch: FinstaBatch, feats: Features, stage: str) -> Tensor:
+        """Cross-entropy over each clip's candidates; accuracy in evaluation."""
+        scores = self.scores(feats, batch)
+        labels = batch.targets["label"]
+        loss = F.cross_entropy(scores, labels)
+        if stage in self.accuracy:
+            metric = self.accuracy[stage]
+            metric.update(batch.targets["index"], (scores.argmax(-1) == labels).float())
+            self.log(f"{stage}/acc", metric, batch_size=batch.batch_size, prog_bar=True)
+        return loss
+
+    def predict_step(self, batch: FinstaBatch, batch_idx: int) -> list[dict[str, Any]]:
+        """``{"id", "answer", "scores"}`` per clip (``answer`` is the candidate index)."""
+        scores = self.scores(self.features(batch), batch)
+        return [{"id": i, "answer": int(s.argmax()), "scores": s.tolist()} for i, s in zip(batch.ids, scores)]
