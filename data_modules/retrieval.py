@@ -80,3 +80,18 @@ class RetrievalDataModule(FinstaDataModule):
             specs.append(SampleSpec(video, video, [TextSpec(r.caption, {"index": k}) for k, r in keep],
                                     {"video_index": order[video]}))
         return specs
+
+
+class CaptioningDataModule(RetrievalDataModule):
+    """The same MSR-VTT files and samples as retrieval (training: each (video, caption); evaluation: each video
+    with all its captions as references), described as captioning data; ``labels`` holds the most common
+    training caption (the trivial baseline every clip gets)."""
+
+    task = "captioning"
+
+    def data_info(self) -> DataInfo:
+        """Vocabulary and the most common training caption."""
+        from collections import Counter
+
+        common = Counter(r.caption for r in self.records["train"]).most_common(1)[0][0]
+        return replace(super().data_info(), labels=(common,), baselines={})

@@ -118,13 +118,21 @@ def _two_squares():  # noqa: ANN202
     return build_dsg(MotionDetector()(frames), np.arange(4) * 2, (64, 64))
 
 
-def test_generic_nouns_and_ties_do_not_link_by_guess() -> None:
+def test_generic_nouns_do_not_link_by_guess() -> None:
     dsg = _two_squares()
     parse = lambda text: build_tsg(RuleParser().parse(text))  # noqa: E731
     assert link_objects(parse("an object moves left"), dsg) == []  # was: the lowest track id, score 0.5
-    assert link_objects(parse("a square moves"), dsg) == []  # two equally good squares: no lowest-id guess
     red = link_objects(parse("a red object moves left"), dsg)
     assert len(red) == 1 and "red" in track_summaries(dsg)[red[0][1]][1]  # an agreeing attribute decides
+
+
+def test_equal_scores_go_to_the_longer_track() -> None:
+    frames = np.full((4, 64, 64, 3), 128, np.uint8)
+    frames[:, 40:50, 10:20] = (40, 40, 220)  # a blue square all along
+    frames[2:, 10:20, 40:50] = (40, 40, 220)  # another blue square, seen in two frames only
+    dsg = build_dsg(MotionDetector()(frames), np.arange(4) * 2, (64, 64))
+    (_, tid, _), = link_objects(build_tsg(RuleParser().parse("a blue square")), dsg)
+    assert int(((dsg.node_track == tid) & (dsg.node_type == NODE["object"])).sum()) == 4
 
 
 def test_two_text_objects_on_one_track_share_a_region_key() -> None:

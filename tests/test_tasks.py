@@ -23,6 +23,7 @@ TASKS = {  # task -> (DataModule, task module)
     "mcqa": ("MultipleChoiceDataModule", "MultipleChoiceQATask"),
     "inference": ("InferenceDataModule", "VideoLanguageInferenceTask"),
     "action": ("ActionDataModule", "ActionRecognitionTask"),
+    "captioning": ("CaptioningDataModule", "CaptioningTask"),
 }
 SWITCHES = ("osc", "ptc", "stgd", "temporal_edges", "adverb_nodes", "crossmodal_edges")
 
@@ -101,7 +102,8 @@ def test_every_switch_on_every_task(batches: dict, name: str, switch: str | None
     loss.backward()
     assert torch.isfinite(loss)
     expected = {"distill"} | ({"osc", "ptc"} - {switch} if name != "action" else set())
-    expected |= {"hsg"} if name == "retrieval" else set()  # retrieval fuses no joint feature: the HSG has its own loss
+    # Retrieval and captioning fuse no joint feature: there the HSG has its own loss.
+    expected |= {"hsg"} if name in {"retrieval", "captioning"} else set()
     assert set(feats.finsta.losses) == expected
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
@@ -216,3 +218,51 @@ def test_every_task_fine_tunes_from_an_enhanced_host(batches: dict, enhanced_hos
     torch.testing.assert_close(model.host.stem[0][0].weight, saved["stem.0.0.weight"])
     feats = model.features(batch)
     model.task_step(batch, feats, "train").backward()
+
+
+def test_beam_search_of_width_one_is_greedy_search() -> None:
+    from finsta_pl.nn.decoder import CaptionDecoder
+
+    torch.manual_seed(0)
+    decoder = CaptionDecoder(vocab_size=12, dim=16, heads=2, layers=1, max_len=8, dropout=0.0).eval()
+    memory = torch.randn(3, 5, 16)
+    seqs = torch.full((3, 1), 2, dtype=torch.long)
+    finished = torch.zeros(3, dtype=torch.bool)
+    for _ in range(8):  # the plain greedy loop, written out
+        logits = decoder(seqs, memory)[:, -1]
+        logits[:, 0] = float("-inf")  # padding is not a word
+        token = logits.argmax(-1)
+        token = torch.where(finished, torch.zeros_like(token), token)
+        seqs = torch.cat([seqs, token[:, None]], 1)
+        finished |= token == decoder.end
+    greedy = seqs[:, 1:]
+    greedy = torch.where(torch.cumsum(greedy == decoder.end, 1) > 0, torch.zeros_like(greedy), greedy)
+    out = decoder.generate(memory, start=2, beam_size=1)
+    assert torch.equal(out, greedy[:, : out.shape[1]]) and not greedy[:, out.shape[1]:].any()
+    wide = decoder.generate(memory, start=2, beam_size=4, length_penalty=0.0)
+    assert wide.shape[0] == 3 and not (wide == decoder.end).any()
+
+
+def test_caption_scores_without_java_warn_once_and_skip_meteor(monkeypatch: pytest.MonkeyPatch) -> None:
+    import finsta_pl.caption_metrics as cm
+
+    monkeypatch.setattr(cm.shutil, "which", lambda name: None)
+    monkeypatch.setattr(cm, "_warned", False)
+    refs = {"0": ["a red circle moves left", "the red circle moves left"], "1": ["a blue square grows"]}
+    with pytest.warns(UserWarning, match="no Java"):
+        out = cm.score_captions({"0": "a red circle moves left", "1": ""}, refs)
+    assert "meteor" not in out and out["bleu1"] > 0 and out["cider"] > 0
+
+
+def test_caption_scores_count_each_clip_and_reference_once() -> None:
+    from finsta_pl.caption_metrics import CaptionScores
+    from finsta_pl.text import WordVocab
+
+    vocab = WordVocab(["[PAD]", "[UNK]", "[CLS]", "a", "red", "circle", "moves", "blue", "square", "grows"])
+    ids = lambda text: torch.nn.functional.pad(torch.tensor([vocab.encode(text, 8)[0][1:]]), (0, 8))[:, :8]  # noqa: E731
+    m = CaptionScores(vocab.decode, width=8)
+    m.update(torch.tensor([0]), ids("a red circle moves"), torch.tensor([0, 0]), torch.tensor([10, 11]),
+             torch.cat([ids("a red circle moves"), ids("a circle moves")]))
+    m.update(torch.tensor([0]), ids("a red circle moves"), torch.tensor([0]), torch.tensor([10]), ids("a red circle moves"))
+    predictions, references = m.texts()
+    assert predictions == {"0": "a red circle moves"} and references == {"0": ["a red circle moves", "a circle moves"]}

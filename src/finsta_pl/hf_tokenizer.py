@@ -75,6 +75,10 @@ class HFTokenizer:
                  for (s, e), special in zip(enc["offset_mapping"], enc["special_tokens_mask"])]
         return ids, spans
 
+    def decode(self, ids: list[int]) -> str:
+        """Text of shifted ids (pads and special tokens dropped)."""
+        return self.tokenizer.decode([i - ID_SHIFT for i in ids if i >= ID_SHIFT], skip_special_tokens=True).strip()
+
     def encode_label(self, label: str) -> list[int]:
         """Shifted ids of a scene-graph label, without special tokens."""
         return [i + ID_SHIFT for i in self.tokenizer(label, add_special_tokens=False)["input_ids"]]

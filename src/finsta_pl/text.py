@@ -50,6 +50,18 @@ class WordVocab:
         ids = [self.index[CLS]] + [self.index.get(w, 1) for w, _, _ in toks]
         return ids, [(-1, -1)] + [(s, e) for _, s, e in toks]
 
+    def decode(self, ids: list[int]) -> str:
+        """Words of ids, without pads and ``[CLS]``; ids outside the vocabulary (a decoder's end token) stop."""
+        words = []
+        for i in ids:
+            if not 0 <= i < len(self.words):
+                break
+            if i > 2:
+                words.append(self.words[i])
+            elif i == 1:
+                words.append(UNK)
+        return " ".join(words)
+
     def encode_label(self, label: str) -> list[int]:
         """Word ids of a scene-graph label ("left of" -> two ids)."""
         return [self.index.get(w, 1) for w, _, _ in tokenize_with_offsets(label)]
@@ -65,6 +77,7 @@ class TextTokenizer(Protocol):
     def __len__(self) -> int: ...
     def encode(self, text: str, max_len: int) -> tuple[list[int], list[tuple[int, int]]]: ...
     def encode_label(self, label: str) -> list[int]: ...
+    def decode(self, ids: list[int]) -> str: ...
     def info(self) -> dict[str, Any]: ...
 
 
@@ -76,6 +89,15 @@ def make_tokenizer(spec: str, training_texts: Iterable[str]) -> TextTokenizer:
     from finsta_pl.hf_tokenizer import HFTokenizer
 
     return HFTokenizer(spec)
+
+
+def tokenizer_from_info(text: dict[str, Any]) -> TextTokenizer:
+    """The tokenizer a model was trained with, from its data description (``DataInfo.text``)."""
+    if "vocab" in text:
+        return WordVocab(text["vocab"])
+    from finsta_pl.hf_tokenizer import HFTokenizer
+
+    return HFTokenizer(text["tokenizer"])
 
 
 def char_to_token_spans(char_spans: list[tuple[int, int]], offsets: list[tuple[int, int]]) -> list[tuple[int, int]]:

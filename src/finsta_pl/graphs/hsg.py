@@ -92,6 +92,7 @@ def has_track_labels(dsg: SceneGraph) -> bool:
 def link_objects(tsg: SceneGraph, dsg: SceneGraph, config: LinkConfig = LinkConfig()) -> list[tuple[int, int, float]]:
     """``(tsg object node, track id, score)`` for every link whose label-text score passes the threshold."""
     tracks = track_summaries(dsg)
+    sightings = Counter(t for t, k in zip(dsg.node_track.tolist(), dsg.node_type.tolist()) if k == NODE["object"])
     attrs = _out(tsg, "attribute")
     links = []
     for i, kind in enumerate(tsg.node_type.tolist()):
@@ -110,12 +111,10 @@ def link_objects(tsg: SceneGraph, dsg: SceneGraph, config: LinkConfig = LinkConf
                 elif a in _COLORS and tattrs & _COLORS:
                     score -= 1.0  # a named colour that the track does not have rules the link out
             scored.append((score, tid))
-        scored.sort(key=lambda x: (-x[0], x[1]))
-        kept = [(s, tid) for s, tid in scored if s >= config.threshold]
-        if len(kept) > config.top_k and kept[config.top_k][0] == kept[config.top_k - 1][0]:
-            # A tie across the cut: which of the equal tracks is meant is unknown (no lowest-id guess).
-            kept = [(s, tid) for s, tid in kept if s > kept[config.top_k][0]]
-        links += [(i, tid, s) for s, tid in kept[: config.top_k]]
+        # Equal scores go to the longer track: a detector that loses an object for a few frames leaves a short
+        # fragment with the same label, and the object the text means is the one seen most.
+        scored.sort(key=lambda x: (-x[0], -sightings[x[1]], x[1]))
+        links += [(i, tid, s) for s, tid in scored[: config.top_k] if s >= config.threshold]
     return links
 
 

@@ -1,0 +1,99 @@
+"""Video captioning: a Transformer decoder over the host's video tokens and the (dual-stream) clip feature,
+teacher forcing in training, greedy or beam search in evaluation and ``predict``; BLEU-1..4, METEOR, ROUGE-L
+and CIDEr (pycocoevalcap).
+
+The caption is the target, so the decoder reads only the video side: the host's video tokens and its pooled
+clip feature, into which Finsta's DSG stream is summed.  The caption's TSG and HSG serve the alignment
+losses in training (the pair is known there); at evaluation the references ride along as texts only to be
+scored against.  The trivial baseline (the most common training caption for every clip) is scored with the
+same scorer at the first validation and goes into the run summary.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from finsta_pl.batch import FinstaBatch
+from finsta_pl.caption_metrics import CaptionScores, score_captions
+from finsta_pl.hosts.base import HostConfig
+from finsta_pl.nn.decoder import CaptionDecoder
+from finsta_pl.nn.finsta import FinstaConfig
+from finsta_pl.tasks.base import Features, FinstaTask, OptimConfig
+from finsta_pl.text import tokenizer_from_info
+
+
+class CaptioningTask(FinstaTask):
+    """``beam_size`` 1 is greedy search; ``length_penalty`` divides log-probabilities by length ** alpha."""
+
+    fused_features = ("video",)
+    host_features = ("video",)
+    reads_targets = ("video_index",)
+    reads_text_targets = ("index",)
+
+    def __init__(
+        self,
+        data_info: dict[str, Any] | None = None,
+        host: HostConfig | None = None,
+        finsta: FinstaConfig | None = None,
+        optim: OptimConfig | None = None,
+        decoder_layers: int = 2,
+        beam_size: int = 3,
+        length_penalty: float = 0.6,
+        max_caption_len: int = 20,
+    ) -> None:
+        super().__init__(data_info, host, finsta, optim)
+        if self.finsta is None:  # host-only: nothing reads the host's text tower (captions are targets here)
+            for p in self.host.text_only_parameters(word_embeddings=True):
+                p.requires_grad_(False)
+        self.tokenizer = tokenizer_from_info(self.info.text)
+        self.start = self.tokenizer.encode("", 4)[0][0]  # what every encoded text starts with ([CLS] / BOS)
+        d = self.host.dim
+        self.decoder = CaptionDecoder(len(self.tokenizer), d, self.host_config.heads, decoder_layers, max_caption_len + 1)
+        self.beam_size, self.length_penalty, self.max_caption_len = beam_size, length_penalty, max_caption_len
+        self.scores = nn.ModuleDict({s: CaptionScores(self.tokenizer.decode, max_caption_len + 1) for s in ("val", "test")})
+        self._baseline_scored = False
+
+    def memory(self, feats: Features) -> Tensor:
+        """``[B, 1 + S, d]``: the clip feature (with Finsta's DSG readout) and the host's video tokens."""
+        return torch.cat([feats.video.pooled[:, None], feats.video.tokens], 1)
+
+    def task_step(self, batch: FinstaBatch, feats: Features, stage: str) -> Tensor:
+        """Teacher-forcing loss on every caption of the batch; in evaluation, search and score each clip."""
+        memory = self.memory(feats)
+        loss = self.decoder.teacher_forcing_loss(batch.text_ids, memory[batch.text_sample])
+        if stage in self.scores:
+            generated = self.decoder.generate(memory, self.start, self.beam_size, self.length_penalty)
+            self.scores[stage].update(batch.targets["video_index"], generated, batch.targets["video_index"][batch.text_sample],
+                                      batch.text_targets["index"], batch.text_ids[:, 1:])
+        return loss
+
+    def _log_scores(self, stage: str) -> None:
+        metric = self.scores[stage]
+        if not metric.update_count:
+            return
+        values = metric.compute()
+        self.log_dict({f"{stage}/{k}": v for k, v in values.items()}, sync_dist=False)
+        if stage == "val" and not self._baseline_scored and self.info.labels:
+            _, references = metric.texts()
+            common = self.info.labels[0]
+            baseline = score_captions({k: common for k in references}, references)
+            self.data_info.setdefault("baselines", {})["most_common_caption_cider"] = baseline["cider"]
+            self._baseline_scored = True
+        metric.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        """Score the validation captions (every rank holds the gathered ids)."""
+        self._log_scores("val")
+
+    def on_test_epoch_end(self) -> None:
+        """Score the test captions."""
+        self._log_scores("test")
+
+    def predict_step(self, batch: FinstaBatch, batch_idx: int) -> list[dict[str, Any]]:
+        """``{"id", "caption"}`` per clip."""
+        memory = self.memory(self.features(batch))
+        ids = self.decoder.generate(memory, self.start, self.beam_size, self.length_penalty)
+        return [{"id": i, "caption": self.tokenizer.decode(row[row != 0].tolist())} for i, row in zip(batch.ids, ids)]
