@@ -90,3 +90,50 @@ def test_hard_negative_raises_the_loss_only_where_present() -> None:
     torch.testing.assert_close(none, base)
     harder = info_nce(a, p, scale, hard_negatives=a.clone(), hard_mask=torch.ones(4, dtype=torch.bool))
     assert harder > base
+
+
+def _metric_worker(rank: int, port: int, out: str) -> None:
+    import torch.distributed as dist
+
+    from finsta_pl.metrics import RetrievalRecall
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    text, video, vid = _metric_case()
+    # 9 captions over 2 ranks: rank 1 gets 4 and the sampler's padding repeat of caption 0.
+    rows = torch.arange(0, 5) if rank == 0 else torch.tensor([5, 6, 7, 8, 0])
+    metric = RetrievalRecall()
+    metric.update(text[rows], video[vid[rows]], rows, vid[rows])
+    torch.save({k: v for k, v in metric.compute().items()}, f"{out}/metric{rank}.pt")
+    dist.destroy_process_group()
+
+
+def _metric_case() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(5)
+    video = torch.randn(4, DIM, generator=g)
+    vid = torch.tensor([0, 0, 1, 1, 1, 2, 3, 3, 3])
+    return video[vid] + torch.randn(9, DIM, generator=g), video, vid
+
+
+def test_retrieval_metric_on_two_ranks_with_an_uneven_last_batch(tmp_path: Path) -> None:
+    import socket
+
+    from finsta_pl.metrics import RetrievalRecall
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    context = mp.start_processes(_metric_worker, args=(port, str(tmp_path)), nprocs=2, join=False, start_method="spawn")
+    deadline = time.monotonic() + 120
+    while not context.join(timeout=1.0):
+        if time.monotonic() > deadline:
+            for p in context.processes:
+                p.kill()
+            pytest.fail("two-rank retrieval metric did not finish")
+    text, video, vid = _metric_case()
+    single = RetrievalRecall()
+    single.update(text, video[vid], torch.arange(9), vid)
+    expected = single.compute()
+    for rank in range(2):
+        got = torch.load(tmp_path / f"metric{rank}.pt")
+        for key, value in expected.items():
+            torch.testing.assert_close(got[key], value, msg=key)
