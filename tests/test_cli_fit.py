@@ -47,12 +47,15 @@ def test_resume_from_checkpoint_continues_the_run(tiny_world: Path, tmp_path: Pa
     assert "Restoring states from the checkpoint" in proc.stdout + proc.stderr
 
 
-def test_ddp_two_cpu_processes(tiny_world: Path, tmp_path: Path) -> None:
-    proc = _fit(tmp_path, "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp",
-                env={"OMP_NUM_THREADS": "1"})
+def test_ddp_two_cpu_processes_through_lightnings_launcher(tiny_world: Path, tmp_path: Path) -> None:
+    """Lightning starts rank 1 itself, re-running this command line: with a config that ``extends`` another,
+    that command line holds inline YAML (it crashed with ``OSError: File name too long`` there)."""
+    proc = run_cli("fit", "--config", str(REPO / "experiments" / "posttrain_synthetic.yaml"), "--config", str(TINY),
+                   "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp",
+                   f"--trainer.logger.init_args.save_dir={tmp_path}", cwd=tmp_path, env={"OMP_NUM_THREADS": "1"})
     _assert_ok(proc)
     assert "distributed_backend=gloo" in proc.stdout + proc.stderr
-    assert (tmp_path / "videoqa" / "version_0" / "summary.txt").is_file()
+    assert (tmp_path / "posttrain_synthetic" / "version_0" / "summary.txt").is_file()
 
 
 def test_bf16_mixed_fit(tiny_world: Path, tmp_path: Path) -> None:
@@ -127,7 +130,7 @@ def test_expanded_arguments_survive_a_second_expansion() -> None:
 
     args = expand_config_args(["fit", "--config", str(REPO / "experiments" / "videoqa_enhanced.yaml"),
                                "--model.init_args.host.init_from=null", "--trainer.max_epochs=1"])
-    assert any("\n" in a for a in args) and sum(a == "--config" for a in args) == 4
+    assert any("\n" in a for a in args) and sum(a == "--config" for a in args) == 5  # + null, + run name
     long_yaml = "model:\n  init_args:\n    host:\n      dim: 32\n" + "# padding\n" * 40  # > NAME_MAX characters
     assert expand_config_args(args) == args
     assert expand_config_args(["--config", long_yaml]) == ["--config", long_yaml]

@@ -141,7 +141,7 @@ def test_cli_fit_with_the_clip4clip_config(clip_dir: Path, tmp_path: Path) -> No
                    "--data.init_args.clip.frame_size=32", f"--trainer.logger.init_args.save_dir={tmp_path}",
                    cwd=tmp_path, env={"FINSTA_PL_CLIP": str(clip_dir)})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "videoqa:" in proc.stdout and "majority baseline" in proc.stdout
+    assert "videoqa (videoqa_clip4clip):" in proc.stdout and "majority baseline" in proc.stdout
     saved = (tmp_path / "videoqa_clip4clip" / "version_0" / "hparams.yaml").read_text()
     assert "clip4clip" in saved and "vocab:" not in saved  # the tokenizer folder is saved, not a word list
 

@@ -9,12 +9,13 @@ exported by a post-training model for ``videoqa_enhanced.yaml``, and the embedde
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import REPO, TINY, run_cli
+from conftest import REPO, TINY
 
 CONFIGS = sorted((REPO / "experiments").glob("*.yaml"))
 
@@ -69,15 +70,44 @@ def test_every_trainable_parameter_gets_a_gradient(config: Path, prerequisites: 
     assert not missing, f"{config.name}: parameters without a gradient after one step: {missing}"
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
-def test_two_rank_ddp_fit(config: Path, prerequisites: dict[str, str], tmp_path: Path) -> None:
-    env = {"OMP_NUM_THREADS": "1", "FINSTA_PL_CLIP": prerequisites["FINSTA_PL_CLIP"],
+@pytest.fixture(scope="module")
+def ddp_results(prerequisites: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every shipped config fitted by two gloo ranks (one training and one validation batch each).
+
+    Two processes are started the way torchrun starts them and fit the configs one after the other
+    (``tests/ddp_config_runner.py``): Lightning's DDP takes the processes it finds, and the interpreter start-up
+    and imports are paid once, not per config.  (``test_cli_fit.py`` covers Lightning's own launcher.)"""
+    import socket
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("ddp")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    specs = ["::".join([str(c), *_config_args(c, prerequisites)[4:]]) for c in CONFIGS]
+    common = ["--config", str(TINY), "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp",
+              "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+           "WORLD_SIZE": "2", "NODE_RANK": "0", "FINSTA_PL_CLIP": prerequisites["FINSTA_PL_CLIP"],
            "FINSTA_PL_DATA_ROOT": prerequisites["FINSTA_PL_DATA_ROOT"]}
-    proc = run_cli("fit", *_config_args(config, prerequisites), "--trainer.accelerator=cpu", "--trainer.devices=2",
-                   "--trainer.strategy=ddp", "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1",
-                   f"--trainer.logger.init_args.save_dir={tmp_path}", f"--trainer.default_root_dir={tmp_path}",
-                   cwd=tmp_path, env=env, timeout=300)
-    output = proc.stdout[-3000:] + "\n" + proc.stderr[-5000:]
-    assert proc.returncode == 0, output
-    assert "distributed_backend=gloo" in proc.stdout + proc.stderr
-    assert list(tmp_path.glob("*/version_0/checkpoints/last.ckpt")), output
+    runner = REPO / "tests" / "ddp_config_runner.py"
+    procs = [subprocess.Popen([sys.executable, str(runner), str(out), *specs, "--", *common], cwd=out,
+                              env={**env, "RANK": str(r), "LOCAL_RANK": str(r)}, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for r in range(2)]
+    for p in procs:
+        try:
+            p.communicate(timeout=900)
+        except subprocess.TimeoutExpired:  # a config hung both ranks: the others after it report "started"/nothing
+            for q in procs:
+                q.kill()
+    return out
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_two_rank_ddp_fit(config: Path, ddp_results: Path) -> None:
+    for rank in range(2):
+        result = ddp_results / f"{config.stem}.rank{rank}"
+        assert result.is_file(), f"{config.name}: rank {rank} never reached it (an earlier config hung)"
+        assert result.read_text().strip() == "ok world_size=2", f"{config.name}, rank {rank}:\n{result.read_text()}"
+    assert list(ddp_results.glob(f"runs/{config.stem}/version_*/checkpoints/last.ckpt"))
