@@ -89,7 +89,11 @@ def _run_name(path: Path, chain: list[str]) -> list[str]:
     extends another needs no logger block of its own; a later ``--config`` or flag may still set it."""
     if _logger_class(chain) is None:
         return []
-    return ["--config", yaml.safe_dump({"trainer": {"logger": {"init_args": {"name": path.stem}}}})]
+    return ["--config", _RUN_NAME_MARK + yaml.safe_dump({"trainer": {"logger": {"init_args": {"name": path.stem}}}})]
+
+
+#: first line of the injected run-name config: an argv that has one is already expanded (a DDP rank's re-run).
+_RUN_NAME_MARK = "# finsta-pl: run named after its config file\n"
 
 
 def expand_config_args(argv: Sequence[str]) -> list[str]:
@@ -97,7 +101,7 @@ def expand_config_args(argv: Sequence[str]) -> list[str]:
     name the run after the first config file (see :func:`_run_name`), and turn each nested ``--key=null``
     into a config that sets it (see :func:`_null_override`)."""
     out: list[str] = []
-    named = False
+    named = any(a.startswith(_RUN_NAME_MARK) for a in argv)
     it = iter(argv)
     for arg in it:
         null = _null_override(arg)
