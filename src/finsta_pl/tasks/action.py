@@ -20,6 +20,7 @@ class ActionRecognitionTask(FinstaTask):
 
     fused_features = ("video",)
     reads_targets = ("label", "index")
+    epoch_metrics = "accuracy"
     uses_text = False
 
     def __init__(
@@ -45,20 +46,6 @@ class ActionRecognitionTask(FinstaTask):
             self.accuracy[stage].update(batch.targets["index"], logits, labels)
         return loss
 
-    def _log_accuracy(self, stage: str) -> None:
-        metric = self.accuracy[stage]
-        if metric.update_count:
-            values = metric.compute()
-            self.log_dict({f"{stage}/{k}": v for k, v in values.items()}, sync_dist=False)
-        metric.reset()
-
-    def on_validation_epoch_end(self) -> None:
-        """Top-k and class-mean accuracy over the gathered, de-duplicated validation clips."""
-        self._log_accuracy("val")
-
-    def on_test_epoch_end(self) -> None:
-        """Top-k and class-mean accuracy on the test clips."""
-        self._log_accuracy("test")
 
     def predict_step(self, batch: FinstaBatch, batch_idx: int) -> list[dict[str, Any]]:
         """``{"id", "label", "score"}`` per clip."""

@@ -59,6 +59,9 @@ class FinstaTask(L.LightningModule):
     reads_text_targets: tuple[str, ...] = ()
     #: whether samples carry texts; without, the text tower, the fusion and Finsta's text streams go unused.
     uses_text: bool = True
+    #: name of a ``ModuleDict`` of per-stage metrics whose dict of values is computed at each epoch end
+    #: (full-matrix ranking, corpus scores); per-batch metrics log themselves instead.
+    epoch_metrics: str | None = None
 
     def __init__(
         self,
@@ -145,6 +148,28 @@ class FinstaTask(L.LightningModule):
     def test_step(self, batch: FinstaBatch, batch_idx: int) -> None:
         """Loss and metrics on test data."""
         self._step(batch, "test")
+
+    def _log_epoch_metrics(self, stage: str) -> None:
+        metrics = getattr(self, self.epoch_metrics) if self.epoch_metrics else {}
+        if stage not in metrics:
+            return
+        metric = metrics[stage]
+        if metric.update_count:  # every rank holds the gathered states, so each computes the same values
+            values = metric.compute()
+            self.log_dict({f"{stage}/{k}": v for k, v in values.items()}, sync_dist=False)
+            self.on_epoch_metrics(stage, metric)
+        metric.reset()
+
+    def on_epoch_metrics(self, stage: str, metric: Any) -> None:
+        """Called after ``metric`` (of :attr:`epoch_metrics`) was computed and logged, before its reset."""
+
+    def on_validation_epoch_end(self) -> None:
+        """Compute and log the epoch-level metrics of the validation split."""
+        self._log_epoch_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        """Compute and log the epoch-level metrics of the test split."""
+        self._log_epoch_metrics("test")
 
     def on_train_epoch_start(self) -> None:
         """Tell the DataModule the epoch before workers start, for per-epoch frame sampling."""

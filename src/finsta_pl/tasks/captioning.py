@@ -32,6 +32,7 @@ class CaptioningTask(FinstaTask):
     host_features = ("video",)
     reads_targets = ("video_index",)
     reads_text_targets = ("index",)
+    epoch_metrics = "scores"
 
     def __init__(
         self,
@@ -70,27 +71,14 @@ class CaptioningTask(FinstaTask):
                                       batch.text_targets["index"], batch.text_ids[:, 1:])
         return loss
 
-    def _log_scores(self, stage: str) -> None:
-        metric = self.scores[stage]
-        if not metric.update_count:
-            return
-        values = metric.compute()
-        self.log_dict({f"{stage}/{k}": v for k, v in values.items()}, sync_dist=False)
+    def on_epoch_metrics(self, stage: str, metric: Any) -> None:
+        """At the first validation, score the trivial baseline on the same references (for the run summary)."""
         if stage == "val" and not self._baseline_scored and self.info.labels:
             _, references = metric.texts()
             common = self.info.labels[0]
             baseline = score_captions({k: common for k in references}, references)
             self.data_info.setdefault("baselines", {})["most_common_caption_cider"] = baseline["cider"]
             self._baseline_scored = True
-        metric.reset()
-
-    def on_validation_epoch_end(self) -> None:
-        """Score the validation captions (every rank holds the gathered ids)."""
-        self._log_scores("val")
-
-    def on_test_epoch_end(self) -> None:
-        """Score the test captions."""
-        self._log_scores("test")
 
     def predict_step(self, batch: FinstaBatch, batch_idx: int) -> list[dict[str, Any]]:
         """``{"id", "caption"}`` per clip."""

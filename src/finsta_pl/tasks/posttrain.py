@@ -28,6 +28,7 @@ class PostTrainTask(FinstaTask):
     fused_features: tuple[str, ...] = ()  # the exported host must stand alone: no dual-stream-sum here
     host_features = ("text", "video")
     reads_targets = ("index", "video_index")
+    epoch_metrics = "retrieval"
 
     def __init__(
         self,
@@ -56,19 +57,6 @@ class PostTrainTask(FinstaTask):
         scale = self.host.contrastive_scale()
         return info_nce(feats.video.pooled, feats.text.pooled, scale if scale is not None else self.host_logit_scale)
 
-    def _log_retrieval(self, stage: str) -> None:
-        metric = self.retrieval[stage]
-        if metric.update_count:
-            self.log_dict({f"{stage}/{k}": v for k, v in metric.compute().items()}, sync_dist=False)
-        metric.reset()
-
-    def on_validation_epoch_end(self) -> None:
-        """Log full-matrix retrieval of the validation split."""
-        self._log_retrieval("val")
-
-    def on_test_epoch_end(self) -> None:
-        """Log full-matrix retrieval of the test split."""
-        self._log_retrieval("test")
 
     def on_fit_start(self) -> None:
         """Note the log folder on every rank (``trainer.log_dir`` is a collective under DDP)."""

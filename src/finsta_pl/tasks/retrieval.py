@@ -27,6 +27,7 @@ class RetrievalTask(FinstaTask):
 
     fused_features = ("text", "video")
     reads_targets = ("video_index",)
+    epoch_metrics = "retrieval"
     reads_text_targets = ("index",)
 
     def __init__(
@@ -55,20 +56,6 @@ class RetrievalTask(FinstaTask):
             self.retrieval[stage].update(text, video, batch.text_targets["index"], video_index)
         return info_nce(video, text, self.logit_scale, keys=video_index)
 
-    def _log_retrieval(self, stage: str) -> None:
-        metric = self.retrieval[stage]
-        if metric.update_count:
-            values = metric.compute()
-            self.log_dict({f"{stage}/{k}": v for k, v in values.items()}, sync_dist=False)
-        metric.reset()
-
-    def on_validation_epoch_end(self) -> None:
-        """Rank the full validation matrix (every rank holds the gathered embeddings)."""
-        self._log_retrieval("val")
-
-    def on_test_epoch_end(self) -> None:
-        """Rank the full test matrix."""
-        self._log_retrieval("test")
 
     def predict_step(self, batch: FinstaBatch, batch_idx: int) -> dict[str, Any]:
         """Embeddings to rank offline: ``{"ids", "video", "text", "text_sample"}``."""
