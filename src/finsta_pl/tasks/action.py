@@ -32,8 +32,7 @@ class ActionRecognitionTask(FinstaTask):
     ) -> None:
         super().__init__(data_info, host, finsta, optim)
         self.classes = list(self.info.labels)
-        d = self.host.dim
-        self.head = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Dropout(0.1), nn.Linear(2 * d, len(self.classes)))
+        self.head = self.classifier(len(self.classes))
         self.accuracy = nn.ModuleDict({s: ClassAccuracy(len(self.classes)) for s in ("val", "test")})
 
     def task_step(self, batch: FinstaBatch, feats: Features, stage: str) -> Tensor:

@@ -14,7 +14,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
-from torch import Tensor
+from torch import Tensor, nn
 
 from finsta_pl.batch import FinstaBatch
 from finsta_pl.data_info import DataInfo
@@ -89,6 +89,11 @@ class FinstaTask(L.LightningModule):
         if not self.uses_text:
             for p in self.host.text_only_parameters(word_embeddings=self.finsta is None):
                 p.requires_grad_(False)
+
+    def classifier(self, num_outputs: int, dropout: float = 0.1) -> nn.Sequential:
+        """The task heads' shape: ``Linear(d, 2d) -> GELU -> Dropout -> Linear(2d, num_outputs)`` on host width."""
+        d = self.host.dim
+        return nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Dropout(dropout), nn.Linear(2 * d, num_outputs))
 
     def _freeze_unread_features(self) -> None:
         """Freeze host parameters that only feed features no loss reads (QA reads the joint feature alone,

@@ -29,8 +29,7 @@ class VideoLanguageInferenceTask(FinstaTask):
         optim: OptimConfig | None = None,
     ) -> None:
         super().__init__(data_info, host, finsta, optim)
-        d = self.host.dim
-        self.head = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Dropout(0.1), nn.Linear(2 * d, 2))
+        self.head = self.classifier(2)
         self.accuracy = nn.ModuleDict({s: DedupMean() for s in ("val", "test")})
 
     def logits(self, feats: Features) -> Tensor:

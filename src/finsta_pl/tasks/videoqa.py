@@ -29,8 +29,7 @@ class VideoQATask(FinstaTask):
     ) -> None:
         super().__init__(data_info, host, finsta, optim)
         self.answers: list[str] = list(self.info.labels)
-        d = self.host.dim
-        self.head = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Dropout(0.1), nn.Linear(2 * d, len(self.answers)))
+        self.head = self.classifier(len(self.answers))
         self.accuracy = nn.ModuleDict({s: DedupMean() for s in ("val", "test")})
 
     def task_step(self, batch: FinstaBatch, feats: Features, stage: str) -> Tensor:
