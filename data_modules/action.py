@@ -76,7 +76,7 @@ class ActionDataModule(FinstaDataModule):
         if "train" not in present or not self.video_dir.is_dir():
             raise DataNotFoundError(_WHERE.format(name=dataset, root=self.root, ann=annotation_dir, vid=video_dir,
                                                   files=", ".join(_FILES.values())))
-        self.records = {split: read_kinetics_csv(path, pattern) for split, path in present.items()}
+        self.records = self.regroup({split: read_kinetics_csv(path, pattern) for split, path in present.items()})
         self.classes = sorted({r.label for r in self.records["train"]})
         self.build_vocab(self.classes)  # class names: the only text (hosts need a vocabulary)
 
@@ -94,6 +94,7 @@ class ActionDataModule(FinstaDataModule):
         videos = index_videos(self.video_dir)
         index = {c: i for i, c in enumerate(self.classes)}
         for split, records in self.records.items():
+            self.report_unknown_labels(split, sum(r.label not in index for r in records), len(records), "class")
             specs = [SampleSpec(r.id, r.video, [], {"label": index.get(r.label, -1), "index": k})
                      for k, r in enumerate(records)]
             self.datasets[split] = self.make_dataset(specs, videos, train=split == "train")

@@ -6,11 +6,12 @@ A task's DataModule reads its annotation format into records and says how a reco
 
 from __future__ import annotations
 
+import csv
 import logging
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Protocol, Sequence, TypeVar
 
 import lightning as L
 import numpy as np
@@ -24,6 +25,30 @@ from finsta_pl.errors import DataNotFoundError
 from finsta_pl.text import TextTokenizer, make_tokenizer
 
 log = logging.getLogger(__name__)
+
+
+class _HasVideo(Protocol):
+    video: str
+
+
+R = TypeVar("R", bound=_HasVideo)
+
+
+def read_video_list(path: Path) -> list[str]:
+    """Video ids of a split list: one id per line (``train_list_jsfusion.txt``) or a CSV with a ``video_id``
+    column (``MSRVTT_train.9k.csv``, ``MSRVTT_JSFUSION_test.csv``; comma, semicolon or tab, sniffed)."""
+    if not path.is_file():
+        raise DataNotFoundError(f"split list not found: {path}")
+    lines = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+    if lines and lines[0] == "video_id":  # MSRVTT_train.9k.csv: a one-column CSV
+        return list(dict.fromkeys(lines[1:]))
+    if lines and any(d in lines[0] for d in ",;\t"):
+        delimiter = csv.Sniffer().sniff(lines[0], delimiters=",;\t").delimiter
+        rows = list(csv.DictReader(lines, delimiter=delimiter))
+        if not rows or "video_id" not in rows[0]:
+            raise DataNotFoundError(f"{path}: a CSV split list needs a 'video_id' column (header: {lines[0]!r})")
+        return list(dict.fromkeys(r["video_id"].strip() for r in rows))
+    return list(dict.fromkeys(lines))
 
 
 @dataclass
@@ -143,7 +168,10 @@ class FinstaDataModule(L.LightningDataModule):
         on_bad_sample: str = "skip",
         seed: int = 0,
         tokenizer: str = "words",
+        split_lists: dict[str, str] | None = None,
     ) -> None:
+        """``split_lists``: split -> video list file (relative to the dataset root), replacing the
+        annotation's own splits (see :meth:`regroup`): MSR-VTT's 9k/7k/1k-A lists, the compositional split."""
         super().__init__()
         if on_bad_sample not in {"skip", "raise"}:
             raise ValueError(f"on_bad_sample must be 'skip' or 'raise', not {on_bad_sample!r}")
@@ -155,6 +183,7 @@ class FinstaDataModule(L.LightningDataModule):
         self.on_bad_sample = on_bad_sample
         self.seed = seed
         self.tokenizer = tokenizer
+        self.split_lists = dict(split_lists or {})
         self.vocab: TextTokenizer | None = None
         self.datasets: dict[str, VideoTextDataset] = {}
 
@@ -167,6 +196,49 @@ class FinstaDataModule(L.LightningDataModule):
 
             return ensure_world(synthetic or WorldConfig(), Path(root) if root else None)
         return Path(root or f"data/{dataset}").expanduser()
+
+    def regroup(self, records: dict[str, list[R]]) -> dict[str, list[R]]:
+        """Apply ``split_lists``: each named split takes, in file order, the records of every annotation split
+        whose video is on its list; splits not named are dropped (they would overlap the lists).  Unchanged
+        without ``split_lists``.  Call with the records as read, before building the vocabulary."""
+        if not self.split_lists:
+            return records
+        root = getattr(self, "root", Path("."))
+        pool = [r for split_records in records.values() for r in split_records]
+        out: dict[str, list[R]] = {}
+        for split, name in self.split_lists.items():
+            listed = set(read_video_list(root / name))
+            out[split] = [r for r in pool if r.video in listed]
+            found = len({r.video for r in out[split]})
+            if not found:
+                raise DataNotFoundError(f"{root / name}: none of its {len(listed)} video ids has a record in the "
+                                        f"annotation (first listed: {next(iter(listed), None)!r})")
+            if found < len(listed):
+                log.warning("%s: %d of %d listed videos have no record (split %s)", root / name,
+                            len(listed) - found, len(listed), split)
+        return out
+
+    @staticmethod
+    def alias_videos(videos: dict[str, Path], records: dict[str, list[R]],
+                     keys_of: Callable[[str], tuple[str, ...]]) -> dict[str, Path]:
+        """``videos`` plus, for each record video that is not a file stem, the first of ``keys_of(video)`` that
+        is (e.g. ActivityNet's ``v_<id>`` keys with ``<id>.mp4`` files)."""
+        out = dict(videos)
+        for split_records in records.values():
+            for r in split_records:
+                if r.video not in out:
+                    path = next((videos[k] for k in keys_of(r.video) if k in videos), None)
+                    if path is not None:
+                        out[r.video] = path
+        return out
+
+    def report_unknown_labels(self, split: str, unknown: int, total: int, what: str) -> None:
+        """Log how many records of ``split`` have a label (answer, class) outside the training labels: left
+        out of training, counted wrong in evaluation (the field's convention), never an error mid-run."""
+        if unknown:
+            fate = "left out of training" if split == "train" else "counted wrong"
+            log.warning("%s: %d of %d %s %s have a %s outside the training vocabulary; they are %s",
+                        type(self).__name__, unknown, total, split, "records", what, fate)
 
     def build_vocab(self, training_texts: Iterable[str]) -> None:
         """Set ``self.vocab``: the ``tokenizer`` setting (``words``, or a `transformers` tokenizer folder)."""

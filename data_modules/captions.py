@@ -37,7 +37,7 @@ class CaptionDataModule(FinstaDataModule):
         self.video_dir = self.root / video_dir
         if not self.video_dir.is_dir():
             raise DataNotFoundError(f"MSR-VTT videos not found: expected {self.video_dir}/video<N>.mp4")
-        self.records = read_msrvtt_official(self.root / annotation_dir)
+        self.records = self.regroup(read_msrvtt_official(self.root / annotation_dir))
         if "train" not in self.records:
             raise DataNotFoundError(f"{self.root / annotation_dir}: no training captions")
         self.build_vocab(r.caption for r in self.records["train"])

@@ -80,7 +80,7 @@ class InferenceDataModule(FinstaDataModule):
         path = self.root / annotation
         if not path.is_file() or not self.video_dir.is_dir():
             raise DataNotFoundError(_WHERE.format(name=dataset, root=self.root, ann=annotation, vid=video_dir))
-        self.records = read_violin(path)
+        self.records = self.regroup(read_violin(path))
         if "train" not in self.records:
             raise DataNotFoundError(f"{path}: no training statements (split 'train')")
         self.build_vocab(f"{r.statement} {r.subtitles}" for r in self.records["train"])

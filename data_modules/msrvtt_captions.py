@@ -17,11 +17,13 @@ SPLITS = {"train": "train", "validate": "val", "val": "val", "test": "test"}
 
 @dataclass(frozen=True)
 class CaptionRecord:
-    """One caption of one video."""
+    """One caption (or paragraph) of one video; ``segments`` are the (start, end) seconds of a paragraph's
+    sentences, in order, where the format has them (ActivityNet Captions)."""
 
     id: str
     video: str
     caption: str
+    segments: tuple[tuple[float, float], ...] = ()
 
 
 def read_msrvtt_official(folder: Path) -> dict[str, list[CaptionRecord]]:
@@ -37,7 +39,7 @@ def read_msrvtt_official(folder: Path) -> dict[str, list[CaptionRecord]]:
             for k, s in enumerate(data["sentences"]):
                 caption = str(s["caption"]).strip()
                 if not caption:
-                    raise ValueError("empty caption")
+                    raise ValueError(f"empty caption (sentence {s.get('sen_id', k)} of {s['video_id']})")
                 out.setdefault(split_of[s["video_id"]], []).append(
                     CaptionRecord(str(s.get("sen_id", k)), s["video_id"], caption))
         except json.JSONDecodeError as exc:

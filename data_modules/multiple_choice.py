@@ -92,7 +92,7 @@ class MultipleChoiceDataModule(FinstaDataModule):
         if not present or not self.video_dir.is_dir():
             raise DataNotFoundError(_WHERE.format(name=dataset, root=self.root, ann=annotation_dir,
                                                   vid=video_dir, files=", ".join(names.values())))
-        self.records = {split: reader(path) for split, path in present.items()}
+        self.records = self.regroup({split: reader(path) for split, path in present.items()})
         vocab_split = "train" if "train" in self.records else next(iter(self.records))
         self.build_vocab(o for r in self.records[vocab_split] for o in r.options)
 

@@ -1,5 +1,5 @@
-"""Text-video retrieval data: MSR-VTT captions in the official schema (DATASETS.md §1), or the embedded world's
-copy of them.
+"""Text-video retrieval data: MSR-VTT captions in the official schema (DATASETS.md §1), ActivityNet Captions
+paragraphs (§7), or the embedded world's copies of them; the annotation ``format`` picks the reader.
 
 Training yields one sample per (video, caption) pair (CLIP4Clip's ``expand_msrvtt_sentences``); evaluation
 yields one sample per video carrying all its captions as texts (``eval_captions: all``) or its first caption
@@ -8,25 +8,46 @@ only (``first``, the 1k-A protocol), so each video is decoded and embedded once 
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
 
 from finsta_pl.data_info import DataInfo
+from finsta_pl.data_modules.activitynet import activitynet_video_keys, read_activitynet_paragraphs
 from finsta_pl.data_modules.base import FinstaDataModule, SampleSpec, TextSpec
-from finsta_pl.data_modules.msrvtt_captions import CaptionRecord, read_msrvtt_official
+from finsta_pl.data_modules.msrvtt_captions import OFFICIAL_FILES, CaptionRecord, read_msrvtt_official
 from finsta_pl.data_modules.synthetic import WorldConfig
 from finsta_pl.data_modules.video import index_videos
 from finsta_pl.errors import DataNotFoundError
 
-_WHERE = """MSR-VTT was not found at {root}.
-Expected layout (docs/DATASETS.md, MSR-VTT):
-  {root}/{ann}/train_val_videodatainfo.json, test_videodatainfo.json   (the official MSR-VTT release)
-  {root}/{vid}/video0.mp4 ... video9999.mp4                           (any sub-folder)
+_WHERE = """{name} was not found at {root}.
+Expected layout (docs/DATASETS.md, {name}):
+  {root}/{ann}/{files}
+  {root}/{vid}/...   (the videos, any sub-folder)
 Put the files there, or point data.init_args.root (or annotation_dir / video_dir) at them."""
 
 
+@dataclass(frozen=True)
+class CaptionFormat:
+    """An annotation format: its reader (folder -> records per split), the files it reads (for messages) and
+    the file stems a video key may have on disk."""
+
+    read: Callable[[Path], dict[str, list[CaptionRecord]]]
+    files: str
+    video_keys: Callable[[str], tuple[str, ...]] = lambda key: (key,)
+
+
+#: format name -> reader.  ``dataset: synthetic`` writes both formats (``annotation_dir`` picks the copy).
+FORMATS: dict[str, CaptionFormat] = {
+    "msrvtt": CaptionFormat(read_msrvtt_official, ", ".join(OFFICIAL_FILES)),
+    "activitynet": CaptionFormat(read_activitynet_paragraphs, "train.json, val_1.json (val_2.json optional)",
+                                 activitynet_video_keys),
+}
+
+
 class RetrievalDataModule(FinstaDataModule):
-    """``dataset``: ``synthetic`` (generated on first use) or ``msrvtt`` (official files under ``root``)."""
+    """``dataset``: ``synthetic`` (generated on first use) or the folder name of a real dataset under the data
+    root; ``format``: a name of :data:`FORMATS` (default: ``msrvtt``, or the dataset's name when it is one)."""
 
     task = "retrieval"
     target_keys = ("video_index",)
@@ -34,19 +55,21 @@ class RetrievalDataModule(FinstaDataModule):
 
     def __init__(self, dataset: str = "synthetic", root: str | None = None, annotation_dir: str = "msrvtt",
                  video_dir: str = "videos", synthetic: WorldConfig | None = None, eval_captions: str = "all",
-                 **kwargs: Any) -> None:
-        """Shared arguments (clip, loader, graphs, ...) are :class:`FinstaDataModule`'s."""
+                 format: str | None = None, **kwargs: Any) -> None:
+        """Shared arguments (clip, loader, graphs, split lists, ...) are :class:`FinstaDataModule`'s."""
         super().__init__(**kwargs)
-        if dataset not in {"synthetic", "msrvtt"}:
-            raise ValueError(f"unknown retrieval dataset {dataset!r}; choose synthetic or msrvtt")
+        name = format or (dataset if dataset in FORMATS else "msrvtt")
+        if name not in FORMATS:
+            raise ValueError(f"unknown caption format {name!r}; choose one of {sorted(FORMATS)}")
         if eval_captions not in {"all", "first"}:
             raise ValueError(f"eval_captions must be 'all' or 'first', not {eval_captions!r}")
-        self.eval_captions = eval_captions
+        self.format, self.eval_captions = FORMATS[name], eval_captions
         self.root = self.resolve_root(dataset, root, synthetic)
         self.video_dir = self.root / video_dir
         if not (self.root / annotation_dir).is_dir() or not self.video_dir.is_dir():
-            raise DataNotFoundError(_WHERE.format(root=self.root, ann=annotation_dir, vid=video_dir))
-        self.records = read_msrvtt_official(self.root / annotation_dir)
+            raise DataNotFoundError(_WHERE.format(name=name, root=self.root, ann=annotation_dir, vid=video_dir,
+                                                  files=self.format.files))
+        self.records = self.regroup(self.format.read(self.root / annotation_dir))
         if "train" not in self.records:
             raise DataNotFoundError(f"{self.root / annotation_dir}: no training captions (split 'train')")
         self.build_vocab(r.caption for r in self.records["train"])
@@ -60,7 +83,7 @@ class RetrievalDataModule(FinstaDataModule):
         """Training: a sample per (video, caption); evaluation: a sample per video with its captions."""
         if self.datasets:
             return
-        videos = index_videos(self.video_dir)
+        videos = self.alias_videos(index_videos(self.video_dir), self.records, self.format.video_keys)
         for split, records in self.records.items():
             order = {v: k for k, v in enumerate(dict.fromkeys(r.video for r in records))}
             if split == "train":

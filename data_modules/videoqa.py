@@ -55,11 +55,11 @@ class VideoQADataModule(FinstaDataModule):
             raise DataNotFoundError(_WHERE.format(name=dataset, root=self.root, ann=annotation_dir, vid=video_dir,
                                                   prefix=self.prefix))
         # Annotations are read now (cheap) because the model's sizes depend on them (LightningCLI links them).
-        self.records: dict[str, list[QARecord]] = {
+        self.records: dict[str, list[QARecord]] = self.regroup({
             split: read_qa_file(self.annotation_dir / name, self.prefix)
             for split, name in SPLIT_FILES.items()
             if (self.annotation_dir / name).is_file() or split == "train"
-        }
+        })
         self.answers = AnswerVocab.build(self.records["train"], max_answers)
         self.build_vocab(r.question for r in self.records["train"])
         self.baselines = prior_baselines(self.records["train"], self.records.get("val", []))
@@ -74,6 +74,8 @@ class VideoQADataModule(FinstaDataModule):
             return
         videos = index_videos(self.video_dir)
         for split, records in self.records.items():
+            unknown = sum(self.answers.label(r.answer) < 0 for r in records)
+            self.report_unknown_labels(split, unknown, len(records), "answer")
             if split == "train":
                 records = [r for r in records if self.answers.label(r.answer) >= 0]
             specs = [SampleSpec.single(r.id, r.video, r.question, {"label": self.answers.label(r.answer), "index": k})

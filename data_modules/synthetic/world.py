@@ -8,6 +8,8 @@ real readers and the real decoder (decord) are what a default run exercises, plu
     msrvtt_qa/{train,val,test}_qa.json  MSRVTT-QA lists; category_id = question template index
     msrvtt/train_val_videodatainfo.json, msrvtt/test_videodatainfo.json   MSR-VTT official schema
     msrvtt_mc/, kinetics/, violin/      MSRVTT-MC, Kinetics-400 and VIOLIN files (``task_formats.py``)
+    activitynet/                        paired clips in both orders as ActivityNet Captions (``long_form.py``)
+    splits/compositional_*.txt          the compositional split's video lists (``compositional.py``)
     scene_graphs/video{N}.json          gold objects, boxes, events, relations, captions, text graphs
     .complete                           JSON of the config, written last (by ``ensure_world``)
 
@@ -33,10 +35,14 @@ from typing import Any
 import cv2
 import numpy as np
 
+from finsta_pl.data_modules.synthetic.compositional import write_compositional_split
+from finsta_pl.data_modules.synthetic.long_form import ParagraphWriter
 from finsta_pl.data_modules.synthetic.task_formats import write_task_formats
+from finsta_pl.data_modules.synthetic.video_file import write_mp4
 
 # Bump whenever the generator's output changes: it is part of the fingerprint, so stale caches are not reused.
-WORLD_VERSION = 2
+# Version 3 added files (paragraphs, compositional lists); the clips and the version-2 files are unchanged.
+WORLD_VERSION = 3
 
 COLORS: dict[str, tuple[int, int, int]] = {  # BGR, saturated and far apart so codec blur cannot confuse them
     "red": (40, 40, 220), "green": (40, 190, 40), "blue": (220, 80, 40), "yellow": (40, 220, 220)}
@@ -405,25 +411,22 @@ def _write_json(path: Path, obj: Any) -> None:
 
 
 def generate_world(config: WorldConfig, out_dir: Path) -> None:
-    """Write the whole world (videos, MSR-VTT, MSRVTT-QA, scene graphs) into ``out_dir``; no locking."""
+    """Write the whole world (videos, every dataset format, split lists, scene graphs) into ``out_dir``; no
+    locking."""
     out = Path(out_dir)
     for sub in ("videos", "msrvtt_qa", "msrvtt", "scene_graphs"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     qa: dict[str, list[dict]] = {"train": [], "val": [], "test": []}
     videos, sentences, qa_id, fp = [], [], 0, config.fingerprint()
     graphs, splits = [], []
+    paragraphs = ParagraphWriter(out, config.fps)
     # One child seed per video id, so a video does not depend on how many videos came before it.
     for vid, seed in enumerate(np.random.SeedSequence(config.seed).spawn(config.num_videos)):
         graph, frames = _make_clip(np.random.default_rng(seed), config, vid)
-        writer = cv2.VideoWriter(str(out / "videos" / f"video{vid}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"),
-                                 config.fps, (config.frame_size, config.frame_size))
-        if not writer.isOpened():
-            raise RuntimeError(f"synthetic world: OpenCV cannot write mp4v video under {out / 'videos'}")
-        for frame in frames:
-            writer.write(frame)
-        writer.release()  # mp4v via OpenCV's FFmpeg backend; decord reads it back (tested)
+        write_mp4(out / "videos" / f"video{vid}.mp4", frames, config.fps)
         _write_json(out / "scene_graphs" / f"video{vid}.json", graph)
         split = config.split_of(vid)
+        paragraphs.add(vid, graph, frames, split)
         # MSR-VTT "category" (0-19 there) carries the index of the main action here.
         category = ACTIONS.index(graph["events"][0]["predicate"])
         videos.append({"id": vid, "video_id": f"video{vid}", "category": category,
@@ -437,6 +440,8 @@ def generate_world(config: WorldConfig, out_dir: Path) -> None:
         graphs.append(graph)
         splits.append(split)
     write_task_formats(out, graphs, splits, config.seed, max(1, round(config.num_frames / config.fps)))
+    paragraphs.close()
+    write_compositional_split(out, graphs, splits)
     for split, records in qa.items():
         _write_json(out / "msrvtt_qa" / f"{split}_qa.json", records)
     info = {"year": "2024", "version": f"synthetic-{WORLD_VERSION}", "description": f"finsta-pl synthetic world {fp}",
