@@ -1,9 +1,10 @@
-"""Multiple-choice video QA data: MSRVTT-MC in JSFusion's tab-separated form (DATASETS.md §3), or the embedded
-world's copy of it (whose options differ from the true caption in one relation, binding or adverb).
+"""Multiple-choice video QA data: MSRVTT-MC in JSFusion's tab-separated form (DATASETS.md §3), TGIF-QA Action and
+Transition (§4), or the embedded world's copy of MSRVTT-MC (whose options differ from the true caption in one
+relation, binding or adverb).  ``dataset`` picks the reader from :data:`READERS`.
 
 A record is one clip and its candidate texts (``a1`` .. ``a5``); the clip is decoded and its DSG built once,
-each candidate gets its own TSG and HSG.  ``question`` columns (TGIF-QA action/transition, How2QA), when a
-file has one, are prepended to every candidate.
+each candidate gets its own TSG and HSG.  A ``question`` column (TGIF-QA), when a file has one, is prepended
+to every candidate.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from finsta_pl.data_info import DataInfo
 from finsta_pl.data_modules.base import FinstaDataModule, SampleSpec, TextSpec
@@ -22,10 +23,10 @@ from finsta_pl.data_modules.video import index_videos
 from finsta_pl.errors import BadSampleError, DataNotFoundError
 
 _WHERE = """{name} was not found at {root}.
-Expected layout (docs/DATASETS.md, MSRVTT-MC):
-  {root}/{ann}/{files}   (JSFusion's tab-separated MSR_MC_test.csv; train/val files optional)
-  {root}/{vid}/video7010.mp4 ...                  (MSR-VTT videos, any sub-folder)
-Put the files there, or point data.init_args.root (or annotation_dir / video_dir) at them."""
+Expected layout (docs/DATASETS.md, multiple-choice QA):
+  {root}/{ann}/{files}   (tab-separated, header row; at least one split)
+  {root}/{vid}/...       (the videos, any sub-folder)
+Put the files there, or point data.init_args.root (or annotation_dir / video_dir / files) at them."""
 
 
 @dataclass(frozen=True)
@@ -38,36 +39,63 @@ class ChoiceRecord:
     answer: int
 
 
-def read_jsfusion_mc(path: Path) -> list[ChoiceRecord]:
-    """Read ``key, vid_key, a1..aN, answer`` (tab-separated, header row; ``vid_key`` is ``msr<N>`` for
-    ``video<N>``; an optional ``question`` column is prepended to each option)."""
+def _read_mc_table(path: Path, video_of: Callable[[dict[str, str]], str], id_column: str,
+                   fix_text: Callable[[str], str] = str) -> list[ChoiceRecord]:
+    """Rows of a tab-separated multiple-choice file with a header: options ``a1``..``aN``, ``answer`` (index),
+    an optional ``question`` prepended to every option; ``video_of(row)`` names the video."""
     with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
+        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
     records = []
     for line, row in enumerate(rows, start=2):
         try:
             columns = sorted((k for k in row if re.fullmatch(r"a\d+", k or "")), key=lambda k: int(k[1:]))
-            options = tuple(str(row[k]).strip() for k in columns)
+            options = tuple(fix_text(str(row[k]).strip()) for k in columns)
             if not options or any(not o for o in options):
                 raise ValueError("empty candidate")
             answer = int(row["answer"])
             if not 0 <= answer < len(options):
                 raise ValueError(f"answer {answer} outside 0..{len(options) - 1}")
-            question = (row.get("question") or "").strip()
+            question = fix_text((row.get("question") or "").strip())
             if question:
                 options = tuple(f"{question} {o}" for o in options)
-            vid_key = str(row["vid_key"]).strip()
-            video = f"video{vid_key[3:]}" if re.fullmatch(r"msr\d+", vid_key) else vid_key
-            records.append(ChoiceRecord(str(row["key"]), video, options, answer))
-        except (KeyError, TypeError, ValueError) as exc:
+            records.append(ChoiceRecord(str(row[id_column]).strip(), video_of(row), options, answer))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise BadSampleError(f"{path}:{line}: malformed multiple-choice row ({type(exc).__name__}: {exc})") from None
     return records
 
 
+def read_jsfusion_mc(path: Path) -> list[ChoiceRecord]:
+    """JSFusion's MSRVTT-MC: ``key, vid_key, a1..a5, answer`` (``vid_key`` ``msr<N>`` is ``video<N>``)."""
+    def video(row: dict[str, str]) -> str:
+        vid_key = str(row["vid_key"]).strip()
+        return f"video{vid_key[3:]}" if re.fullmatch(r"msr\d+", vid_key) else vid_key
+
+    return _read_mc_table(path, video, "key")
+
+
+def _undo_tgif_artefact(text: str) -> str:
+    # TGIF-QA's text went through a find-and-replace of "rep" by "FRAMEQA" ("fiFRAMEQAlace"): undo it.
+    return text.replace("FRAMEQA", "rep")
+
+
+def read_tgif_mc(path: Path) -> list[ChoiceRecord]:
+    """TGIF-QA Action / Transition: ``gif_name, question, a1..a5, answer, vid_id, key`` (tab-separated despite
+    the ``.csv`` name); the video is ``<gif_name>.gif`` (or a transcode with the same stem)."""
+    return _read_mc_table(path, lambda row: str(row["gif_name"]).strip(), "key", _undo_tgif_artefact)
+
+
+def _tgif(kind: str) -> tuple[Callable[[Path], list[ChoiceRecord]], dict[str, str]]:
+    # TGIF-QA has train and test only; a run that validates names its val file with ``files: {val: ...}``.
+    return read_tgif_mc, {"train": f"Train_{kind}_question.csv", "test": f"Test_{kind}_question.csv"}
+
+
+_JSFUSION_FILES = {"train": "MSR_MC_train.csv", "val": "MSR_MC_val.csv", "test": "MSR_MC_test.csv"}
 #: dataset name -> (reader, annotation files per split).
-READERS = {
-    "synthetic": (read_jsfusion_mc, {"train": "MSR_MC_train.csv", "val": "MSR_MC_val.csv", "test": "MSR_MC_test.csv"}),
-    "msrvtt_mc": (read_jsfusion_mc, {"train": "MSR_MC_train.csv", "val": "MSR_MC_val.csv", "test": "MSR_MC_test.csv"}),
+READERS: dict[str, tuple[Callable[[Path], list[ChoiceRecord]], dict[str, str]]] = {
+    "synthetic": (read_jsfusion_mc, _JSFUSION_FILES),
+    "msrvtt_mc": (read_jsfusion_mc, _JSFUSION_FILES),
+    "tgif_action": _tgif("action"),
+    "tgif_transition": _tgif("transition"),
 }
 
 

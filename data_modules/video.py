@@ -10,6 +10,7 @@ the frames :func:`~finsta_pl.graphs.keyframes.select_keyframes` picks.  Any fail
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -44,11 +45,14 @@ def decode_clip(
     if not path.is_file():
         raise BadSampleError(f"{path}: video file not found")
     try:
-        kwargs = {"width": size, "height": size} if size else {}
-        reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1, **kwargs)
-        count = len(reader)
-        indices = candidate_indices(count, num_samples, keyframes, candidates, rng)
-        frames = reader.get_batch(indices.tolist()).asnumpy()
+        if path.suffix.lower() == ".gif":  # decord cannot measure a GIF's length (TGIF-QA ships GIFs)
+            frames, indices = _decode_gif(path, size, lambda count: candidate_indices(
+                count, num_samples, keyframes, candidates, rng))
+        else:
+            kwargs = {"width": size, "height": size} if size else {}
+            reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1, **kwargs)
+            indices = candidate_indices(len(reader), num_samples, keyframes, candidates, rng)
+            frames = reader.get_batch(indices.tolist()).asnumpy()
         frames, indices = select_keyframes(frames, indices, num_samples, keyframes)
     except BadSampleError:
         raise
@@ -57,3 +61,17 @@ def decode_clip(
     if frames.ndim != 4 or frames.shape[0] != num_samples:
         raise BadSampleError(f"{path}: decoded {frames.shape} instead of {num_samples} frames")
     return frames, indices
+
+
+def _decode_gif(path: Path, size: int | None, pick: Callable[[int], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """RGB frames ``pick(frame_count)`` of a GIF through Pillow, resized like decord's output."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        indices = pick(getattr(image, "n_frames", 1))
+        frames = []
+        for i in indices:  # sorted, so each seek continues forward from the last one
+            image.seek(int(i))
+            frame = image.convert("RGB")
+            frames.append(np.asarray(frame.resize((size, size), Image.BILINEAR) if size else frame))
+    return np.stack(frames), indices
