@@ -85,17 +85,20 @@ class TextSpec:
 
 @dataclass
 class SampleSpec:
-    """What a task's dataset needs from one record: sample id, video key, its texts and target values."""
+    """What a task's dataset needs from one record: sample id, video key, its texts and target values, and the
+    ``(start, end)`` seconds of the video it covers when it is a segment of a longer file."""
 
     id: str
     video: str
     texts: list[TextSpec]
     targets: dict[str, Any] = field(default_factory=dict)
+    window: tuple[float, float] | None = None
 
     @classmethod
-    def single(cls, id: str, video: str, text: str, targets: dict[str, Any] | None = None) -> "SampleSpec":
+    def single(cls, id: str, video: str, text: str, targets: dict[str, Any] | None = None,
+               window: tuple[float, float] | None = None) -> "SampleSpec":
         """A record with one text (a question, a caption)."""
-        return cls(id, video, [TextSpec(text)], dict(targets or {}))
+        return cls(id, video, [TextSpec(text)], dict(targets or {}), window)
 
 
 class VideoTextDataset(Dataset):
@@ -137,7 +140,7 @@ class VideoTextDataset(Dataset):
         # Random offsets depend only on (seed, epoch, index): the same on any worker count or rank.
         rng = np.random.default_rng([self.seed, self.epoch, index]) if self.train and self.clip.random_offsets else None
         frames, frame_indices = decode_clip(path, self.clip.num_frames, self.clip.frame_size, rng,
-                                            self.clip.keyframes, self.clip.keyframe_candidates)
+                                            self.clip.keyframes, self.clip.keyframe_candidates, spec.window)
         encoded = [self.vocab.encode(t.text, self.max_text_len) for t in spec.texts]
         texts = [SampleText(ids, targets=dict(t.targets)) for (ids, _), t in zip(encoded, spec.texts)]
         sample = Sample(spec.id, frames, texts, targets=dict(spec.targets))

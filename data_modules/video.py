@@ -17,7 +17,7 @@ import numpy as np
 from finsta_pl.errors import BadSampleError, DataNotFoundError
 from finsta_pl.graphs.keyframes import candidate_indices, sample_indices, select_keyframes
 
-__all__ = ["BadSampleError", "VIDEO_EXTENSIONS", "decode_clip", "index_videos", "sample_indices"]
+__all__ = ["BadSampleError", "VIDEO_EXTENSIONS", "decode_clip", "index_videos", "sample_indices", "window_frames"]
 
 #: the extensions the datasets ship their videos in.
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".gif")
@@ -31,13 +31,29 @@ def index_videos(video_dir: Path) -> dict[str, Path]:
     return {p.stem: p for p in sorted(video_dir.rglob("*")) if p.suffix.lower() in VIDEO_EXTENSIONS}
 
 
+def window_frames(count: int, fps: float, window: tuple[float, float] | None, path: Path) -> tuple[int, int]:
+    """The source frames ``[first, stop)`` of a time window in seconds (the whole video without one), clipped
+    to the video; a window that starts after the last frame is a bad sample naming the file."""
+    if window is None:
+        return 0, count
+    start, end = window
+    if not fps > 0:
+        raise BadSampleError(f"{path}: no frame rate in the file, cannot seek to the window [{start}, {end}] s")
+    first = max(0, int(np.floor(start * fps)))
+    if first >= count:
+        raise BadSampleError(f"{path}: window [{start}, {end}] s starts after the video's end ({count / fps:.2f} s)")
+    return first, min(count, max(first + 1, int(np.ceil(end * fps))))
+
+
 def decode_clip(
     path: str | Path, num_samples: int, size: int | None = None, rng: np.random.Generator | None = None,
-    keyframes: str = "uniform", candidates: int = 4,
+    keyframes: str = "uniform", candidates: int = 4, window: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decode ``num_samples`` frames of ``path`` as RGB ``uint8 [T, size, size, 3]`` and their source indices.
 
     ``keyframes``/``candidates``: the keyframe method and candidate grid factor (``graphs.keyframes``).
+    ``window``: ``(start, end)`` seconds; frames are sampled inside it and decoded by seeking (decord's
+    frame-accurate ``get_batch``), never by decoding the file from its start.
     """
     import decord
 
@@ -45,13 +61,16 @@ def decode_clip(
     if not path.is_file():
         raise BadSampleError(f"{path}: video file not found")
     try:
+        def pick(count: int, fps: float) -> np.ndarray:
+            first, stop = window_frames(count, fps, window, path)
+            return first + candidate_indices(stop - first, num_samples, keyframes, candidates, rng)
+
         if path.suffix.lower() == ".gif":  # decord cannot measure a GIF's length (TGIF-QA ships GIFs)
-            frames, indices = _decode_gif(path, size, lambda count: candidate_indices(
-                count, num_samples, keyframes, candidates, rng))
+            frames, indices = _decode_gif(path, size, pick)
         else:
             kwargs = {"width": size, "height": size} if size else {}
             reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1, **kwargs)
-            indices = candidate_indices(len(reader), num_samples, keyframes, candidates, rng)
+            indices = pick(len(reader), reader.get_avg_fps())
             frames = reader.get_batch(indices.tolist()).asnumpy()
         frames, indices = select_keyframes(frames, indices, num_samples, keyframes)
     except BadSampleError:
@@ -63,12 +82,13 @@ def decode_clip(
     return frames, indices
 
 
-def _decode_gif(path: Path, size: int | None, pick: Callable[[int], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """RGB frames ``pick(frame_count)`` of a GIF through Pillow, resized like decord's output."""
+def _decode_gif(path: Path, size: int | None, pick: Callable[[int, float], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """RGB frames ``pick(frame_count, fps)`` of a GIF through Pillow, resized like decord's output."""
     from PIL import Image
 
     with Image.open(path) as image:
-        indices = pick(getattr(image, "n_frames", 1))
+        delay_ms = image.info.get("duration") or 100  # GIFs store a per-frame delay; 10 fps when absent
+        indices = pick(getattr(image, "n_frames", 1), 1000.0 / delay_ms)
         frames = []
         for i in indices:  # sorted, so each seek continues forward from the last one
             image.seek(int(i))
