@@ -1,20 +1,23 @@
 """Multiple-choice video QA data: MSRVTT-MC in JSFusion's tab-separated form (DATASETS.md §3), TGIF-QA Action and
-Transition (§4), or the embedded world's copy of MSRVTT-MC (whose options differ from the true caption in one
-relation, binding or adverb).  ``dataset`` picks the reader from :data:`READERS`.
+Transition (§4), How2QA's original CSV (§8, with its clip windows), or the embedded world's copy of MSRVTT-MC
+(whose options differ from the true caption in one relation, binding or adverb).  ``dataset`` picks the
+reader from :data:`READERS`.
 
-A record is one clip and its candidate texts (``a1`` .. ``a5``); the clip is decoded and its DSG built once,
-each candidate gets its own TSG and HSG.  A ``question`` column (TGIF-QA), when a file has one, is prepended
-to every candidate.
+A record is one clip and its candidate texts; the clip is decoded and its DSG built once, each candidate gets
+its own TSG and HSG.  A question (TGIF-QA, How2QA) is prepended to every candidate.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
+
+import numpy as np
 
 from finsta_pl.data_info import DataInfo
 from finsta_pl.data_modules.base import FinstaDataModule, SampleSpec, TextSpec
@@ -37,6 +40,7 @@ class ChoiceRecord:
     video: str
     options: tuple[str, ...]
     answer: int
+    window: tuple[float, float] | None = None
 
 
 def _read_mc_table(path: Path, video_of: Callable[[dict[str, str]], str], id_column: str,
@@ -84,6 +88,41 @@ def read_tgif_mc(path: Path) -> list[ChoiceRecord]:
     return _read_mc_table(path, lambda row: str(row["gif_name"]).strip(), "key", _undo_tgif_artefact)
 
 
+def _seeded_order(key: str, n: int) -> list[int]:
+    # A permutation fixed by the record (not by Python's per-process hash seed), the same on every run and rank.
+    seed = int.from_bytes(hashlib.sha1(key.encode()).digest()[:8], "little")
+    return [int(i) for i in np.random.default_rng(seed).permutation(n)]
+
+
+def read_how2qa_csv(path: Path) -> list[ChoiceRecord]:
+    """How2QA's original release: comma-separated, no header, ``youtube_id, "[start:end]", wrong_1..3, question,
+    correct_answer``.  The correct answer is always last in the file, so the options are shuffled by a
+    permutation fixed per record (position would otherwise give the answer away); the window is kept."""
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    records = []
+    for line, row in enumerate(rows, start=1):
+        try:
+            if len(row) != 7:
+                raise ValueError(f"{len(row)} columns instead of 7")
+            video, span, *wrong, question, correct = (c.strip() for c in row)
+            match = re.fullmatch(r"\[\s*([\d.]+)\s*:\s*([\d.]+)\s*\]", span)
+            if match is None:
+                raise ValueError(f"interval {span!r} is not [start:end]")
+            start, end = float(match[1]), float(match[2])
+            if end <= start:
+                raise ValueError(f"interval {span!r} ends before it starts")
+            options = [correct, *wrong]
+            if not question or any(not o for o in options):
+                raise ValueError("empty question or candidate")
+            order = _seeded_order(f"{video}|{span}|{question}", len(options))
+            records.append(ChoiceRecord(f"{path.stem}:{line}", video, tuple(f"{question} {options[i]}" for i in order),
+                                        order.index(0), (start, end)))
+        except ValueError as exc:
+            raise BadSampleError(f"{path}:{line}: malformed How2QA row ({exc})") from None
+    return records
+
+
 def _tgif(kind: str) -> tuple[Callable[[Path], list[ChoiceRecord]], dict[str, str]]:
     # TGIF-QA has train and test only; a run that validates names its val file with ``files: {val: ...}``.
     return read_tgif_mc, {"train": f"Train_{kind}_question.csv", "test": f"Test_{kind}_question.csv"}
@@ -96,6 +135,8 @@ READERS: dict[str, tuple[Callable[[Path], list[ChoiceRecord]], dict[str, str]]] 
     "msrvtt_mc": (read_jsfusion_mc, _JSFUSION_FILES),
     "tgif_action": _tgif("action"),
     "tgif_transition": _tgif("transition"),
+    "how2qa": (read_how2qa_csv, {"train": "how2QA_train_release.csv", "val": "how2QA_val_release.csv",
+                                 "test": "how2QA_test_public_release.csv"}),
 }
 
 
@@ -140,6 +181,6 @@ class MultipleChoiceDataModule(FinstaDataModule):
             return
         videos = index_videos(self.video_dir)
         for split, records in self.records.items():
-            specs = [SampleSpec(r.id, r.video, [TextSpec(o) for o in r.options], {"label": r.answer, "index": k})
-                     for k, r in enumerate(records)]
+            specs = [SampleSpec(r.id, r.video, [TextSpec(o) for o in r.options], {"label": r.answer, "index": k},
+                                r.window) for k, r in enumerate(records)]
             self.datasets[split] = self.make_dataset(specs, videos, train=split == "train")

@@ -6,27 +6,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
+from video_fixtures import write_ramp
 
 from finsta_pl.data_modules import ActionDataModule, ClipConfig, LoaderConfig
 from finsta_pl.data_modules.action import read_kinetics_csv
 from finsta_pl.data_modules.video import decode_clip
 from finsta_pl.errors import BadSampleError
 
-FPS = 10
 SMALL = dict(clip=ClipConfig(num_frames=4, frame_size=32), loader=LoaderConfig(batch_size=2, num_workers=0),
              build_graphs=False)
-
-
-def write_ramp(path: Path, frames: int = 40, fourcc: str = "mp4v") -> None:
-    """A clip whose frame ``i`` is uniformly ``6 * i`` grey, so a decoded pixel tells its source frame."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), FPS, (32, 32))
-    assert writer.isOpened()
-    for i in range(frames):
-        writer.write(np.full((32, 32, 3), 6 * i, np.uint8))
-    writer.release()
 
 
 def test_a_window_is_decoded_inside_its_seconds(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from video_fixtures import write_ramp
 
 from finsta_pl.data_modules import ClipConfig, LoaderConfig, MultipleChoiceDataModule
 from finsta_pl.data_modules.multiple_choice import read_jsfusion_mc, read_tgif_mc
@@ -62,3 +63,39 @@ def test_multiple_choice_rows_name_file_and_line(tmp_path: Path) -> None:
     path.write_text("key\tvid_key\ta1\ta2\tanswer\nmc1\tmsr7\ta dog runs\ta cat\t5\n")
     with pytest.raises(BadSampleError, match=r":2: .*answer 5 outside 0..1"):
         read_jsfusion_mc(path)
+
+
+def test_how2qa_csv_shuffles_the_last_column_answer_and_keeps_the_window(tmp_path: Path) -> None:
+    root = tmp_path / "how2qa"
+    (root / "ann").mkdir(parents=True)
+    (root / "videos").mkdir()
+    rows = ['NOuQuofjk44,[1.0:3.0],3 bowls,5 bowls,7 bowls,how many bowls are on the table?,1 bowl\n',
+            'NOuQuofjk44,[0:2.5],"red, mostly",blue,green,"what colour is the ""big"" bowl?",white\n']
+    (root / "ann" / "how2QA_train_release.csv").write_text("".join(rows))
+    (root / "ann" / "how2QA_val_release.csv").write_text("".join(rows[::-1]))
+    write_ramp(root / "videos" / "NOuQuofjk44.mp4")
+    dm = MultipleChoiceDataModule(dataset="how2qa", root=str(root), annotation_dir="ann",
+                                  clip=ClipConfig(num_frames=4, frame_size=32),
+                                  loader=LoaderConfig(batch_size=2, num_workers=0), build_graphs=False)
+    first, second = dm.records["train"]
+    assert first.options[first.answer] == "how many bowls are on the table? 1 bowl"
+    assert second.options[second.answer] == 'what colour is the "big" bowl? white'
+    assert 'what colour is the "big" bowl? red, mostly' in second.options  # quoted commas stay in the text
+    assert (first.window, second.window) == ((1.0, 3.0), (0.0, 2.5))
+    assert dm.records["val"][1].options == first.options  # the same record shuffles the same way anywhere
+    positions = {r.answer for r in read_how2qa_many(tmp_path)}
+    assert len(positions) > 1  # the answer is not always where the file puts it
+    dm.setup("fit")
+    sample = dm.datasets["train"][0]
+    assert sample is not None and len(sample.texts) == 4 and sample.id == "how2QA_train_release:1"
+    (root / "ann" / "how2QA_val_release.csv").write_text("NOuQuofjk44,[3:1],a,b,c,q?,d\n")
+    with pytest.raises(BadSampleError, match=r"how2QA_val_release.csv:1: malformed How2QA row .*ends before"):
+        MultipleChoiceDataModule(dataset="how2qa", root=str(root), annotation_dir="ann")
+
+
+def read_how2qa_many(tmp_path: Path) -> list:
+    from finsta_pl.data_modules.multiple_choice import read_how2qa_csv
+
+    path = tmp_path / "many.csv"
+    path.write_text("".join(f"vid{k},[0:1],w1,w2,w3,question {k}?,right\n" for k in range(12)))
+    return read_how2qa_csv(path)
