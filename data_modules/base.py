@@ -224,15 +224,16 @@ class FinstaDataModule(L.LightningDataModule):
     @staticmethod
     def alias_videos(videos: dict[str, Path], records: dict[str, list[R]],
                      keys_of: Callable[[str], tuple[str, ...]]) -> dict[str, Path]:
-        """``videos`` plus, for each record video that is not a file stem, the first of ``keys_of(video)`` that
-        is (e.g. ActivityNet's ``v_<id>`` keys with ``<id>.mp4`` files)."""
+        """``videos`` plus, for each record's video (and ``file``, where records have one) that is not a file
+        stem, the first of ``keys_of(key)`` that is (e.g. ActivityNet's ``v_<id>`` keys with ``<id>.mp4``)."""
         out = dict(videos)
         for split_records in records.values():
             for r in split_records:
-                if r.video not in out:
-                    path = next((videos[k] for k in keys_of(r.video) if k in videos), None)
-                    if path is not None:
-                        out[r.video] = path
+                for key in (r.video, getattr(r, "file", None)):
+                    if key is not None and key not in out:
+                        path = next((videos[k] for k in keys_of(key) if k in videos), None)
+                        if path is not None:
+                            out[key] = path
         return out
 
     def report_unknown_labels(self, split: str, unknown: int, total: int, what: str) -> None:

@@ -17,13 +17,17 @@ SPLITS = {"train": "train", "validate": "val", "val": "val", "test": "test"}
 
 @dataclass(frozen=True)
 class CaptionRecord:
-    """One caption (or paragraph) of one video; ``segments`` are the (start, end) seconds of a paragraph's
-    sentences, in order, where the format has them (ActivityNet Captions)."""
+    """One caption (or paragraph) of one retrieval item.  ``video`` names the item (a clip, or a whole video);
+    when the item is a segment of a longer file, ``file`` names that file and ``window`` its (start, end)
+    seconds.  ``segments`` are the (start, end) seconds of a paragraph's sentences, in order, where the format
+    has them (ActivityNet Captions, DiDeMo, LSMDC)."""
 
     id: str
     video: str
     caption: str
     segments: tuple[tuple[float, float], ...] = ()
+    file: str | None = None
+    window: tuple[float, float] | None = None
 
 
 def read_msrvtt_official(folder: Path) -> dict[str, list[CaptionRecord]]:

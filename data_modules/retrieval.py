@@ -1,5 +1,5 @@
-"""Text-video retrieval data: MSR-VTT captions in the official schema (DATASETS.md §1), ActivityNet Captions
-paragraphs (§7), or the embedded world's copies of them; the annotation ``format`` picks the reader.
+"""Text-video retrieval data: MSR-VTT, ActivityNet Captions, DiDeMo, LSMDC and YouCook2 annotations
+(``caption_formats``), or the embedded world's MSR-VTT and ActivityNet copies; ``format`` picks the reader.
 
 Training yields one sample per (video, caption) pair (CLIP4Clip's ``expand_msrvtt_sentences``); evaluation
 yields one sample per video carrying all its captions as texts (``eval_captions: all``) or its first caption
@@ -8,14 +8,12 @@ only (``first``, the 1k-A protocol), so each video is decoded and embedded once 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any, Callable
+from dataclasses import replace
+from typing import Any
 
 from finsta_pl.data_info import DataInfo
-from finsta_pl.data_modules.activitynet import activitynet_video_keys, read_activitynet_paragraphs
 from finsta_pl.data_modules.base import FinstaDataModule, SampleSpec, TextSpec
-from finsta_pl.data_modules.msrvtt_captions import OFFICIAL_FILES, CaptionRecord, read_msrvtt_official
+from finsta_pl.data_modules.caption_formats import FORMATS, CaptionRecord
 from finsta_pl.data_modules.synthetic import WorldConfig
 from finsta_pl.data_modules.video import index_videos
 from finsta_pl.errors import DataNotFoundError
@@ -25,24 +23,6 @@ Expected layout (docs/DATASETS.md, {name}):
   {root}/{ann}/{files}
   {root}/{vid}/...   (the videos, any sub-folder)
 Put the files there, or point data.init_args.root (or annotation_dir / video_dir) at them."""
-
-
-@dataclass(frozen=True)
-class CaptionFormat:
-    """An annotation format: its reader (folder -> records per split), the files it reads (for messages) and
-    the file stems a video key may have on disk."""
-
-    read: Callable[[Path], dict[str, list[CaptionRecord]]]
-    files: str
-    video_keys: Callable[[str], tuple[str, ...]] = lambda key: (key,)
-
-
-#: format name -> reader.  ``dataset: synthetic`` writes both formats (``annotation_dir`` picks the copy).
-FORMATS: dict[str, CaptionFormat] = {
-    "msrvtt": CaptionFormat(read_msrvtt_official, ", ".join(OFFICIAL_FILES)),
-    "activitynet": CaptionFormat(read_activitynet_paragraphs, "train.json, val_1.json (val_2.json optional)",
-                                 activitynet_video_keys),
-}
 
 
 class RetrievalDataModule(FinstaDataModule):
@@ -87,21 +67,31 @@ class RetrievalDataModule(FinstaDataModule):
         for split, records in self.records.items():
             order = {v: k for k, v in enumerate(dict.fromkeys(r.video for r in records))}
             if split == "train":
-                specs = [SampleSpec(f"{r.video}#{r.id}", r.video, [TextSpec(r.caption, {"index": k})],
-                                    {"video_index": order[r.video]}) for k, r in enumerate(records)]
+                specs = [SampleSpec(f"{r.video}#{r.id}", file, [TextSpec(r.caption, {"index": k})],
+                                    {"video_index": order[r.video]}, window)
+                         for k, r in enumerate(records) for file, window in [self._source(r, videos)]]
             else:
-                specs = self._per_video(records, order)
+                specs = self._per_video(records, order, videos)
             self.datasets[split] = self.make_dataset(specs, videos, train=split == "train")
 
-    def _per_video(self, records: list[CaptionRecord], order: dict[str, int]) -> list[SampleSpec]:
+    @staticmethod
+    def _source(record: CaptionRecord, videos: dict[str, Any]) -> tuple[str, tuple[float, float] | None]:
+        """The file key and window of an item: its own clip file when there is one (pre-cut clips), else the
+        longer file it is a segment of, over its window."""
+        if record.file is None or record.video in videos:
+            return record.video, None
+        return record.file, record.window
+
+    def _per_video(self, records: list[CaptionRecord], order: dict[str, int], videos: dict[str, Any]) -> list[SampleSpec]:
         by_video: dict[str, list[tuple[int, CaptionRecord]]] = {}
         for k, r in enumerate(records):
             by_video.setdefault(r.video, []).append((k, r))
         specs = []
         for video, captions in by_video.items():
             keep = captions if self.eval_captions == "all" else captions[:1]
-            specs.append(SampleSpec(video, video, [TextSpec(r.caption, {"index": k}) for k, r in keep],
-                                    {"video_index": order[video]}))
+            file, window = self._source(captions[0][1], videos)
+            specs.append(SampleSpec(video, file, [TextSpec(r.caption, {"index": k}) for k, r in keep],
+                                    {"video_index": order[video]}, window))
         return specs
 
 

@@ -20,7 +20,8 @@ from finsta_pl.graphs.keyframes import candidate_indices, sample_indices, select
 __all__ = ["BadSampleError", "VIDEO_EXTENSIONS", "decode_clip", "index_videos", "sample_indices", "window_frames"]
 
 #: the extensions the datasets ship their videos in.
-VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".gif")
+# DiDeMo keeps its Flickr originals (.mov, .m4v, .mpg, .3gp, ...); the others ship mp4, webm, mkv, avi or gif.
+VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".gif", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp")
 
 
 def index_videos(video_dir: Path) -> dict[str, Path]:
