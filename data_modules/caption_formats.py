@@ -1,7 +1,9 @@
 """Caption and paragraph annotation formats for retrieval and captioning (DATASETS.md §1, §5, §6, §7, §10),
 each read into :class:`CaptionRecord` lists per split:
 
-- ``msrvtt``: the official ``train_val_videodatainfo.json`` / ``test_videodatainfo.json``.
+- ``msrvtt``: the official ``train_val_videodatainfo.json`` / ``test_videodatainfo.json`` (full split).
+- ``msrvtt_1ka_9k`` / ``msrvtt_1ka_7k``: the 1k-A retrieval protocol from CLIP4Clip's zip (``MSRVTT_data.json``,
+  the 9k or 7k training list, ``MSRVTT_JSFUSION_test.csv`` with one caption per test video).
 - ``activitynet``: ActivityNet Captions paragraphs (``activitynet.py``).
 - ``didemo``: ``{train,val,test}_data.json``; a video's descriptions joined (JSON order) into one paragraph
   that retrieves the whole video; each description's moment (the annotators' most common 5-second chunk
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from finsta_pl.data_modules.activitynet import activitynet_video_keys, read_activitynet_paragraphs
+from finsta_pl.data_modules.base import read_video_list
 from finsta_pl.data_modules.msrvtt_captions import OFFICIAL_FILES, SPLITS, CaptionRecord, read_msrvtt_official
 from finsta_pl.errors import BadSampleError, DataNotFoundError
 
@@ -142,6 +145,39 @@ def read_youcook2(folder: Path) -> dict[str, list[CaptionRecord]]:
     return out
 
 
+JSFUSION_TEST = "MSRVTT_JSFUSION_test.csv"
+
+
+def _read_csv_rows(path: Path) -> list[dict[str, str]]:
+    text = path.read_text(encoding="utf-8-sig")
+    delimiter = csv.Sniffer().sniff(text.splitlines()[0], delimiters=",;\t").delimiter  # a ";" copy exists
+    return list(csv.DictReader(text.splitlines(), delimiter=delimiter))
+
+
+def read_msrvtt_1ka(folder: Path, train_list: str) -> dict[str, list[CaptionRecord]]:
+    """The 1k-A protocol from CLIP4Clip's ``msrvtt_data.zip``: training captions of the videos on ``train_list``
+    (``MSRVTT_train.9k.csv`` or ``.7k.csv``) from ``MSRVTT_data.json``, and the JSFusion test's one caption per
+    video as both val and test (1k-A has no separate val split)."""
+    data_path = _require(folder, "MSRVTT_data.json", "MSR-VTT: CLIP4Clip's msrvtt_data.zip")
+    listed = set(read_video_list(_require(folder, train_list, "MSR-VTT 1k-A training list")))
+    data = _load_json(data_path)
+    try:
+        train = [CaptionRecord(str(s.get("sen_id", k)), s["video_id"], str(s["caption"]).strip())
+                 for k, s in enumerate(data["sentences"]) if s["video_id"] in listed]
+    except (KeyError, TypeError) as exc:
+        raise BadSampleError(f"{data_path}: malformed sentence ({type(exc).__name__}: {exc})") from None
+    test_path = _require(folder, JSFUSION_TEST, "MSR-VTT 1k-A test list")
+    test = []
+    for line, row in enumerate(_read_csv_rows(test_path), start=2):
+        try:
+            test.append(CaptionRecord(row["key"].strip(), row["video_id"].strip(), row["sentence"].strip()))
+        except (KeyError, AttributeError) as exc:
+            raise BadSampleError(f"{test_path}:{line}: malformed row ({type(exc).__name__}: {exc})") from None
+    if not train:
+        raise BadSampleError(f"{data_path}: no caption of a video on {train_list}")
+    return {"train": train, "val": test, "test": test}
+
+
 @dataclass(frozen=True)
 class CaptionFormat:
     """An annotation format: its reader (folder -> records per split), the files it reads (for messages) and
@@ -156,6 +192,10 @@ class CaptionFormat:
 #: picks the copy).
 FORMATS: dict[str, CaptionFormat] = {
     "msrvtt": CaptionFormat(read_msrvtt_official, ", ".join(OFFICIAL_FILES)),
+    "msrvtt_1ka_9k": CaptionFormat(lambda folder: read_msrvtt_1ka(folder, "MSRVTT_train.9k.csv"),
+                                   f"MSRVTT_data.json, MSRVTT_train.9k.csv, {JSFUSION_TEST}"),
+    "msrvtt_1ka_7k": CaptionFormat(lambda folder: read_msrvtt_1ka(folder, "MSRVTT_train.7k.csv"),
+                                   f"MSRVTT_data.json, MSRVTT_train.7k.csv, {JSFUSION_TEST}"),
     "activitynet": CaptionFormat(read_activitynet_paragraphs, "train.json, val_1.json (val_2.json optional)",
                                  activitynet_video_keys),
     "didemo": CaptionFormat(read_didemo, ", ".join(DIDEMO_FILES.values()), didemo_video_keys),

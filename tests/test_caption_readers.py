@@ -99,3 +99,24 @@ def test_youcook2_segments_of_full_videos_or_precut_clips(tmp_path: Path) -> Non
     first, second = val[0], val[1]
     assert first is not None and second is not None
     assert int(first.frames[:, 16, 16, 0].max()) < int(second.frames[:, 16, 16, 0].min())  # seconds 0-1 vs 2-3
+
+
+def test_msrvtt_1ka_uses_the_training_list_and_the_jsfusion_captions(tmp_path: Path) -> None:
+    root = tmp_path / "msrvtt"
+    (root / "msrvtt_data").mkdir(parents=True)
+    (root / "videos" / "all").mkdir(parents=True)
+    videos = [{"video_id": f"video{v}", "split": "train" if v < 3 else "test"} for v in range(5)]
+    sentences = [{"sen_id": k, "video_id": f"video{k % 5}", "caption": f"caption {k}"} for k in range(10)]
+    (root / "msrvtt_data" / "MSRVTT_data.json").write_text(json.dumps({"videos": videos, "sentences": sentences}))
+    (root / "msrvtt_data" / "MSRVTT_train.9k.csv").write_text("video_id\nvideo0\nvideo1\nvideo3\n")
+    (root / "msrvtt_data" / "MSRVTT_JSFUSION_test.csv").write_text(
+        "key;vid_key;video_id;sentence\nret4;msr4;video4;a child runs across a grassy field\nret2;msr2;video2;x\n")
+    for v in range(5):
+        write_ramp(root / "videos" / "all" / f"video{v}.mp4", frames=12)
+    dm = RetrievalDataModule(dataset="msrvtt", format="msrvtt_1ka_9k", root=str(root), annotation_dir="msrvtt_data",
+                             **SMALL)
+    assert {r.video for r in dm.records["train"]} == {"video0", "video1", "video3"}  # a test video in 9k: as listed
+    assert [(r.id, r.video, r.caption) for r in dm.records["test"]] == [
+        ("ret4", "video4", "a child runs across a grassy field"), ("ret2", "video2", "x")]
+    dm.setup("fit")
+    assert [len(s.texts) for s in dm.datasets["val"].specs] == [1, 1]  # one caption per test video
