@@ -3,8 +3,8 @@ every trainable parameter has a gradient (DDP runs with ``find_unused_parameters
 
 Parametrised over the folder, so a new config is covered the day it is added.  Configs that need something
 from outside get it made here: a tiny random CLIP checkpoint for the CLIP4Clip configs, an enhanced host
-exported by a post-training model for ``videoqa_enhanced.yaml``, and the embedded world's MSRVTT-QA files
-(written in the official layout) as ``$FINSTA_PL_DATA_ROOT/msrvtt`` for ``msrvtt.yaml``.
+exported by a post-training model for ``videoqa_enhanced.yaml``, and for the real-dataset configs the embedded
+world laid out as each dataset ships (``$FINSTA_PL_DATA_ROOT=<world>/datasets``).
 """
 
 from __future__ import annotations
@@ -31,9 +31,7 @@ def prerequisites(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) ->
     texts = [(tiny_world / "msrvtt_qa" / "train_qa.json").read_text(),
              (tiny_world / "msrvtt" / "train_val_videodatainfo.json").read_text()]
     clip = write_tiny_clip(home / "tinyclip", texts, width=32)
-    data_root = home / "data"
-    data_root.mkdir()
-    (data_root / "msrvtt").symlink_to(tiny_world, target_is_directory=True)
+    data_root = tiny_world / "datasets"  # the world laid out as each real dataset ships
     # An enhanced host of the tiny shape, as post-training would export it (training it is not the point here).
     cli = build_cli(expand_config_args(["--config", str(REPO / "experiments" / "posttrain_synthetic.yaml"),
                                         "--config", str(TINY)]), run=False)

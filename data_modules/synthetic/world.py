@@ -10,6 +10,7 @@ real readers and the real decoder (decord) are what a default run exercises, plu
     msrvtt_mc/, kinetics/, violin/      MSRVTT-MC, Kinetics-400 and VIOLIN files (``task_formats.py``)
     activitynet/                        paired clips in both orders as ActivityNet Captions (``long_form.py``)
     splits/compositional_*.txt          the compositional split's video lists (``compositional.py``)
+    datasets/<dataset>/                 the world laid out as each real dataset ships (``dataset_layouts.py``)
     scene_graphs/video{N}.json          gold objects, boxes, events, relations, captions, text graphs
     .complete                           JSON of the config, written last (by ``ensure_world``)
 
@@ -36,6 +37,7 @@ import cv2
 import numpy as np
 
 from finsta_pl.data_modules.synthetic.compositional import write_compositional_split
+from finsta_pl.data_modules.synthetic.dataset_layouts import tgif_gif_path, write_dataset_layouts, write_gif
 from finsta_pl.data_modules.synthetic.long_form import ParagraphWriter
 from finsta_pl.data_modules.synthetic.task_formats import write_task_formats
 from finsta_pl.data_modules.synthetic.video_file import write_mp4
@@ -427,6 +429,7 @@ def generate_world(config: WorldConfig, out_dir: Path) -> None:
         _write_json(out / "scene_graphs" / f"video{vid}.json", graph)
         split = config.split_of(vid)
         paragraphs.add(vid, graph, frames, split)
+        write_gif(tgif_gif_path(out, vid), frames, config.fps)
         # MSR-VTT "category" (0-19 there) carries the index of the main action here.
         category = ACTIONS.index(graph["events"][0]["predicate"])
         videos.append({"id": vid, "video_id": f"video{vid}", "category": category,
@@ -451,6 +454,7 @@ def generate_world(config: WorldConfig, out_dir: Path) -> None:
         _write_json(out / "msrvtt" / f"{name}_videodatainfo.json",
                     {"info": info, "videos": [v for v in videos if v["video_id"] in ids],
                      "sentences": [s for s in sentences if s["video_id"] in ids]})
+    write_dataset_layouts(out, graphs, splits)  # last: the layouts are made from the files above
 
 
 def _is_complete(folder: Path, config: WorldConfig) -> bool:
