@@ -189,6 +189,7 @@ class FinstaDataModule(L.LightningDataModule):
         self.split_lists = dict(split_lists or {})
         self.vocab: TextTokenizer | None = None
         self.datasets: dict[str, VideoTextDataset] = {}
+        self._graph_builder: GraphBuilder | None = None
 
     @staticmethod
     def resolve_root(dataset: str, root: str | None, synthetic: Any = None) -> Path:
@@ -276,7 +277,9 @@ class FinstaDataModule(L.LightningDataModule):
         if missing:
             log.warning("%s: %d of %d records have no video file; they are skipped as bad samples",
                         type(self).__name__, len(missing), len(specs))
-        builder = GraphBuilder(self.graph_config) if self.build_graphs else None
+        if self.build_graphs and self._graph_builder is None:  # one per DataModule: parsers load models
+            self._graph_builder = GraphBuilder(self.graph_config)
+        builder = self._graph_builder if self.build_graphs else None
         return VideoTextDataset(specs, videos, self.vocab, self.clip, builder, train, self.max_text_len,
                                 self.on_bad_sample, self.seed)
 

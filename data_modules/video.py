@@ -9,6 +9,7 @@ the frames :func:`~finsta_pl.graphs.keyframes.select_keyframes` picks.  Any fail
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -17,7 +18,7 @@ import numpy as np
 from finsta_pl.errors import BadSampleError, DataNotFoundError
 from finsta_pl.graphs.keyframes import candidate_indices, sample_indices, select_keyframes
 
-__all__ = ["BadSampleError", "VIDEO_EXTENSIONS", "decode_clip", "index_videos", "sample_indices", "window_frames"]
+__all__ = ["BadSampleError", "VIDEO_EXTENSIONS", "decode_clip", "index_videos", "probe_video", "sample_indices", "VideoInfo", "window_frames"]
 
 #: the extensions the datasets ship their videos in.
 # DiDeMo keeps its Flickr originals (.mov, .m4v, .mpg, .3gp, ...); the others ship mp4, webm, mkv, avi or gif.
@@ -30,6 +31,41 @@ def index_videos(video_dir: Path) -> dict[str, Path]:
     if not video_dir.is_dir():
         raise DataNotFoundError(f"video folder not found: {video_dir}")
     return {p.stem: p for p in sorted(video_dir.rglob("*")) if p.suffix.lower() in VIDEO_EXTENSIONS}
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video file says about itself: frame count, frame rate, width and height."""
+
+    frames: int
+    fps: float
+    width: int
+    height: int
+
+    @property
+    def seconds(self) -> float:
+        """Duration (0 when the file has no frame rate)."""
+        return self.frames / self.fps if self.fps > 0 else 0.0
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Open ``path`` and read its metadata without decoding frames; unreadable files raise
+    :class:`BadSampleError` naming the file (decord for videos, Pillow for GIFs)."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".gif":
+            from PIL import Image
+
+            with Image.open(path) as image:
+                delay_ms = image.info.get("duration") or 100
+                return VideoInfo(getattr(image, "n_frames", 1), 1000.0 / delay_ms, *image.size)
+        import decord
+
+        reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+        height, width = reader[0].shape[:2] if len(reader) else (0, 0)
+        return VideoInfo(len(reader), float(reader.get_avg_fps()), int(width), int(height))
+    except Exception as exc:  # decord's DECORDError, Pillow's errors, OSError, ...
+        raise BadSampleError(f"{path}: cannot open video ({type(exc).__name__}: {exc})") from exc
 
 
 def window_frames(count: int, fps: float, window: tuple[float, float] | None, path: Path) -> tuple[int, int]:

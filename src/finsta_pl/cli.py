@@ -24,6 +24,7 @@ TOOLS: dict[str, str] = {
     "sg": "finsta_pl.tools.sg_show",
     "profile": "finsta_pl.tools.profile",
     "tiny-clip": "finsta_pl.tools.tiny_clip",
+    "data": "finsta_pl.tools.data_check",
 }
 
 

