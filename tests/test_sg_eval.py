@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import collections
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from finsta_pl.errors import BadSampleError
 from finsta_pl.graphs.tsg import build_tsg
 from finsta_pl.graphs.ud import RuleParser
 from finsta_pl.tools import sg_eval
@@ -98,3 +100,41 @@ def test_missing_world_is_a_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(DataNotFoundError, match="scene_graphs"):
         sg_eval.main(["--root", str(tmp_path)])
+
+
+def test_text_gold_scores_parsers_side_by_side(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from finsta_pl.tools.text_gold import evaluate_text_gold, read_text_gold, sgp_tuples
+
+    gold = tmp_path / "gold.jsonl"
+    lines = [{"id": "a", "style": "msrvtt", "text": "a man is riding a brown horse",
+              "objects": [{"id": 0, "name": "man", "attributes": []}, {"id": 1, "name": "horse", "attributes": ["brown"]}],
+              "relations": [{"subject": 0, "predicate": "ride", "object": 1, "adverbs": []}]},
+             {"id": "b", "style": "qa", "text": "who slowly opens the door?",
+              "objects": [{"id": 0, "name": "door", "attributes": []}],
+              "relations": [{"subject": None, "predicate": "open", "object": 0, "adverbs": ["slowly"]}]}]
+    gold.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    result = evaluate_text_gold(gold, ["rule"])
+    rule = result["scores"]["rule"]
+    assert result["sentences"] == 2 and result["styles"] == ["msrvtt", "qa"]
+    assert rule["msrvtt"]["relations"]["tp"] == 1 and rule["all"]["objects"]["f1"] == 1.0
+    assert sg_eval.main(["--text-gold", str(gold), "--parsers", "rule,spacy"]) == 0
+    assert "relations" in capsys.readouterr().out
+    converted = sgp_tuples({"entities": [
+        {"lemma_head": "Ring", "modifiers": [{"dep": "compound", "lemma_span": "boxing", "span": "boxing"}]},
+        {"lemma_head": "man", "modifiers": [{"dep": "nummod", "lemma_span": "two", "span": "two"},
+                                            {"dep": "det", "lemma_span": "a", "span": "a"}]}],
+        "relations": [{"subject": 1, "object": 0, "lemma_relation": "in"}]})
+    assert converted["objects"] == {"boxing ring": 1, "man": 1}
+    assert converted["attributes"] == {("man", "two"): 1} and converted["relations"] == {("man", "in", "boxing ring"): 1}
+    gold.write_text(json.dumps({**lines[0], "relations": [{"subject": 5, "predicate": "x", "object": None}]}) + "\n")
+    with pytest.raises(BadSampleError, match=r"gold.jsonl:1: malformed gold line"):
+        read_text_gold(gold)
+
+
+def test_the_repository_gold_set_is_valid_and_large_enough() -> None:
+    from finsta_pl.tools.text_gold import read_text_gold
+
+    gold = read_text_gold(Path(__file__).parent / "data" / "tsg_gold" / "gold.jsonl")
+    styles = collections.Counter(item["style"] for item in gold)
+    assert len(gold) >= 150 and set(styles) == {"msrvtt", "qa", "activitynet", "lsmdc"}
+    assert len({item["id"] for item in gold}) == len(gold)

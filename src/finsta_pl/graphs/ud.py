@@ -79,6 +79,22 @@ _IRREGULAR_LEMMA = {"went": "go", "ran": "run", "sat": "sit", "grew": "grow", "d
                     "kicked": "kick", "leaves": "leave", "goes": "go", "held": "hold", "ate": "eat", "threw": "throw"}
 
 
+_ING_IRREGULAR = {"ly": "lie", "dy": "die", "ty": "tie", "be": "be"}
+
+
+def _ing_lemma(stem: str) -> str:
+    """The verb of an ``-ing`` form's stem: running -> run (doubled consonant, but falling -> fall), riding ->
+    ride and typing -> type (one vowel then one consonant: the ``e`` was dropped), dancing -> dance."""
+    if stem in _ING_IRREGULAR:
+        return _ING_IRREGULAR[stem]
+    if len(stem) > 2 and stem[-1] == stem[-2] and stem[-1] not in "lsz":
+        return stem[:-1]
+    if (stem + "e" in _VERB or re.fullmatch(r"[^aeiouy]*[aeiouy][^aeiouwxy]", stem)
+            or stem.endswith(("nc", "rg", "dg", "rv", "lv", "ev", "iv", "av", "ov"))):
+        return stem + "e"
+    return stem
+
+
 def _lemma(word: str, upos: str) -> str:
     if word in _IRREGULAR_LEMMA:
         return _IRREGULAR_LEMMA[word]
@@ -87,11 +103,8 @@ def _lemma(word: str, upos: str) -> str:
             return word[:-2]
         return word[:-3] + "y" if word.endswith("ies") else word[:-1]
     if upos == "VERB":
-        if word.endswith("ing") and len(word) > 5:
-            stem = word[:-3]
-            if len(stem) > 2 and stem[-1] == stem[-2]:  # running -> run
-                return stem[:-1]
-            return stem + "e" if stem in {"mov", "danc", "mak", "us", "danc", "com", "ric", "driv", "shar"} else stem
+        if word.endswith("ing") and len(word) >= 5:
+            return _ing_lemma(word[:-3])
         if word.endswith("ed") and len(word) > 4:
             stem = word[:-2]
             return stem if stem + "e" not in _VERB else stem + "e"

@@ -284,7 +284,14 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--detector", choices=sorted(DETECTORS), default="motion")
     ap.add_argument("--num-frames", type=int, default=8)
     ap.add_argument("--json", type=Path, help="also write the metrics to this JSON file")
+    ap.add_argument("--text-gold", type=Path,
+                    help="score TSG parsers on hand-annotated text (tests/data/tsg_gold/gold.jsonl) instead")
+    ap.add_argument("--parsers", default=None,
+                    help="with --text-gold: comma-separated parsers (default: rule,spacy and SceneGraphParser "
+                         "when installed, plus stanza when its models are)")
     args = ap.parse_args(argv)
+    if args.text_gold is not None:
+        return _text_gold_main(args)
     if args.world_size < 1 or args.num_frames < 1:
         ap.error("--world-size and --num-frames must be >= 1")
     root = args.root
@@ -295,6 +302,23 @@ def main(argv: list[str]) -> int:
         root = ensure_world(WorldConfig(num_train=args.world_size, num_val=0, num_test=0))
     result = evaluate(root, args.parser, args.detector, args.num_frames)
     print(format_table(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def _text_gold_main(args: argparse.Namespace) -> int:
+    from finsta_pl.graphs.parsers import stanza_model_dir
+    from finsta_pl.tools.text_gold import (SCENE_GRAPH_PARSER, evaluate_text_gold, format_text_table,
+                                           scene_graph_parser_available)
+
+    if args.parsers:
+        parsers = [p.strip() for p in args.parsers.split(",") if p.strip()]
+    else:
+        parsers = ["rule", "spacy"] + (["stanza"] if stanza_model_dir("en") is not None else [])
+        parsers += [SCENE_GRAPH_PARSER] if scene_graph_parser_available() else []
+    result = evaluate_text_gold(args.text_gold, parsers)
+    print(format_text_table(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0
