@@ -66,7 +66,7 @@ class InferenceDataModule(FinstaDataModule):
     """``dataset``: ``synthetic`` or ``violin``; ``annotation``: the annotation file under ``root``."""
 
     task = "inference"
-    target_keys = ("label", "index")
+    text_target_keys = ("label", "index")
 
     def __init__(self, dataset: str = "synthetic", root: str | None = None,
                  annotation: str = "violin/violin_annotation.json", video_dir: str = "videos",
@@ -93,12 +93,16 @@ class InferenceDataModule(FinstaDataModule):
                        baselines={"chance": 0.5, "majority": majority})
 
     def setup(self, stage: str | None = None) -> None:
-        """One sample per statement: text = statement, then the subtitles; TSG from the statement."""
+        """One sample per clip carrying all its statements (VIOLIN has six: three real/fake pairs), so the clip
+        is decoded and its DSG built once; each text is a statement then the subtitles, its TSG from the
+        statement, its targets the label and the statement's index (metrics count each statement once)."""
         if self.datasets:
             return
         videos = index_videos(self.video_dir)
         for split, records in self.records.items():
-            specs = [SampleSpec(r.id, r.video, [TextSpec(f"{r.statement} {r.subtitles}".strip(),
-                                                         parse_chars=len(r.statement))],
-                                {"label": r.label, "index": k}) for k, r in enumerate(records)]
+            by_clip: dict[str, list[TextSpec]] = {}
+            for k, r in enumerate(records):
+                by_clip.setdefault(r.video, []).append(TextSpec(f"{r.statement} {r.subtitles}".strip(),
+                                                                {"label": r.label, "index": k}, len(r.statement)))
+            specs = [SampleSpec(clip, clip, texts) for clip, texts in by_clip.items()]
             self.datasets[split] = self.make_dataset(specs, videos, train=split == "train")

@@ -11,9 +11,9 @@ within the sentence, lower-cased lemmas (as the rule backend gives them), UD rel
 from __future__ import annotations
 
 import functools
-
 import hashlib
 import logging
+import re
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,8 @@ def _recover_verb(toks: list[Any], head: list[int], rel: list[str], upos: list[s
     for i, t in enumerate(toks):  # "the red circle": lower-case colour words tagged as proper nouns
         if upos[i] == "PROPN" and t.text.islower() and t.text in lex.adjectives and rel[i] in {"amod", "compound"}:
             upos[i], rel[i] = "ADJ", "amod"
+        elif upos[i] == "ADJ" and rel[i] == "compound":  # "the green square" with "green" as a compound
+            rel[i] = "amod"
     root = next((i for i in range(n) if head[i] < 0), 0)
     do_aux = [any(head[c] == i and rel[c] == "aux" and lemma[c] == "do" for c in range(n)) for i in range(n)]
     has_subject = [any(head[c] == i and rel[c] == "nsubj" for c in range(n)) for i in range(n)]
@@ -115,12 +117,66 @@ def _recover_verb(toks: list[Any], head: list[int], rel: list[str], upos: list[s
         upos[m] = "ADJ" if rel[m] == "amod" else upos[m]
 
 
+def _fix_lemmas(toks: list[Any], upos: list[str], lemma: list[str], lex: _Lexicon) -> None:
+    """The lookup lemmatizer strips "-ing" to any known verb: "riding" -> "rid", "hoping" -> "hop".  One vowel
+    and one consonant before "-ing" means an "e" was dropped (a doubled consonant is kept: "ridding") when the
+    "e" form is a verb too; in place."""
+    for i, t in enumerate(toks):
+        text = t.text.lower()
+        if upos[i] != "VERB" or not text.endswith("ing") or lemma[i] != text[:-3]:
+            continue
+        if re.fullmatch(r".*[^aeiou][aeiou][^aeiouwxy]", lemma[i]) and lemma[i] + "e" in lex.verbs:
+            lemma[i] += "e"
+
+
+def _recover_coordinated_verbs(toks: list[Any], head: list[int], rel: list[str], upos: list[str],
+                               lemma: list[str], lex: _Lexicon) -> None:
+    """Repair a second verb read as a coordinated noun, in place (spaCy labels).
+
+    The small models read "picks up the phone and dials quickly", "jumps over a hill and lands on the
+    ground", "is talking to the camera and laughing" with "dials", "lands", "laughing" as nouns conjoined to
+    the first verb's object.  A bare conjunct (no determiner or modifier) that is a known verb form agreeing
+    with the governing verb ("-s" after a "-s" verb, "-ing" after an "-ing" verb) becomes a verb conjoined to
+    it, and the governing verb's dependents after it become its own ("dials quickly", "waves to her friends").
+    """
+    n = len(toks)
+    for c in range(n):
+        if rel[c] != "conj" or upos[c] not in {"NOUN", "PROPN"} or head[c] < 0:
+            continue
+        if any(head[k] == c and rel[k] in {"det", "poss", "amod", "nummod", "compound", "prep"} and k < c
+               for k in range(n)):
+            continue
+        v = head[c]  # climb from the conjoined noun to the verb that governs it
+        while v >= 0 and upos[v] not in {"VERB", "AUX"}:
+            v = head[v]
+        if v < 0 or not any(head[k] == v and rel[k] in {"nsubj", "nsubjpass"} for k in range(n)):
+            continue
+        text, vtag = toks[c].text.lower(), toks[v].tag_
+        agrees = (vtag == "VBZ" and text.endswith("s")) or (vtag == "VBG" and text.endswith("ing"))
+        verb = lex.verb_lemma(toks[c])
+        if not agrees or verb is None:
+            continue
+        if text.endswith("ing") and re.fullmatch(r".*[^aeiou][aeiou][^aeiouwxy]", verb) and verb + "e" in lex.verbs:
+            verb += "e"
+        for k in range(c + 1, n):  # "dials quickly", "waves to her friends": what follows is the new verb's
+            if head[k] == v and rel[k] in {"advmod", "prep", "dobj", "npadvmod", "prt"}:
+                head[k] = c
+            elif head[k] == c and rel[k] == "appos":
+                rel[k] = "dobj"  # "tapes it": the noun reading made the object an apposition
+        head[c], rel[c], upos[c], lemma[c] = v, "conj", "VERB", verb
+
+
 def _spacy_sentence(sent: Any, lex: _Lexicon) -> list[UDToken]:
     """One spaCy sentence (a ``Span``) as UD tokens (see the module docstring for the rewrites)."""
     toks = list(sent)
     head = [t.head.i - sent.start if t.head.i != t.i else -1 for t in toks]  # 0-based, -1 = root
     rel, upos, lemma = [t.dep_ for t in toks], [t.pos_ for t in toks], [t.lemma_.lower() for t in toks]
     _recover_verb(toks, head, rel, upos, lemma, lex)
+    _recover_coordinated_verbs(toks, head, rel, upos, lemma, lex)
+    _fix_lemmas(toks, upos, lemma, lex)
+    for i, t in enumerate(toks):  # "a living room": a noun-tagged "amod" is a compound
+        if rel[i] == "amod" and t.tag_ in {"NN", "NNS"}:
+            rel[i], upos[i] = "compound", "NOUN"
     kids = [[c for c in range(len(toks)) if head[c] == i] for i in range(len(toks))]
     # Copula: UD heads "the ball is red" by "red", with "is" as its cop; spaCy heads it by "is".
     for b, tok in enumerate(toks):
@@ -138,6 +194,8 @@ def _spacy_sentence(sent: Any, lex: _Lexicon) -> list[UDToken]:
     # in UD; "a cat on a mat" gives nmod.  "by" of a passive (agent) gives obl:agent.
     pobj = {i: next((c for c in kids[i] if rel[c] == "pobj"), None) for i in range(len(toks))}
     for p in range(len(toks)):
+        if rel[p] == "prt" and pobj[p] is not None:
+            rel[p] = "prep"  # "jumping off the table" read as a particle with an object
         if not (rel[p] in {"prep", "agent"} or (rel[p] == "dative" and upos[p] == "ADP")):
             continue
         n = pobj[p]

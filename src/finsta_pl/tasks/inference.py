@@ -19,7 +19,7 @@ class VideoLanguageInferenceTask(FinstaTask):
     """Entailed (1) or contradicted (0); accuracy over all statements."""
 
     fused_features = ("joint",)
-    reads_targets = ("label", "index")
+    reads_text_targets = ("label", "index")
 
     def __init__(
         self,
@@ -33,21 +33,23 @@ class VideoLanguageInferenceTask(FinstaTask):
         self.accuracy = nn.ModuleDict({s: DedupMean() for s in ("val", "test")})
 
     def logits(self, feats: Features) -> Tensor:
-        """``[B, 2]`` (one statement per sample)."""
-        assert feats.joint is not None, "inference needs a statement per clip"
+        """``[M, 2]``: one row per statement (a clip carries all of its statements)."""
+        assert feats.joint is not None, "inference needs statements"
         return self.head(feats.joint)
 
     def task_step(self, batch: FinstaBatch, feats: Features, stage: str) -> Tensor:
-        """Cross-entropy; accuracy in evaluation."""
+        """Cross-entropy over statements; accuracy in evaluation, each statement counted once."""
         logits = self.logits(feats)
-        labels = batch.targets["label"]
+        labels = batch.text_targets["label"]
         if stage in self.accuracy:
             metric = self.accuracy[stage]
-            metric.update(batch.targets["index"], (logits.argmax(-1) == labels).float())
-            self.log(f"{stage}/acc", metric, batch_size=batch.batch_size, prog_bar=True)
+            metric.update(batch.text_targets["index"], (logits.argmax(-1) == labels).float())
+            self.log(f"{stage}/acc", metric, batch_size=labels.numel(), prog_bar=True)
         return F.cross_entropy(logits, labels)
 
     def predict_step(self, batch: FinstaBatch, batch_idx: int) -> list[dict[str, Any]]:
-        """``{"id", "entailed", "score"}`` per statement."""
+        """``{"id", "statement", "entailed", "score"}`` per statement (``statement``: its index in the file)."""
         probs = self.logits(self.features(batch)).softmax(-1)
-        return [{"id": i, "entailed": bool(p[1] > 0.5), "score": float(p[1])} for i, p in zip(batch.ids, probs)]
+        clips = [batch.ids[int(c)] for c in batch.text_sample]
+        return [{"id": clip, "statement": int(k), "entailed": bool(p[1] > 0.5), "score": float(p[1])}
+                for clip, k, p in zip(clips, batch.text_targets["index"], probs)]
