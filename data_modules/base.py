@@ -242,8 +242,8 @@ class FinstaDataModule(L.LightningDataModule):
         out of training, counted wrong in evaluation (the field's convention), never an error mid-run."""
         if unknown:
             fate = "left out of training" if split == "train" else "counted wrong"
-            log.warning("%s: %d of %d %s %s have a %s outside the training vocabulary; they are %s",
-                        type(self).__name__, unknown, total, split, "records", what, fate)
+            log.warning("%s: %d of %d %s records have their %s outside the training vocabulary; they are %s",
+                        type(self).__name__, unknown, total, split, what, fate)
 
     def build_vocab(self, training_texts: Iterable[str]) -> None:
         """Set ``self.vocab``: the ``tokenizer`` setting (``words``, or a `transformers` tokenizer folder)."""

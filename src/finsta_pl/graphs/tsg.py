@@ -415,7 +415,8 @@ class _Verbs:
             if o in self.grounds:  # "putting on top of the pizza"
                 targets += [(t, f"{base} {self.place(o)}") for t in s.things(self.grounds[o])]
             elif s.sent[o].lemma in {"what", "which", "who", "whom"} or s.sent[o].text.lower() in {"what", "who"}:
-                targets.append((None, base))  # "what is the man holding?": a questioned object
+                if not stranded:  # "who is he talking to?": the question is the stranded preposition's object
+                    targets.append((None, base))  # "what is the man holding?": a questioned object
             elif s.sent[o].lemma in {"that"} and h is not None:
                 targets += [(t, base) for t in s.things(h)]
             else:
