@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
-from finsta_pl.batch import FinstaBatch, Sample, SampleText, collate_samples
+from finsta_pl.batch import BadSample, FinstaBatch, Sample, SampleText, collate_samples
 from finsta_pl.data_modules.graph_builder import GraphBuilder, GraphConfig
 from finsta_pl.data_modules.video import BadSampleError, decode_clip
 from finsta_pl.data_info import DataInfo
@@ -123,7 +124,7 @@ class VideoTextDataset(Dataset):
     def __len__(self) -> int:
         return len(self.specs)
 
-    def __getitem__(self, index: int) -> Sample | None:
+    def __getitem__(self, index: int) -> Sample | BadSample:
         spec = self.specs[index]
         try:
             return self._load(index, spec)
@@ -131,7 +132,7 @@ class VideoTextDataset(Dataset):
             if self.on_bad_sample == "raise":
                 raise
             warnings.warn(f"skipping sample {spec.id}: {exc}", stacklevel=1)
-            return None
+            return BadSample(spec.id, str(self.videos.get(spec.video, spec.video)), str(exc))
 
     def _load(self, index: int, spec: SampleSpec) -> Sample:
         path = self.videos.get(spec.video)
@@ -139,8 +140,10 @@ class VideoTextDataset(Dataset):
             raise BadSampleError(f"no video file for {spec.video!r} (sample {spec.id})")
         # Random offsets depend only on (seed, epoch, index): the same on any worker count or rank.
         rng = np.random.default_rng([self.seed, self.epoch, index]) if self.train and self.clip.random_offsets else None
+        start = time.perf_counter()
         frames, frame_indices = decode_clip(path, self.clip.num_frames, self.clip.frame_size, rng,
                                             self.clip.keyframes, self.clip.keyframe_candidates, spec.window)
+        decoded = time.perf_counter()
         encoded = [self.vocab.encode(t.text, self.max_text_len) for t in spec.texts]
         texts = [SampleText(ids, targets=dict(t.targets)) for (ids, _), t in zip(encoded, spec.texts)]
         sample = Sample(spec.id, frames, texts, targets=dict(spec.targets))
@@ -150,6 +153,7 @@ class VideoTextDataset(Dataset):
                                              video_key=spec.video, video_path=path)
             for text, g in zip(texts, graphs):
                 text.graphs = g
+        sample.timings = {"decode": decoded - start, "graphs": time.perf_counter() - decoded}
         return sample
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from video_fixtures import write_ramp
 
+from finsta_pl.batch import BadSample
 from finsta_pl.data_modules import CaptioningDataModule, ClipConfig, LoaderConfig, RetrievalDataModule
 from finsta_pl.data_modules.caption_formats import lsmdc_seconds, read_lsmdc
 from finsta_pl.errors import BadSampleError
@@ -42,7 +43,8 @@ def test_didemo_paragraphs_moments_and_original_extensions(tmp_path: Path, caplo
         dm.setup("fit")
     assert "1 of 2 records have no video file" in caplog.text  # the missing video is counted, not fatal
     assert dm.datasets["val"][0] is not None and dm.datasets["val"][0].id == b
-    assert dm.datasets["val"][1] is None  # skipped as a bad sample (on_bad_sample: skip)
+    bad = dm.datasets["val"][1]  # skipped as a bad sample (on_bad_sample: skip), named with its reason
+    assert isinstance(bad, BadSample) and bad.id == "1@N01_2_x.avi" and "no video file" in bad.reason
 
 
 def test_lsmdc_lines_without_header_or_quoting(tmp_path: Path) -> None:

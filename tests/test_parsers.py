@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,92 @@ def test_cache_parses_each_text_once() -> None:
     build("a bird sings")  # evicts the least recently used text
     build("a cat sits on a mat")
     assert len(calls) == 4 and len(build._cache) == 2
+
+
+# Human-written captions (tests/data/tsg_gold/README.md conventions): one sentence per error class, with the
+# objects and relations both backends must give.
+HUMAN = [
+    # "-ing" verb lemmas: riding -> ride, typing -> type
+    ("a woman is riding a bicycle", ["bicycle", "woman"], [("woman", "ride", "bicycle")]),
+    ("a man is typing on a keyboard", ["keyboard", "man"], [("man", "type on", "keyboard")]),
+    # "-ing" nouns and compounds: "party" after a participle, "boxing ring"
+    ("people dancing at a party", ["party", "people"], [("people", "dance at", "party")]),
+    ("two boxers fight in a boxing ring", ["boxer", "boxing ring"], [("boxer", "fight in", "boxing ring")]),
+    # multi-word prepositions
+    ("a cat jumps out of a basket", ["basket", "cat"], [("cat", "jump out of", "basket")]),
+    ("a boy sits next to a dog", ["boy", "dog"], [("boy", "sit next to", "dog")]),
+    ("a girl runs away from a goose", ["girl", "goose"], [("girl", "run away from", "goose")]),
+    ("a cat sits on top of a fridge", ["cat", "fridge"], [("cat", "sit on top of", "fridge")]),
+    # quantity heads give way to the content noun
+    ("a group of girls sing on stage", ["girl", "stage"], [("girl", "sing on", "stage")]),
+    ("a man holds a pair of scissors", ["man", "scissors"], [("man", "hold", "scissors")]),
+    # SOMEONE and pronouns, named in the nominative
+    ("SOMEONE looks at him", ["he", "someone"], [("someone", "look at", "he")]),
+    ("she hugs them", ["she", "they"], [("she", "hug", "they")]),
+    # coordinated verbs share the subject; particles join the predicate
+    ("a woman opens the fridge and takes out a bottle", ["bottle", "fridge", "woman"],
+     [("woman", "open", "fridge"), ("woman", "take out", "bottle")]),
+    ("a boy walks out", ["boy"], [("boy", "walk out", None)]),
+    # passives: the agent is the subject; an agentless passive has none
+    ("a vase is broken by a cat", ["cat", "vase"], [("cat", "break", "vase")]),
+    ("a car is parked in front of a house", ["car", "house"],
+     [(None, "park", "car"), (None, "park in front of", "house")]),
+    # light verbs and "is seen": only the content verb, with the subject
+    ("a woman begins to sing", ["woman"], [("woman", "sing", None)]),
+    ("a woman is seen sitting on a sofa", ["sofa", "woman"], [("woman", "sit on", "sofa")]),
+    # a participle clause takes the noun it modifies as subject
+    ("a dog sitting on a couch", ["couch", "dog"], [("dog", "sit on", "couch")]),
+    # a place PP after the object belongs to the verb; the adverb goes on every relation of the verb
+    ("a man slices bread in the kitchen carefully", ["bread", "kitchen", "man"],
+     [("man", "slice", "bread"), ("man", "slice in", "kitchen")]),
+    # wh-questions: the wh-word is no object, a stranded preposition keeps a null object, pro-verb "do" no relation
+    ("who is the girl waving to ?", ["girl"], [("girl", "wave to", None)]),
+    ("what does the man do ?", ["man"], []),
+]
+
+
+@pytest.fixture(scope="module", params=["rule", "spacy"])
+def backend(request: pytest.FixtureRequest) -> object:
+    """Each parser backend (spaCy skipped where no model is installed)."""
+    if request.param == "rule":
+        return RuleParser()
+    return request.getfixturevalue("spacy_parser")
+
+
+@pytest.mark.parametrize("text,objects,relations", HUMAN)
+def test_human_caption_tuples(backend: object, text: str, objects: list[str],
+                              relations: list[tuple]) -> None:
+    got = _triples(backend.parse(text))
+    assert Counter(got["objects"]) == Counter({o: objects.count(o) for o in objects}), text
+    assert Counter(got["relations"]) == Counter({r: relations.count(r) for r in relations}), text
+
+
+def test_adverbs_on_every_relation_of_the_verb(backend: object) -> None:
+    got = _triples(backend.parse("a man slices bread in the kitchen carefully"))
+    assert got["adverbs"] == {("slice", "carefully"): 1, ("slice in", "carefully"): 1}
+
+
+def test_rule_backend_possessive_and_questioned_object() -> None:
+    # "SOMEONE's hand" is linked like an "of" phrase; "what is X eating?" has a null object
+    got = _triples(RuleParser().parse("SOMEONE's hand shakes"))
+    assert ("hand", "of", "someone") in got["relations"] and ("hand", "shake", None) in got["relations"]
+    assert _triples(RuleParser().parse("what is the boy eating ?"))["relations"] == {("boy", "eat", None): 1}
+
+
+def test_world_direction_and_still_stay_adverbs(backend: object) -> None:
+    # the synthetic world's conventions: "moves up" is a path adverb of "move", "stays still" a manner adverb,
+    # while "is still sitting" is temporal (not annotated)
+    moves = _triples(backend.parse("a red square moves up slowly"))["adverbs"]
+    assert moves == {("move", "up"): 1, ("move", "slowly"): 1}
+    assert _triples(backend.parse("a small red circle stays still"))["adverbs"] == {("stay", "still"): 1}
+    assert _triples(backend.parse("a man is still sitting on a bench"))["adverbs"] == {}
+
+
+def test_spacy_repairs_verbs_read_as_nouns(spacy_parser: parsers.SpacyParser) -> None:
+    # "-ing" lemma ("riding" -> "rid" in the lookup tables) and a second verb read as a conjoined noun
+    assert ("man", "ride", "horse") in _triples(spacy_parser.parse("a man is riding a horse"))["relations"]
+    got = _triples(spacy_parser.parse("She grabs the cup and drinks quickly."))  # "drinks/NNS/conj" of "cup"
+    assert got["relations"] == {("she", "grab", "cup"): 1, ("she", "drink", None): 1}
+    assert got["adverbs"] == {("drink", "quickly"): 1} and "drink" not in got["objects"]
+    got = _triples(spacy_parser.parse("She lifts the bag and waves to her mother."))
+    assert ("she", "wave to", "mother") in got["relations"]

@@ -96,6 +96,7 @@ class Sample:
     """What a worker returns for one record: one clip (decoded once, one DSG) and any number of texts.
 
     ``targets`` are per sample: numbers, or sequences of ints (caption tokens) that collation pads with 0.
+    ``timings``: seconds the worker spent on this sample per stage (``decode``, ``text``, ``graphs``).
     """
 
     id: str
@@ -103,6 +104,17 @@ class Sample:
     texts: list[SampleText]
     dsg: SceneGraph | None = None
     targets: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BadSample:
+    """What a worker returns instead of a :class:`Sample` when a record cannot be loaded and the run skips bad
+    samples: which sample, which file, why.  Collation counts it and carries it to the main process."""
+
+    id: str
+    path: str
+    reason: str
 
 
 @dataclass
@@ -131,6 +143,8 @@ class FinstaBatch:
     ptc: AlignmentBatch | None = None
     embedding_link: EmbeddingLinkRequest | None = None
     num_skipped: int = 0
+    bad_samples: list[BadSample] = field(default_factory=list)
+    worker_seconds: dict[str, float] = field(default_factory=dict)  # per stage, summed over the batch's samples
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -206,12 +220,19 @@ def _stack_targets(rows: Sequence[dict[str, Any]], where: str) -> dict[str, Tens
     return out
 
 
-def collate_samples(samples: Sequence[Sample | None], encode_label: Callable[[str], list[int]]) -> FinstaBatch:
-    """Stack samples (``None`` marks a skipped bad sample and is counted, not collated)."""
-    good = [s for s in samples if s is not None]
+def collate_samples(samples: Sequence[Sample | BadSample | None],
+                    encode_label: Callable[[str], list[int]]) -> FinstaBatch:
+    """Stack samples; a :class:`BadSample` (or ``None``) is counted and carried along, not collated."""
+    good = [s for s in samples if isinstance(s, Sample)]
+    bad = [s for s in samples if isinstance(s, BadSample)]
     skipped = len(samples) - len(good)
     if not good:
-        raise RuntimeError(f"every sample of a batch was bad ({skipped} skipped); see the warnings above")
+        named = "; ".join(f"{b.id}: {b.reason}" for b in bad[:3])
+        raise RuntimeError(f"every sample of a batch was bad ({skipped} skipped): {named}")
+    seconds: dict[str, float] = {}
+    for s in good:
+        for stage, t in s.timings.items():
+            seconds[stage] = seconds.get(stage, 0.0) + t
     texts = [t for s in good for t in s.texts]
     max_len = max((len(t.ids) for t in texts), default=1) or 1
     text = torch.zeros(len(texts), max_len, dtype=torch.long)
@@ -227,6 +248,8 @@ def collate_samples(samples: Sequence[Sample | None], encode_label: Callable[[st
         text_targets=_stack_targets([t.targets for t in texts], "text"),
         clip_key=torch.tensor([sample_key(s.id) for s in good], dtype=torch.long),
         num_skipped=skipped,
+        bad_samples=bad,
+        worker_seconds=seconds,
     )
     if good[0].dsg is None:
         return batch

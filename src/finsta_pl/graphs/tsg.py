@@ -51,7 +51,7 @@ _PRONOUNS = {"he": "he", "him": "he", "she": "she", "her": "she", "it": "it", "t
 _VAGUE_COUNTS = {"many", "several", "much", "some", "other", "few", "more", "most", "all", "both", "each"}
 #: direction words that change the verb's meaning: a particle of the predicate ("walk away", "pick up")
 _PARTICLES = {"away", "back", "up", "down", "out", "off", "over", "around", "past", "by", "in", "on", "aside",
-              "along", "forward", "backward", "backwards", "through", "about", "together_"}
+              "along", "forward", "backward", "backwards", "through", "about"}
 #: multi-word prepositions headed by an adverb ("out of the room"); "up to", "back into" are particle + preposition
 _MULTIWORD_PREPOSITIONS = {("out", "of"), ("away", "from"), ("next", "to"), ("close", "to"), ("ahead", "of"),
                            ("because", "of"), ("instead", "of"), ("inside", "of"), ("outside", "of"), ("off", "of"),
@@ -197,7 +197,8 @@ def _object_name(tok: UDToken, comps: list[UDToken]) -> str:
     if tok.upos == "PRON" or text in _PRONOUNS:
         return _PRONOUNS.get(text, tok.lemma)
     head = text if text in _PLURALIA else tok.lemma
-    return " ".join([c.text.lower() if c.upos in {"VERB", "ADJ"} else c.lemma for c in comps] + [head])
+    # a compound's modifier is singular in form already ("news anchor", "sports car"): kept as written
+    return " ".join([c.text.lower() for c in comps] + [head])
 
 
 def _add_objects(s: _Sentence, skip: set[int]) -> None:
@@ -250,7 +251,8 @@ def _heads_multiword(s: _Sentence, a: int) -> bool:
     word = s.sent[a].text.lower()
     for c in s.children[a]:
         case = s.case(c)
-        if _base(s.sent[c].deprel) in {"obl", "nmod"} and case and (word, s.sent[case[0]].lemma) in _MULTIWORD_PREPOSITIONS:
+        first = s.sent[case[0]].lemma if case else None
+        if _base(s.sent[c].deprel) in {"obl", "nmod"} and (word, first) in _MULTIWORD_PREPOSITIONS:
             return True
     return False
 

@@ -129,8 +129,8 @@ def _ing_lemma(stem: str) -> str:
     if len(stem) > 2 and stem[-1] == stem[-2] and stem[-1] not in "lsz":
         return stem[:-1]
     if (stem + "e" in _VERB or re.fullmatch(r"[^aeiouy]*[aeiouy][^aeiouwxy]", stem)
-            or stem.endswith(("nc", "rg", "dg", "rv", "lv", "ev", "iv", "av", "ov", "ap", "uc", "ak", "os", "us",
-                              "rs", "ps", "ys", "at", "iz", "ut"))):
+            or stem.endswith(("nc", "rg", "dg", "rv", "lv", "ev", "iv", "av", "ov", "uc", "os", "us", "rs", "ps",
+                              "ys", "iz"))):
         return stem + "e"
     return stem
 
@@ -245,7 +245,9 @@ class RuleParser:
                 tags.append("ADP")  # "out of", "next to": the first word of a multi-word preposition
             elif pw is not None and (pw, w) in _MULTIWORD_ADP and prev == "ADP":
                 tags.append("ADP")
-            elif w in _DIRECTION and prev in {"VERB", "ADV"} and not (nx in _DET and w in _ADP and w not in {"up", "down", "away", "back", "off", "out"}):
+            elif w in _DIRECTION and prev in {"VERB", "ADV"} and not (
+                    nx in _DET and w in _ADP and w not in {"up", "down", "away", "back", "off", "out"}):
+                # "moves left", "picks up the box" (but "walks around the room": a preposition)
                 tags.append("ADV")
             elif w in _PARTICLE and clause_verb and prev in {"PRON", "NOUN", "VERB", "ADV"} and (
                     nx is None or nx in _ADP | _CCONJ | _SCONJ or nx.endswith("ly") or _is_ing(nx)):
@@ -351,7 +353,7 @@ class RuleParser:
             if bound == k:  # "who is sitting": the relative pronoun itself
                 return [k]
             x = k
-            bare_ing = words[m].endswith("ing") and not any(tags[y] == "AUX" for y in range(k, m))
+            bare_ing = _is_ing(words[m]) and not any(tags[y] == "AUX" for y in range(k, m))
             while True:  # climb over noun-modifier PPs: "a man in a red shirt picks ..."
                 p = np_start.get(x, x) - 1
                 while p >= 0 and tags[p] == "PART":
@@ -429,11 +431,13 @@ class RuleParser:
                 head[m], rel[m] = (nxt if nxt is not None else root) + 1, "mark"
             elif t == "ADV":
                 nxt = next((x for x in range(m + 1, n) if tags[x] not in {"ADV", "AUX"}), None)
-                target = nxt if nxt is not None and tags[nxt] == "VERB" else (last_verb if last_verb is not None else root)
+                fallback = last_verb if last_verb is not None else root
+                target = nxt if nxt is not None and tags[nxt] == "VERB" else fallback
                 head[m], rel[m] = target + 1, "advmod"  # "slowly lifts": the adverb before its verb
             elif t == "AUX":
                 nxt = next((x for x in range(m + 1, n) if tags[x] == "VERB"), None)
-                target = nxt if nxt is not None and not any(tags[y] in {"CCONJ", "SCONJ"} for y in range(m, nxt)) else root
+                same_clause = nxt is not None and not any(tags[y] in {"CCONJ", "SCONJ"} for y in range(m, nxt))
+                target = nxt if same_clause else root
                 if target != m:
                     head[m] = target + 1
                     rel[m] = "aux:pass" if tags[target] == "VERB" and passive(target) else (
@@ -455,7 +459,8 @@ class RuleParser:
                         head[c], rel[c] = m + 1, "case"
                     prev_np = [x for x in range(pending[0]) if nominal(x) and rel[x] != "nmod:poss"]
                     of = words[pending[-1]] == "of" and len(pending) == 1
-                    if last_verb is not None and last_verb < pending[0] and not (of and prev_np and prev_np[-1] > last_verb):
+                    noun_of = of and prev_np and last_verb is not None and prev_np[-1] > last_verb
+                    if last_verb is not None and last_verb < pending[0] and not noun_of:  # "of" stays on its noun
                         is_agent = passive(last_verb) and words[pending[-1]] == "by"
                         head[m], rel[m] = last_verb + 1, ("obl:agent" if is_agent else "obl")
                     elif prev_np:
