@@ -260,9 +260,12 @@ def stanza_model_dir(lang: str = "en", model_dir: str | Path | None = None) -> P
 
     Only looks at files: nothing is downloaded (stanza's ``Pipeline`` would fetch ``resources.json``).
     """
+    import os
+
     from stanza.resources.common import DEFAULT_MODEL_DIR
 
-    root = Path(model_dir if model_dir is not None else DEFAULT_MODEL_DIR)
+    # STANZA_RESOURCES_DIR is stanza's own setting; read it now, not at stanza's import, so a run can set it late.
+    root = Path(model_dir if model_dir is not None else os.environ.get("STANZA_RESOURCES_DIR") or DEFAULT_MODEL_DIR)
     if not (root / "resources.json").is_file():
         return None
     needed = _STANZA_PROCESSORS.split(",")
