@@ -104,3 +104,34 @@ def test_throughput_logs_rates_wait_share_worker_time_and_eta(tiny_world: Path, 
     assert 0.0 <= float(metrics["throughput/data_wait"]) <= 1.0
     assert float(metrics["throughput/worker_decode_s"]) > 0 and float(metrics["throughput/worker_graphs_s"]) > 0
     assert math.isclose(float(metrics["throughput/eta_min"]), 0.0, abs_tol=1e-9)  # the last step: nothing left
+
+
+def test_slurm_requeue_saves_requeues_and_resumes_without_a_flag(tiny_world: Path, tmp_path: Path) -> None:
+    """Lightning's SLURM environment as the sbatch script uses it: SIGUSR1 saves an HPC checkpoint and calls
+    ``scontrol requeue <job>`` (a stand-in records the call); the requeued attempt resumes from the checkpoint
+    with no ``--ckpt_path``."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'scontrol.log'}\n")
+    (bin_dir / "scontrol").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "SLURM_NTASKS": "1", "SLURM_JOB_NAME": "finsta",
+           "SLURM_JOB_ID": "4242", "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0",
+           "SLURM_NODELIST": "localhost", "SLURM_NTASKS_PER_NODE": "1"}
+    args = ["--config", str(REPO / "experiments" / "videoqa.yaml"), "--config", str(TINY), "--trainer.max_epochs=2",
+            "--trainer.limit_train_batches=3", f"--trainer.default_root_dir={tmp_path / 'run'}",
+            f"--trainer.logger.init_args.save_dir={tmp_path / 'run'}", "--trainer.accelerator=cpu", "--trainer.devices=1"]
+    runner = REPO / "tests" / "slurm_requeue_runner.py"
+    for signal_at in (2, -1):  # the first attempt is preempted after step 2; the requeued one runs to the end
+        done = subprocess.run([sys.executable, str(runner), str(tmp_path), str(signal_at), "--", *args], env=env,
+                              cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    first, second = (json.loads((tmp_path / f"attempt{k}.json").read_text()) for k in (0, 1))
+    assert first == {"start": 0, "end": 2, "preempted": True}
+    assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", "4242"]
+    assert list((tmp_path / "run").glob("hpc_ckpt_*.ckpt"))
+    assert second == {"start": 2, "end": 6, "preempted": False}  # resumed from the HPC checkpoint by itself
