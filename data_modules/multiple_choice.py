@@ -21,6 +21,7 @@ import numpy as np
 
 from finsta_pl.data_info import DataInfo
 from finsta_pl.data_modules.base import FinstaDataModule, SampleSpec, TextSpec
+from finsta_pl.data_modules.qa_formats import undo_tgif_artefact
 from finsta_pl.data_modules.synthetic import WorldConfig
 from finsta_pl.data_modules.video import index_videos
 from finsta_pl.errors import BadSampleError, DataNotFoundError
@@ -77,15 +78,10 @@ def read_jsfusion_mc(path: Path) -> list[ChoiceRecord]:
     return _read_mc_table(path, video, "key")
 
 
-def _undo_tgif_artefact(text: str) -> str:
-    # TGIF-QA's text went through a find-and-replace of "rep" by "FRAMEQA" ("fiFRAMEQAlace"): undo it.
-    return text.replace("FRAMEQA", "rep")
-
-
 def read_tgif_mc(path: Path) -> list[ChoiceRecord]:
     """TGIF-QA Action / Transition: ``gif_name, question, a1..a5, answer, vid_id, key`` (tab-separated despite
     the ``.csv`` name); the video is ``<gif_name>.gif`` (or a transcode with the same stem)."""
-    return _read_mc_table(path, lambda row: str(row["gif_name"]).strip(), "key", _undo_tgif_artefact)
+    return _read_mc_table(path, lambda row: str(row["gif_name"]).strip(), "key", undo_tgif_artefact)
 
 
 def _seeded_order(key: str, n: int) -> list[int]:
