@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from finsta_pl.batch import BadSample, FinstaBatch, Sample, SampleText, collate_samples
 from finsta_pl.data_modules.graph_builder import GraphBuilder, GraphConfig
+from finsta_pl.data_modules.sampler import ResumableDataLoader, ResumableSampler
 from finsta_pl.data_modules.video import BadSampleError, decode_clip
 from finsta_pl.data_info import DataInfo
 from finsta_pl.errors import DataNotFoundError
@@ -296,11 +297,13 @@ class FinstaDataModule(L.LightningDataModule):
             raise RuntimeError(f"{type(self).__name__} has no {split!r} split (setup not run, or no such file)")
         bs = self.loader.batch_size if train else (self.loader.eval_batch_size or self.loader.batch_size)
         single_threaded_opencv()
-        return DataLoader(
-            self.datasets[split], batch_size=bs, shuffle=train, drop_last=train and len(self.datasets[split]) > bs,
-            num_workers=self.loader.num_workers, pin_memory=self.loader.pin_memory, collate_fn=self._collate(),
-            persistent_workers=False,
-        )
+        dataset = self.datasets[split]
+        common = dict(batch_size=bs, num_workers=self.loader.num_workers, pin_memory=self.loader.pin_memory,
+                      collate_fn=self._collate(), persistent_workers=False)
+        if train:  # seeded by (seed, epoch), sharded per rank, resumable mid-epoch (see data_modules/sampler.py)
+            return ResumableDataLoader(dataset, sampler=ResumableSampler(dataset, self.seed), drop_last=len(dataset) > bs,
+                                       **common)
+        return DataLoader(dataset, shuffle=False, **common)
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled training batches."""
