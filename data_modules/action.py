@@ -22,7 +22,6 @@ from typing import Any, Callable
 from finsta_pl.data_info import DataInfo
 from finsta_pl.data_modules.base import FinstaDataModule, SampleSpec
 from finsta_pl.data_modules.synthetic import WorldConfig
-from finsta_pl.data_modules.video import index_videos
 from finsta_pl.errors import BadSampleError, DataNotFoundError
 
 _WHERE = """{name} was not found at {root}.
@@ -132,7 +131,9 @@ class ActionDataModule(FinstaDataModule):
     def __init__(self, dataset: str = "synthetic", root: str | None = None, annotation_dir: str = "kinetics",
                  video_dir: str = "videos", video_pattern: str | None = None, windows: bool = False,
                  files: dict[str, str] | None = None, synthetic: WorldConfig | None = None, **kwargs: Any) -> None:
-        """Shared arguments (clip, loader, graphs, split lists, ...) are :class:`FinstaDataModule`'s."""
+        """Shared arguments (clip, loader, graphs, split lists, ...) are :class:`FinstaDataModule`'s.
+        ``video_pattern`` here names the file from the CSV's own fields (``{youtube_id}``, ``{time_start}``,
+        ``{time_end}``; SSv2: ``{id}``), so it replaces the shared ``{id}`` pattern."""
         super().__init__(**kwargs)
         if dataset not in FORMATS:
             raise ValueError(f"unknown action dataset {dataset!r}; choose one of {sorted(FORMATS)}")
@@ -161,7 +162,7 @@ class ActionDataModule(FinstaDataModule):
         """One text-less sample per clip; labels outside the classes are ``-1`` (counted wrong)."""
         if self.datasets:
             return
-        videos = index_videos(self.video_dir)
+        videos = self.find_videos()
         index = {c: i for i, c in enumerate(self.classes)}
         for split, records in self.records.items():
             self.report_unknown_labels(split, sum(r.label not in index for r in records), len(records), "class")

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from finsta_pl.batch import BadSample, FinstaBatch, Sample, SampleText, collate_samples
 from finsta_pl.data_modules.graph_builder import GraphBuilder, GraphConfig
 from finsta_pl.data_modules.sampler import ResumableDataLoader, ResumableSampler
-from finsta_pl.data_modules.video import BadSampleError, decode_clip
+from finsta_pl.data_modules.video import BadSampleError, decode_clip, index_videos
 from finsta_pl.data_info import DataInfo
 from finsta_pl.errors import DataNotFoundError
 from finsta_pl.text import TextTokenizer, make_tokenizer
@@ -177,9 +177,12 @@ class FinstaDataModule(L.LightningDataModule):
         seed: int = 0,
         tokenizer: str = "words",
         split_lists: dict[str, str] | None = None,
+        video_pattern: str = "{id}",
     ) -> None:
         """``split_lists``: split -> video list file (relative to the dataset root), replacing the
-        annotation's own splits (see :meth:`regroup`): MSR-VTT's 9k/7k/1k-A lists, the compositional split."""
+        annotation's own splits (see :meth:`regroup`): MSR-VTT's 9k/7k/1k-A lists, the compositional split.
+        ``video_pattern``: the video file name with ``{id}`` for the annotation's video id (``video{id}``,
+        ``{id}_360p``, ``{id}.webm``; see :func:`~finsta_pl.data_modules.video.index_videos`)."""
         super().__init__()
         if on_bad_sample not in {"skip", "raise"}:
             raise ValueError(f"on_bad_sample must be 'skip' or 'raise', not {on_bad_sample!r}")
@@ -192,6 +195,7 @@ class FinstaDataModule(L.LightningDataModule):
         self.seed = seed
         self.tokenizer = tokenizer
         self.split_lists = dict(split_lists or {})
+        self.video_pattern = video_pattern
         self.vocab: TextTokenizer | None = None
         self.datasets: dict[str, VideoTextDataset] = {}
         self._graph_builder: GraphBuilder | None = None

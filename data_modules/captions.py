@@ -8,7 +8,6 @@ from typing import Any
 
 from finsta_pl.data_modules.base import FinstaDataModule, SampleSpec
 from finsta_pl.data_modules.msrvtt_captions import read_msrvtt_official
-from finsta_pl.data_modules.video import index_videos
 from finsta_pl.data_modules.synthetic import WorldConfig
 from finsta_pl.errors import DataNotFoundError
 
@@ -46,7 +45,7 @@ class CaptionDataModule(FinstaDataModule):
         """Training: every caption; evaluation: the first caption of each video."""
         if self.datasets:
             return
-        videos = index_videos(self.video_dir)
+        videos = self.find_videos()
         for split, records in self.records.items():
             if split != "train":
                 first: dict[str, Any] = {}

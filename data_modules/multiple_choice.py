@@ -23,7 +23,6 @@ from finsta_pl.data_info import DataInfo
 from finsta_pl.data_modules.base import FinstaDataModule, SampleSpec, TextSpec
 from finsta_pl.data_modules.qa_formats import undo_tgif_artefact
 from finsta_pl.data_modules.synthetic import WorldConfig
-from finsta_pl.data_modules.video import index_videos
 from finsta_pl.errors import BadSampleError, DataNotFoundError
 
 _WHERE = """{name} was not found at {root}.
@@ -175,7 +174,7 @@ class MultipleChoiceDataModule(FinstaDataModule):
         """One sample per clip with its candidates as texts."""
         if self.datasets:
             return
-        videos = index_videos(self.video_dir)
+        videos = self.find_videos()
         for split, records in self.records.items():
             specs = [SampleSpec(r.id, r.video, [TextSpec(o) for o in r.options], {"label": r.answer, "index": k},
                                 r.window) for k, r in enumerate(records)]

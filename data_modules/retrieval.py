@@ -15,7 +15,6 @@ from finsta_pl.data_info import DataInfo
 from finsta_pl.data_modules.base import FinstaDataModule, SampleSpec, TextSpec
 from finsta_pl.data_modules.caption_formats import FORMATS, CaptionRecord
 from finsta_pl.data_modules.synthetic import WorldConfig
-from finsta_pl.data_modules.video import index_videos
 from finsta_pl.errors import DataNotFoundError
 
 _WHERE = """{name} was not found at {root}.
@@ -63,7 +62,7 @@ class RetrievalDataModule(FinstaDataModule):
         """Training: a sample per (video, caption); evaluation: a sample per video with its captions."""
         if self.datasets:
             return
-        videos = self.alias_videos(index_videos(self.video_dir), self.records, self.format.video_keys)
+        videos = self.alias_videos(self.find_videos(), self.records, self.format.video_keys)
         for split, records in self.records.items():
             order = {v: k for k, v in enumerate(dict.fromkeys(r.video for r in records))}
             if split == "train":

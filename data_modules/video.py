@@ -9,6 +9,8 @@ the frames :func:`~finsta_pl.graphs.keyframes.select_keyframes` picks.  Any fail
 
 from __future__ import annotations
 
+import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,6 +20,8 @@ import numpy as np
 from finsta_pl.errors import BadSampleError, DataNotFoundError
 from finsta_pl.graphs.keyframes import candidate_indices, sample_indices, select_keyframes
 
+log = logging.getLogger(__name__)
+
 __all__ = ["BadSampleError", "VIDEO_EXTENSIONS", "decode_clip", "index_videos", "probe_video", "sample_indices", "VideoInfo", "window_frames"]
 
 #: the extensions the datasets ship their videos in.
@@ -25,12 +29,57 @@ __all__ = ["BadSampleError", "VIDEO_EXTENSIONS", "decode_clip", "index_videos", 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".gif", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp")
 
 
-def index_videos(video_dir: Path) -> dict[str, Path]:
-    """Map video keys (file stems) to paths by one walk of ``video_dir`` (any depth, known extensions), once
-    per run in the main process; workers inherit the map (no per-sample directory scans)."""
+def index_videos(video_dir: Path, pattern: str = "{id}") -> dict[str, Path]:
+    """Map video keys to paths by one walk of ``video_dir`` (any depth, the extensions in
+    :data:`VIDEO_EXTENSIONS`), once per run in the main process; workers inherit the map (no per-sample
+    directory scans).
+
+    ``pattern`` is the file name with ``{id}`` where the annotation's video id stands (``"{id}"``: the file
+    stem is the id; ``"video{id}"``, ``"v_{id}"``, ``"{id}_360p"``; with an extension, ``"{id}.webm"``, only
+    that extension is taken).  Files that do not match are left out.  Two files with one id (the same clip
+    in two sub-folders or two formats) keep the first in sorted path order, and the count is logged: a
+    silent pick between a clip and its re-encode would make runs differ between machines.
+    """
     if not video_dir.is_dir():
         raise DataNotFoundError(f"video folder not found: {video_dir}")
-    return {p.stem: p for p in sorted(video_dir.rglob("*")) if p.suffix.lower() in VIDEO_EXTENSIONS}
+    match = _pattern_matcher(pattern)
+    out: dict[str, Path] = {}
+    duplicates: list[Path] = []
+    for path in sorted(video_dir.rglob("*")):
+        if path.suffix.lower() not in VIDEO_EXTENSIONS:
+            continue
+        key = match(path)
+        if key is None:
+            continue
+        if key in out:
+            duplicates.append(path)
+            continue
+        out[key] = path
+    if duplicates:
+        log.warning("%s: %d video files repeat an id already found; the first in path order is kept (e.g. %s "
+                    "is left out for %s)", video_dir, len(duplicates), duplicates[0], out[match(duplicates[0])])
+    return out
+
+
+def _pattern_matcher(pattern: str) -> Callable[[Path], str | None]:
+    """The function that reads the video id out of a path for a ``{id}`` file-name pattern."""
+    if pattern.count("{id}") != 1 or "/" in pattern or "\\" in pattern:
+        raise ValueError(f"video_pattern must be a file name holding '{{id}}' once, not {pattern!r}")
+    extension = Path(pattern).suffix.lower()
+    if extension in VIDEO_EXTENSIONS:
+        pattern = pattern[: -len(extension)]
+    else:
+        extension = ""
+    prefix, suffix = pattern.split("{id}")
+    regex = re.compile(re.escape(prefix) + "(?P<id>.+?)" + re.escape(suffix) + r"\Z")
+
+    def match(path: Path) -> str | None:
+        if extension and path.suffix.lower() != extension:
+            return None
+        found = regex.match(path.stem)
+        return found.group("id") if found else None
+
+    return match
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from typing import Any
 from finsta_pl.data_modules.base import FinstaDataModule, SampleSpec
 from finsta_pl.data_modules.msrvtt_qa import AnswerVocab, QARecord, prior_baselines
 from finsta_pl.data_modules.qa_formats import QA_FORMATS
-from finsta_pl.data_modules.video import index_videos
 from finsta_pl.data_modules.synthetic import WorldConfig
 from finsta_pl.data_info import DataInfo
 from finsta_pl.errors import DataNotFoundError
@@ -76,7 +75,7 @@ class VideoQADataModule(FinstaDataModule):
         """Index the videos and build the split datasets (training keeps only in-vocabulary answers)."""
         if self.datasets:
             return
-        videos = self.alias_videos(index_videos(self.video_dir), self.records,
+        videos = self.alias_videos(self.find_videos(), self.records,
                                    self.format.video_keys(self.annotation_dir))
         for split, records in self.records.items():
             unknown = sum(self.answers.label(r.answer) < 0 for r in records)

@@ -95,8 +95,45 @@ def test_violin_statements_grouped_per_clip(tmp_path: Path) -> None:
     sample = dm.datasets["train"][0]
     assert sample.id == "Hn4Vw2Q_abc_clip_000_040" and len(sample.texts) == 4  # decoded once for its statements
     assert [t.targets["label"] for t in sample.texts] == [1, 0, 1, 0]
-    assert dm.records["train"][0].subtitles == "You came back. Yes."
+    assert dm.records["train"][0].subtitle_text == "You came back. Yes."
+    assert [(s.start, s.end) for s in dm.records["train"][0].subtitles] == [(1.2, 2.9), (3.0, 3.5)]  # times kept
     annotation["x_clip_001"]["statement"] = [["", "x"]]
     (root / "violin_annotation.json").write_text(json.dumps(annotation))
     with pytest.raises(BadSampleError, match=r"violin_annotation.json: clip 'x_clip_001' is malformed .*empty statement"):
         InferenceDataModule(dataset="violin", root=str(root), annotation="violin_annotation.json", **SMALL)
+
+
+def test_violin_subtitles_in_time_order_and_lavis_spans_decoded_as_windows(tmp_path: Path) -> None:
+    """Subtitle entries keep their times and are read in time order; LAVIS's list gives each clip its span
+    in a longer video, decoded as a window (one sample per (video, span), one decode for its statements)."""
+    root = tmp_path / "violin"
+    root.mkdir()
+    annotation = {"c1": {"file": "c1", "split": "train", "statement": [["A man sits.", "A man runs."]],
+                         "sub": [["Later.", 5.0, 6.0], ["First.", 0.5, 1.0], ["", 2.0, 3.0]]}}
+    (root / "violin_annotation.json").write_text(json.dumps(annotation))
+    _videos(root / "videos", ["c1"])
+    dm = InferenceDataModule(dataset="violin", root=str(root), annotation="violin_annotation.json", **SMALL)
+    assert dm.records["train"][0].subtitle_text == "First. Later."  # blank cue dropped, time order
+    assert dm.records["train"][0].span is None
+    lavis = [{"video_path": "clips/src1.mp4", "start_time": 0.0, "end_time": 1.5, "statement": "A man sits.",
+              "label": "correct", "source": "s", "instance_id": "i0"},
+             {"video_path": "clips/src1.mp4", "start_time": 0.0, "end_time": 1.5, "statement": "A man runs.",
+              "label": "wrong", "source": "s", "instance_id": "i1"},
+             {"video_path": "clips/src1.mp4", "start_time": 2.0, "end_time": 3.5, "statement": "Ça tourne.",
+              "label": "correct", "source": "s", "instance_id": "i2"}]
+    (root / "violin_train.json").write_text(json.dumps(lavis), encoding="utf-8")
+    (root / "violin_val.json").write_text(json.dumps(lavis[:1]))
+    write_ramp(root / "videos" / "src1.mp4", frames=40)
+    dm = InferenceDataModule(dataset="violin", root=str(root), format="lavis",
+                             annotation=["violin_train.json", "violin_val.json"], **SMALL)
+    dm.setup("fit")
+    assert [r.label for r in dm.records["train"]] == [1, 0, 1] and len(dm.records["val"]) == 1
+    train = dm.datasets["train"]
+    assert [train[i].id for i in range(len(train))] == ["src1@0-1.5", "src1@2-3.5"]
+    assert [len(train[i].texts) for i in range(len(train))] == [2, 1]
+    # The ramp's grey level tells the source frame: the second clip is decoded from 2 s on (frame 20 at 10 fps).
+    assert train[1].frames.mean() > train[0].frames.mean() + 60
+    lavis[0]["end_time"] = 0.0
+    (root / "violin_train.json").write_text(json.dumps(lavis))
+    with pytest.raises(BadSampleError, match=r"violin_train.json: record 0 is malformed .*positive length"):
+        InferenceDataModule(dataset="violin", root=str(root), format="lavis", annotation="violin_train.json", **SMALL)
