@@ -243,6 +243,40 @@ def test_beam_search_of_width_one_is_greedy_search() -> None:
     assert wide.shape[0] == 3 and not (wide == decoder.end).any()
 
 
+def test_padded_memory_slots_change_nothing_in_training_or_search() -> None:
+    """The caption decoder reads the DSG nodes padded per clip: padded slots (here random junk) must leave the
+    teacher-forcing loss and both searches exactly as without them."""
+    from finsta_pl.nn.decoder import CaptionDecoder
+
+    torch.manual_seed(0)
+    decoder = CaptionDecoder(vocab_size=12, dim=16, heads=2, layers=1, max_len=8, dropout=0.0).eval()
+    memory = torch.randn(3, 5, 16)
+    padded = torch.cat([memory, torch.randn(3, 4, 16)], 1)
+    pad = torch.zeros(3, 9, dtype=torch.bool)
+    pad[:, 5:] = True
+    ids = torch.tensor([[2, 5, 6, 0], [2, 7, 0, 0], [2, 3, 4, 8]])
+    assert torch.allclose(decoder.teacher_forcing_loss(ids, memory), decoder.teacher_forcing_loss(ids, padded, pad),
+                          atol=1e-6)
+    for beam in (1, 3):
+        assert torch.equal(decoder.generate(memory, 2, beam), decoder.generate(padded, 2, beam, memory_pad=pad))
+
+
+def test_captioning_attends_to_the_dsg_nodes_of_its_own_clip(batches: dict) -> None:
+    """With Finsta the decoder memory holds each clip's DSG node states after the host's slots; a clip's
+    padding covers exactly the slots beyond its own active nodes."""
+    dm, batch = batches["captioning"]
+    task = _task("captioning", dm).eval()
+    with torch.no_grad():
+        feats = task.features(batch)
+        memory, pad = task.memory(feats)
+    host_slots = 1 + feats.video.tokens.shape[1]
+    counts = torch.bincount(batch.dsg.node_graph, minlength=batch.batch_size)
+    assert memory.shape[1] == host_slots + int(counts.max()) and pad is not None
+    assert torch.equal((~pad[:, host_slots:]).sum(1), counts)
+    host_only = _task("captioning", dm, enabled=False)
+    assert host_only.memory(host_only.features(batch))[1] is None
+
+
 def test_caption_scores_without_java_warn_once_and_skip_meteor(monkeypatch: pytest.MonkeyPatch) -> None:
     import finsta_pl.caption_metrics as cm
 

@@ -14,7 +14,9 @@ from torch import Tensor, nn
 
 
 class CaptionDecoder(nn.Module):
-    """``vocab_size`` host ids + the end id; memory ``[B, S, dim]`` is what every step attends to."""
+    """``vocab_size`` host ids + the end id; memory ``[B, S, dim]`` is what every step attends to, and
+    ``memory_pad [B, S]`` (``True`` = padding, optional) marks memory slots to ignore (graph nodes padded to
+    the largest graph of the batch)."""
 
     def __init__(self, vocab_size: int, dim: int, heads: int = 4, layers: int = 2, max_len: int = 32,
                  dropout: float = 0.1) -> None:
@@ -30,15 +32,17 @@ class CaptionDecoder(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.out = nn.Linear(dim, vocab_size + 1)
 
-    def forward(self, tokens: Tensor, memory: Tensor) -> Tensor:
+    def forward(self, tokens: Tensor, memory: Tensor, memory_pad: Tensor | None = None) -> Tensor:
         """Next-token logits ``[B, L, V+1]`` for inputs ``tokens [B, L]`` (causal)."""
         length = tokens.shape[1]
         x = self.embed(tokens) + self.pos[:length]
-        causal = torch.triu(torch.full((length, length), float("-inf"), device=tokens.device), 1)
-        h = self.decoder(x, memory, tgt_mask=causal, tgt_key_padding_mask=tokens == 0, tgt_is_causal=True)
+        # Boolean like the padding masks (True = may not attend): mixed mask types are deprecated in torch.
+        causal = torch.triu(torch.ones(length, length, dtype=torch.bool, device=tokens.device), 1)
+        h = self.decoder(x, memory, tgt_mask=causal, tgt_key_padding_mask=tokens == 0, tgt_is_causal=True,
+                         memory_key_padding_mask=memory_pad)
         return self.out(self.norm(h))
 
-    def teacher_forcing_loss(self, text_ids: Tensor, memory: Tensor) -> Tensor:
+    def teacher_forcing_loss(self, text_ids: Tensor, memory: Tensor, memory_pad: Tensor | None = None) -> Tensor:
         """Cross-entropy of each encoded caption (``[start, w1 .. wn]``, 0-padded) followed by ``end``."""
         text_ids = text_ids[:, : self.max_len]
         lengths = (text_ids != 0).sum(1)
@@ -49,23 +53,24 @@ class CaptionDecoder(nn.Module):
         # The end id goes after the last word; a caption that fills every position is cut before its end.
         target[rows[room], lengths[room] - 1] = self.end
         target[rows[~room], -1] = self.end
-        logits = self(text_ids, memory)
+        logits = self(text_ids, memory, memory_pad)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), target.reshape(-1), ignore_index=-100)
 
     @torch.no_grad()
     def generate(self, memory: Tensor, start: int, beam_size: int = 1, length_penalty: float = 1.0,
-                 max_len: int | None = None) -> Tensor:
+                 max_len: int | None = None, memory_pad: Tensor | None = None) -> Tensor:
         """Best sequence per clip, ``[B, <= max_len]`` (without the start id; ``0`` after the end)."""
         max_len = min(max_len or self.max_len, self.max_len)
         b, k = memory.shape[0], beam_size
         mem = memory.repeat_interleave(k, 0)
+        pad = memory_pad.repeat_interleave(k, 0) if memory_pad is not None else None
         seqs = torch.full((b * k, 1), start, dtype=torch.long, device=memory.device)
         scores = torch.zeros(b, k, device=memory.device)
         scores[:, 1:] = float("-inf")  # all beams start identical: keep one until they differ
         done = torch.zeros(b * k, dtype=torch.bool, device=memory.device)
         lengths = torch.zeros(b * k, device=memory.device)
         for _ in range(max_len):
-            logp = self(seqs, mem)[:, -1].float().log_softmax(-1)  # [B*k, V+1]
+            logp = self(seqs, mem, pad)[:, -1].float().log_softmax(-1)  # [B*k, V+1]
             vocab = logp.shape[-1]
             # A finished hypothesis only extends with padding, at no cost.
             logp = torch.where(done[:, None], torch.full_like(logp, float("-inf")), logp)

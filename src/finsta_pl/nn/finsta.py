@@ -57,12 +57,16 @@ class FinstaConfig:
 @dataclass
 class FinstaOutput:
     """Pooled graph features (``video [B, d]`` per clip; ``text``, ``joint [M, d]`` per text, ``None`` without
-    texts) and the auxiliary losses (name -> scalar)."""
+    texts), the auxiliary losses (name -> scalar), and the DSG stream's node states per clip,
+    ``video_nodes [B, N, d]`` padded to the largest graph with ``video_node_pad [B, N]`` (``True`` = padding),
+    for heads that attend to the scene graph's nodes rather than its mean (the caption decoder)."""
 
     text: Tensor | None
     video: Tensor
     joint: Tensor | None
     losses: dict[str, Tensor]
+    video_nodes: Tensor | None = None
+    video_node_pad: Tensor | None = None
 
 
 class FinstaStreams(nn.Module):
@@ -242,6 +246,7 @@ class FinstaStreams(nn.Module):
         h_d, roi = self._dsg_features(dsg, host, video, a_d)
         h_d = self._recurrent(self.dsg_blocks, dsg, self.in_norm(h_d), _SPATIAL, a_d, self.stgd)
         out = FinstaOutput(None, self._pool(h_d, dsg, a_d), None, {})
+        out.video_nodes, out.video_node_pad = _per_graph(h_d, dsg.node_graph, dsg.num_graphs, a_d)
         if not self.texts or text is None or batch.tsg is None:
             if self.config.distill:
                 out.losses["distill"] = cosine_distill(self.distill_heads["video"](video.pooled), out.video,
@@ -328,6 +333,22 @@ class FinstaStreams(nn.Module):
         c = self.config
         weights = {"osc": c.osc_weight, "ptc": c.ptc_weight, "distill": c.distill_weight, "hsg": c.hsg_weight}
         return sum((weights[k] * v for k, v in losses.items()), torch.zeros((), device=self.node_type.weight.device))
+
+
+def _per_graph(h: Tensor, graph: Tensor, num_graphs: int, active: Tensor) -> tuple[Tensor, Tensor]:
+    """Active node rows of ``h`` as ``[G, N, d]`` padded per graph (nodes of a graph are contiguous), with the
+    padding mask ``[G, N]``; one scatter, no loop over graphs.  Every graph keeps at least one slot (its
+    "scene" node, or zeros marked valid) so attention over a row is never fully masked."""
+    h, graph = h[active], graph[active]
+    counts = torch.bincount(graph, minlength=num_graphs)
+    width = max(int(counts.max()) if counts.numel() else 0, 1)
+    first = torch.cumsum(counts, 0) - counts
+    slot = torch.arange(graph.numel(), device=h.device) - first[graph]
+    dense = h.new_zeros(num_graphs, width, h.shape[-1])
+    dense[graph, slot] = h
+    pad = torch.arange(width, device=h.device)[None, :] >= counts[:, None]
+    pad[:, 0] = False
+    return dense, pad
 
 
 def _active_previous(prev: Tensor, active: Tensor) -> Tensor:
