@@ -305,9 +305,27 @@ class FinstaDataModule(L.LightningDataModule):
         common = dict(batch_size=bs, num_workers=self.loader.num_workers, pin_memory=self.loader.pin_memory,
                       collate_fn=self._collate(), persistent_workers=False)
         if train:  # seeded by (seed, epoch), sharded per rank, resumable mid-epoch (see data_modules/sampler.py)
-            return ResumableDataLoader(dataset, sampler=ResumableSampler(dataset, self.seed), drop_last=len(dataset) > bs,
-                                       **common)
+            loader = ResumableDataLoader(dataset, sampler=ResumableSampler(dataset, self.seed),
+                                         drop_last=len(dataset) > bs, **common)
+            if getattr(self, "_train_loader_state", None):
+                loader.load_state_dict(self._train_loader_state)
+                self._train_loader_state = None
+            self._train_loader = loader
+            return loader
         return DataLoader(dataset, shuffle=False, **common)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The training loader's position and RNG states, saved in checkpoints with the DataModule.
+
+        Lightning saves the loader's own state too, but restores it only when the loop creates the loader
+        after the checkpoint is loaded; ``configure_optimizers`` asking ``estimated_stepping_batches`` creates
+        it before, and that state is then dropped.  The DataModule is restored earlier than both."""
+        loader = getattr(self, "_train_loader", None)
+        return {"train_loader": loader.state_dict()} if loader is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Keep the training loader's state for the next training loader this module makes."""
+        self._train_loader_state = state_dict.get("train_loader")
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled training batches."""

@@ -154,6 +154,7 @@ class ResumableDataLoader(DataLoader):
         self._batches = 0  # batches handed out in the current iteration
         self._start = 0  # samples skipped at its start (a resumed epoch)
         self._resume: tuple[int, int] | None = None  # (epoch, samples) loaded, applied at the next iteration
+        self._rng: dict[str, Any] | None = None  # RNG states loaded, restored at the next iteration's first batch
 
     @property
     def resumable_sampler(self) -> ResumableSampler:
@@ -175,6 +176,9 @@ class ResumableDataLoader(DataLoader):
                 self._start = samples
         sampler.start = self._start
         self._batches = 0
+        if self._rng is not None:  # as late as possible: nothing between here and the first step draws from them
+            restore_rng(self._rng)
+            self._rng = None
         if hasattr(self.dataset, "epoch"):
             self.dataset.epoch = sampler.epoch
         self.generator.manual_seed(sampler.seed * 1_000_003 + sampler.epoch)
@@ -187,7 +191,7 @@ class ResumableDataLoader(DataLoader):
         if self._resume is not None:  # loaded, not yet iterated: still at the loaded position
             epoch, samples = self._resume
             return {"epoch": epoch, "samples": samples, "batch_size": bs, "seed": sampler.seed,
-                    "num_replicas": sampler.num_replicas, "rng": capture_rng()}
+                    "num_replicas": sampler.num_replicas, "rng": self._rng or capture_rng()}
         batches = self._start // bs + self._batches
         epoch, samples = sampler.epoch, min(self._start + self._batches * bs, len(sampler))
         if batches >= len(self):
@@ -196,7 +200,8 @@ class ResumableDataLoader(DataLoader):
                 "num_replicas": sampler.num_replicas, "rng": capture_rng()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue at ``state``'s position from the next iteration on, and restore the RNG states now."""
+        """Continue at ``state``'s position from the next iteration on, and restore the RNG states when it
+        starts (loading twice, as the DataModule and Lightning's loop both may, is harmless)."""
         sampler = self.resumable_sampler
         if state.get("num_replicas", sampler.num_replicas) != sampler.num_replicas:
             warnings.warn(f"resuming on {sampler.num_replicas} ranks a run saved on {state['num_replicas']}: each "
@@ -207,5 +212,4 @@ class ResumableDataLoader(DataLoader):
                           "is not the one that was stopped", stacklevel=2)
         sampler.set_epoch(int(state["epoch"]))
         self._resume = (int(state["epoch"]), int(state["samples"]))
-        if "rng" in state:
-            restore_rng(state["rng"])
+        self._rng = state.get("rng")
