@@ -97,19 +97,22 @@ def _dense_attention(q: Tensor, k: Tensor, v: Tensor, eb: Tensor, ev: Tensor, sb
     def pad(x: Tensor) -> Tensor:  # [N, H, d] -> [G, H, Nmax, d]
         return x.new_zeros(rows, nh, d).index_copy(0, slot, x).view(num_graphs, nmax, nh, d).transpose(1, 2)
 
-    # Mask flattened as [(g, i, j), H] so both biases go in with one index_put each (differentiable).
-    mask = q.new_full((rows * nmax, nh), float("-inf"))
+    # Mask flattened as [(g, i, j), H] so both biases go in with one index_put each (differentiable).  Scores,
+    # mask and softmax are at least fp32: under bf16/fp16 autocast the matmuls run low, the softmax does not.
+    sdt = torch.promote_types(q.dtype, torch.float32)
+    mask = q.new_full((rows * nmax, nh), float("-inf"), dtype=sdt)
     all_slots = torch.arange(rows, device=q.device)
     mask[all_slots * nmax + all_slots % nmax] = 0.0  # padded rows attend to themselves: no all--inf row
     edge_cell = slot[dst] * nmax + pos[src]
-    mask = mask.index_put((edge_cell,), eb.to(q.dtype)).index_put((slot * nmax + pos,), sb.to(q.dtype))
+    mask = mask.index_put((edge_cell,), eb.to(sdt)).index_put((slot * nmax + pos,), sb.to(sdt))
     mask = mask.view(num_graphs, nmax, nmax, nh).permute(0, 3, 1, 2)
     if not DENSE_SDPA:
-        probs = (pad(q) @ pad(k).transpose(-1, -2) + mask).softmax(-1)
-        out = probs @ pad(v)
+        probs = ((pad(q) @ pad(k).transpose(-1, -2)).to(sdt) + mask).softmax(-1)
+        out = probs.to(v.dtype) @ pad(v)
         alpha = probs.permute(0, 2, 3, 1).reshape(rows * nmax, nh)[edge_cell]  # alpha_ij of each edge
     else:  # SDPA does not return probabilities: recompute alpha_ij on the edge list (exact max shift)
-        out = F.scaled_dot_product_attention(pad(q), pad(k), pad(v), attn_mask=mask, scale=1.0)
+        out = F.scaled_dot_product_attention(pad(q), pad(k), pad(v), attn_mask=mask.to(q.dtype), scale=1.0)
+        q, k, eb, sb = q.to(sdt), k.to(sdt), eb.to(sdt), sb.to(sdt)
         s_e, s_self = (q[dst] * k[src]).sum(-1) + eb, (q * k).sum(-1) + sb
         m = s_self.detach().scatter_reduce(0, dst[:, None].expand_as(s_e), s_e.detach(), "amax")
         ex = (s_e - m[dst]).exp()
@@ -124,8 +127,9 @@ def _dgl_attention(q: Tensor, k: Tensor, v: Tensor, eb: Tensor, ev: Tensor, sb: 
     dgl = load_dgl()
     fn = dgl.function
     n = q.shape[0]
-    # Under autocast q/k/v/eb are bf16 while self_bias is fp32; DGL insists on one dtype per graph.
-    dt = torch.promote_types(torch.promote_types(q.dtype, eb.dtype), sb.dtype)
+    # Under autocast q/k/v/eb are bf16 while self_bias is fp32; DGL insists on one dtype per graph, and the
+    # edge softmax must run in (at least) fp32.
+    dt = torch.promote_types(torch.promote_types(q.dtype, eb.dtype), torch.promote_types(sb.dtype, torch.float32))
     q, k, v, eb, ev, sb = (x.to(dt) for x in (q, k, v, eb, ev, sb))
     loop = torch.arange(n, device=q.device)
     g = dgl.graph((torch.cat([src, loop]), torch.cat([dst, loop])), num_nodes=n)

@@ -86,6 +86,8 @@ class STGD(nn.Module):
 
     def saliency(self, center: Tensor, prev: Tensor, is_object: Tensor, group: Tensor, num_groups: int) -> Tensor:
         """Motion saliency ``m in [0, 1)`` of every node (``0`` for non-objects and objects seen first)."""
+        # At least fp32 whatever autocast does: exp(-Delta / 2 sigma^2) with sigma ~0.03 underflows in fp16.
+        center = center.to(torch.promote_types(center.dtype, torch.float32))
         has_prev = (prev >= 0) & is_object
         d = torch.where(has_prev[:, None], center - center[prev.clamp(min=0)], torch.zeros_like(center))
         w = is_object.to(center.dtype)

@@ -2,8 +2,9 @@
 
 Every function takes ``src`` of shape ``[E, *]``, a long ``index`` of shape ``[E]`` with values in
 ``[0, dim_size)`` and returns ``[dim_size, *]`` (``scatter_softmax`` returns ``src``'s shape).  Empty segments
-give 0.  ``torch_scatter`` is used when it imports (its fused kernels are faster for ``max``/``softmax``);
-otherwise native ``index_add_`` / ``scatter_reduce`` with the same semantics.  ``backend`` forces one path
+give 0 (``scatter_softmax``: all-masked segments give 0, and half precision is computed in fp32).
+``torch_scatter`` is used when it imports (its fused kernels are faster for ``max``/``softmax``); otherwise
+native ``index_add_`` / ``scatter_reduce`` with the same semantics.  ``backend`` forces one path
 ("torch_scatter" | "native"; ``None`` = auto) so the tests can compare them.
 """
 
@@ -67,12 +68,28 @@ def scatter_max(src: Tensor, index: Tensor, dim_size: int, backend: str | None =
 
 
 def scatter_softmax(src: Tensor, index: Tensor, dim_size: int, backend: str | None = None) -> Tensor:
-    """Softmax of ``src`` ([E] or [E, H]) within each segment of ``index``, numerically stable."""
+    """Softmax of ``src`` ([E] or [E, H]) within each segment of ``index``, numerically stable, in fp32.
+
+    bf16/fp16 input (autocast) is computed and returned in float32: the exponentials and their sum lose too
+    much in 8-bit and 11-bit mantissas.  fp32/fp64 input keeps its dtype.  ``-inf`` entries are masked keys;
+    a segment whose entries are all ``-inf`` (a query with no valid key) gets weights 0 and zero gradients,
+    not NaN.
+    """
+    if src.dtype in (torch.float16, torch.bfloat16):
+        src = src.float()
+    masked = src == float("-inf")
     if _use_ts(backend):
-        return _ts.scatter_softmax(src, index, dim=0, dim_size=dim_size)
+        # torch_scatter gives NaN for an all--inf segment: softmax over a finite stand-in, then zero the masked
+        # entries (exp(-1e30 - max) is already exactly 0 where a segment has a valid key).
+        safe = src.masked_fill(masked, -1e30)
+        return _ts.scatter_softmax(safe, index, dim=0, dim_size=dim_size).masked_fill(masked, 0.0)
     # Shift by the exact segment max; detached because softmax is shift-invariant (same gradient, and it
-    # avoids back-propagating through amax's tie handling).
+    # avoids back-propagating through amax's tie handling).  An all-masked segment's max is -inf: shift by 0.
     seg_max = scatter_max(src.detach(), index, dim_size, backend="native")
+    seg_max = seg_max.masked_fill(seg_max == float("-inf"), 0.0)
     ex = (src - seg_max.index_select(0, index)).exp()
     denom = scatter_sum(ex, index, dim_size, backend="native")
+    # A segment with a valid key has denom >= 1 (its max contributes exp(0)); only all-masked ones are 0, and
+    # dividing their zeros by 1 keeps the backward finite (a tiny clamp would overflow 1/denom instead).
+    denom = torch.where(denom > 0, denom, torch.ones_like(denom))
     return ex / denom.index_select(0, index)
