@@ -135,7 +135,7 @@ def test_action_genome_convert_detect_and_dsg(tmp_path: Path) -> None:
     persons = {k: {"bbox": np.array([[300.0, 20.0, 420.0, 260.0]]), "bbox_size": (480, 270)} for k in objects}
     for name, obj in (("obj.pkl", objects), ("person.pkl", persons)):
         (tmp_path / name).write_bytes(pickle.dumps(obj, protocol=2))
-    paths = convert_action_genome(tmp_path / "obj.pkl", tmp_path / "sc", tmp_path / "person.pkl")
+    paths = convert_action_genome(tmp_path / "obj.pkl", tmp_path / "sc", tmp_path / "person.pkl", allow_pickle=True)
     assert [p.name for p in paths] == ["0A8CF.json"]
     side = json.loads(paths[0].read_text())
     assert side["frame_size"] == [270, 480] and [f["frame"] for f in side["frames"]] == [30, 60, 90]
@@ -145,7 +145,7 @@ def test_action_genome_convert_detect_and_dsg(tmp_path: Path) -> None:
     assert person["track"] == 0 and [r["predicate"] for r in person["relations"]] == ["looking_at", "in_front_of", "holding"]
     assert [o["label"] for o in side["frames"][1]["objects"]] == ["person", "cup"]  # invisible book skipped
     with pytest.raises(ValueError):
-        convert_action_genome(tmp_path / "obj.pkl", tmp_path / "sc2")  # no frame size anywhere
+        convert_action_genome(tmp_path / "obj.pkl", tmp_path / "sc2", allow_pickle=True)  # no frame size anywhere
     det = PrecomputedDetector(root=str(tmp_path / "sc"), tolerance=10)
     dets = det.detections("0A8CF", _frames(3, 96), [32, 58, 95])
     assert [[d.label for d in ds] for ds in dets] == [["person", "cup"]] * 3

@@ -13,3 +13,7 @@ class BadSampleError(FinstaError):
 
 class DataNotFoundError(FinstaError, FileNotFoundError):
     """A dataset folder or file is missing; the message says where it should be."""
+
+
+class UnsafePathError(BadSampleError):
+    """A path taken from an annotation that would leave its data root (``..``, absolute); names where it came from."""

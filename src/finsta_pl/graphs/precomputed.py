@@ -41,8 +41,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from finsta_pl.errors import BadSampleError
+from finsta_pl.errors import BadSampleError, FinstaError
 from finsta_pl.graphs.detect import Detection, Detector, color_name, make_detector
+from finsta_pl.safety import inside_root
 
 
 @dataclass
@@ -134,8 +135,9 @@ class PrecomputedDetector:
         self._warned: set[str] = set()
 
     def sidecar_path(self, video_key: str) -> Path:
-        """Where the sidecar of ``video_key`` lives."""
-        return Path(self.root) / f"{video_key}.json"
+        """Where the sidecar of ``video_key`` lives; a key that would leave ``root`` (``..``, absolute) raises
+        :class:`~finsta_pl.errors.UnsafePathError` (a bad sample: the key comes from the annotation)."""
+        return inside_root(self.root, f"{video_key}.json", f"detection sidecars: the annotation's video id {video_key!r}")
 
     def __call__(self, frames: np.ndarray, frame_indices: Sequence[int] | None = None,
                  video_key: str | None = None) -> list[list[Detection]]:
@@ -214,9 +216,10 @@ def make_source(name: str, **kwargs: Any) -> DetectionSource:
     return FrameDetectorSource(make_detector(name, **kwargs))
 
 
-def write_sidecar(sidecar: dict[str, Any], out_dir: str | Path) -> Path:
-    """Write ``sidecar`` to ``out_dir/<video>.json`` atomically (temp file + replace); returns the path."""
-    path = Path(out_dir) / f"{sidecar['video']}.json"
+def write_sidecar(sidecar: dict[str, Any], out_dir: str | Path, source: str = "sidecar") -> Path:
+    """Write ``sidecar`` to ``out_dir/<video>.json`` atomically (temp file + replace); returns the path.
+    The video name comes from a converted annotation (``source`` names it): it must stay inside ``out_dir``."""
+    path = inside_root(out_dir, f"{sidecar['video']}.json", f"{source}: video {sidecar['video']!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -230,7 +233,7 @@ _AG_RELATIONS = ("attention_relationship", "spatial_relationship", "contacting_r
 
 
 def convert_action_genome(objects_pkl: str | Path, out_dir: str | Path, person_pkl: str | Path | None = None,
-                          frame_size: tuple[int, int] | None = None) -> list[Path]:
+                          frame_size: tuple[int, int] | None = None, allow_pickle: bool = False) -> list[Path]:
     """Sidecars from Action Genome's ``object_bbox_and_relationship.pkl`` (+ ``person_bbox.pkl`` if given).
 
     Object boxes are xywh (converted to xyxy), invisible objects (``bbox None``) skipped, score 1.0 (manual).
@@ -238,8 +241,13 @@ def convert_action_genome(objects_pkl: str | Path, out_dir: str | Path, person_p
     attention, spatial and contacting relationships become relations from the person to each object.
     Person boxes (xyxy, Faster R-CNN) become ``person`` objects, and their ``bbox_size`` (W, H) gives the
     frame size; without them ``frame_size`` (H, W) is required.  Frame ids are the numbers of the
-    ``FRAME.png`` names, taken as source frame indices.  Pickles run code when loaded: only trusted files.
+    ``FRAME.png`` names, taken as source frame indices.  Pickles run code when loaded, so reading them needs
+    ``allow_pickle=True`` (``--allow-pickle``): only for files from a source you trust.
     """
+    if not allow_pickle:
+        raise FinstaError(f"{objects_pkl}: Action Genome annotations are Python pickles, which can run code when "
+                          "loaded; pass allow_pickle=True (--allow-pickle) only for files from a trusted source")
+
     def load(p: str | Path) -> dict:
         with open(p, "rb") as f:  # AG pickles come from Python 2: latin1 decodes their byte strings
             return pickle.load(f, encoding="latin1")
@@ -277,7 +285,7 @@ def convert_action_genome(objects_pkl: str | Path, out_dir: str | Path, person_p
         if size is None:
             raise ValueError(f"{video}: no person_bbox.pkl frame size; pass frame_size (H, W)")
         paths.append(write_sidecar({"video": video, "frame_size": list(size), "frames": [
-            {"frame": f, "objects": frames[f]} for f in sorted(frames)]}, out_dir))
+            {"frame": f, "objects": frames[f]} for f in sorted(frames)]}, out_dir, str(objects_pkl)))
     return paths
 
 
@@ -307,7 +315,7 @@ def convert_vidvrd(json_paths: Iterable[str | Path], out_dir: str | Path, stride
         frames = [{"frame": fid, "objects": [obj(fid, t) for t in traj]}
                   for fid, traj in enumerate(ann["trajectories"]) if fid % stride == 0]
         paths.append(write_sidecar({"video": str(ann["video_id"]), "frame_size": [int(ann["height"]),
-                                    int(ann["width"])], "frames": frames}, out_dir))
+                                    int(ann["width"])], "frames": frames}, out_dir, f"{p}: video_id"))
     return paths
 
 
@@ -323,9 +331,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     c.add_argument("--frame-size", type=int, nargs=2, metavar=("H", "W"), help="AG frame size without person_bbox")
     c.add_argument("--stride", type=int, default=1, help="VidVRD/VidOR: keep every n-th frame")
     c.add_argument("--out", required=True, help="output folder of <video>.json sidecars")
+    c.add_argument("--allow-pickle", action="store_true",
+                   help="AG: read its .pkl files (pickles can run code: only files from a trusted source)")
     a = ap.parse_args(argv)
     if a.format == "action_genome":
-        paths = convert_action_genome(a.input[0], a.out, a.person_bbox, tuple(a.frame_size) if a.frame_size else None)
+        paths = convert_action_genome(a.input[0], a.out, a.person_bbox, tuple(a.frame_size) if a.frame_size else None,
+                                      allow_pickle=a.allow_pickle)
     else:
         files = [q for p in map(Path, a.input) for q in (sorted(p.rglob("*.json")) if p.is_dir() else [p])]
         paths = convert_vidvrd(files, a.out, a.stride)

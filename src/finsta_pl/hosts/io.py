@@ -9,6 +9,7 @@ word's post-trained embedding.
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,11 @@ def load_host_weights(host: Host, data_info: dict[str, Any], path: str | Path) -
     path = Path(path)
     if not path.is_file():
         raise FinstaError(f"{path}: enhanced host checkpoint not found (run the post-training config first)")
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+    try:  # weights only: an exported host is tensors and plain values; anything else is refused, never run
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise FinstaError(f"{path}: refused, not a plain weights file (torch.load weights_only=True: "
+                          f"{str(exc).strip().splitlines()[-1][:300]})") from None
     name = saved["config"].get("name", "small_vlm")
     if name != host.config.name:
         raise FinstaError(f"{path}: an exported {name} host, but this model's host is {host.config.name}")

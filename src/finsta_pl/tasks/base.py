@@ -22,6 +22,7 @@ from finsta_pl.hosts.base import HostConfig, TextFeatures, VideoFeatures
 from finsta_pl.hosts.io import load_host_weights
 from finsta_pl.hosts.registry import build_host
 from finsta_pl.nn.finsta import FinstaConfig, FinstaOutput, FinstaStreams
+from finsta_pl.safety import allow_in_checkpoints
 
 
 @dataclass
@@ -34,6 +35,10 @@ class OptimConfig:
     weight_decay: float = 0.01
     warmup_fraction: float = 0.05
     min_lr_ratio: float = 0.05
+
+
+# Every task checkpoint's hyperparameters hold these; allow-listed so checkpoints load with weights_only=True.
+allow_in_checkpoints(HostConfig, FinstaConfig, OptimConfig)
 
 
 @dataclass
