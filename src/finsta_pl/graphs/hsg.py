@@ -1,7 +1,7 @@
 """Holistic scene graphs (HSG): TSG + DSG joined by cross-modal coreference edges, and the OSC/PTC targets.
 
-A TSG object is linked to the DSG tracks whose label and attributes agree with it (label text similarity;
-the detector's labels, colours and sizes are words of the same vocabulary).  When the detector gives no
+A TSG object is linked to the DSG tracks whose label and attributes agree with it (the same word, or words
+that name one class of the shipped lexicon, ``graphs/lexicon.py``: "chef" and a detector's "person").  When the detector gives no
 labels, the model links by host embedding similarity instead (``nn/linking.py``; :class:`LinkConfig`).  The same links define what the
 two alignment losses contrast (DESIGN.md §1):
 - OSC: a TSG object against the multi-hop neighbourhood of its linked track's nodes;
@@ -18,9 +18,13 @@ from dataclasses import dataclass, field
 import torch
 
 from finsta_pl.graphs.container import EDGE, NODE, SceneGraph
+from finsta_pl.graphs.lexicon import same_concept
 
 _GENERIC = {"object", "thing", "shape", "region", "something", "item"}
 _GENERIC_SCORE = 0.25
+#: a caption noun and a track label that name one class of the lexicon ("chef" and "person", "puppy" and
+#: "dog"): a link on its own, a little below an exact label so the exact one wins a tie.
+_CONCEPT_SCORE = 0.9
 _COLORS = {"red", "orange", "yellow", "green", "cyan", "blue", "purple", "pink", "black", "white", "gray"}
 
 
@@ -98,13 +102,19 @@ def link_objects(tsg: SceneGraph, dsg: SceneGraph, config: LinkConfig = LinkConf
     for i, kind in enumerate(tsg.node_type.tolist()):
         if kind != NODE["object"]:
             continue
-        label = tsg.node_label[i].split()[-1]
+        noun = tsg.node_label[i]
+        label = noun.split()[-1]
         text_attrs = {tsg.node_label[a] for a in attrs[i]}
         scored = []
         for tid, (tlabel, tattrs) in tracks.items():
             # A generic noun ("object") or a generic track label says little: below the threshold on its own,
             # so such a link needs an agreeing attribute ("the red object").
-            score = 1.0 if label == tlabel else (_GENERIC_SCORE if label in _GENERIC or tlabel in _GENERIC else 0.0)
+            if label in _GENERIC or tlabel in _GENERIC:  # also "object" == "object": it names nothing
+                score = _GENERIC_SCORE
+            elif label == tlabel:
+                score = 1.0
+            else:
+                score = _CONCEPT_SCORE if same_concept(noun, tlabel) else 0.0
             for a in text_attrs:
                 if a in tattrs:
                     score += 0.5
