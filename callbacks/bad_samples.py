@@ -27,6 +27,7 @@ class BadSampleReport(L.Callback):
     def __init__(self, path: str | None = None) -> None:
         self.path = path
         self.seen: dict[str, tuple[str, str, str, int]] = {}  # id -> (path, reason, stage, epoch)
+        self.merged: dict[str, tuple[str, str, str, int]] | None = None  # over all ranks, once gathered
         self.written: str | None = None
 
     def _collect(self, trainer: L.Trainer, batch: Any, stage: str) -> None:
@@ -49,19 +50,28 @@ class BadSampleReport(L.Callback):
         """Collect from test batches."""
         self._collect(trainer, batch, "test")
 
-    def _write(self, trainer: L.Trainer) -> None:
+    def _gather(self, trainer: L.Trainer) -> dict[str, tuple[str, str, str, int]]:
         gathered = [self.seen]
         if trainer.world_size > 1:
             import torch.distributed as dist
 
             gathered = [None] * trainer.world_size
             dist.all_gather_object(gathered, self.seen)
-        if trainer.global_rank != 0:
-            return
         merged: dict[str, tuple[str, str, str, int]] = {}
         for part in gathered:
             for sample_id, row in (part or {}).items():
                 merged.setdefault(sample_id, row)
+        self.merged = merged
+        return merged
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Gather over ranks (every rank), before any callback's ``on_fit_end`` (the run summary counts them)."""
+        self._gather(trainer)
+
+    def _write(self, trainer: L.Trainer, gathered: bool = False) -> None:
+        merged = self.merged if gathered and self.merged is not None else self._gather(trainer)
+        if trainer.global_rank != 0:
+            return
         folder = Path(self.path or trainer.log_dir or trainer.default_root_dir)
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / "bad_samples.tsv" if folder.suffix != ".tsv" else folder
@@ -71,8 +81,8 @@ class BadSampleReport(L.Callback):
         rank_zero_info(f"BadSampleReport: {len(merged)} bad sample(s) listed in {target}")
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Write the table (every rank gathers; rank 0 writes)."""
-        self._write(trainer)
+        """Write the table gathered at the end of training (rank 0)."""
+        self._write(trainer, gathered=True)
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Write the table after a test run."""

@@ -45,6 +45,12 @@ class RunSummary(L.Callback):
             parts[-1] += f" (best {float(ckpt.best_model_score):.3f})"
         for name, value in (info.get("baselines") or {}).items():
             parts.append(f"{name.replace('_', '-')} baseline {value:.3f}")
+        from finsta_pl.callbacks.bad_samples import BadSampleReport
+
+        report = next((c for c in trainer.callbacks if isinstance(c, BadSampleReport)), None)
+        if report is not None:  # gathered over ranks at the end of training, before any on_fit_end
+            bad = report.merged if report.merged is not None else report.seen
+            parts.append(f"{len(bad)} bad sample{'s' if len(bad) != 1 else ''} skipped")
         parts.append(f"{time.time() - self._start:.0f}s")
         if ckpt is not None and ckpt.best_model_path:
             parts.append(f"checkpoint {ckpt.best_model_path}")

@@ -95,6 +95,8 @@ class SampleSpec:
     texts: list[TextSpec]
     targets: dict[str, Any] = field(default_factory=dict)
     window: tuple[float, float] | None = None
+    #: why the record cannot be used (a malformed annotation record): a bad sample, named by its file:position
+    problem: str = ""
 
     @classmethod
     def single(cls, id: str, video: str, text: str, targets: dict[str, Any] | None = None,
@@ -136,6 +138,8 @@ class VideoTextDataset(Dataset):
             return BadSample(spec.id, str(self.videos.get(spec.video, spec.video)), str(exc))
 
     def _load(self, index: int, spec: SampleSpec) -> Sample:
+        if spec.problem:
+            raise BadSampleError(spec.problem)
         path = self.videos.get(spec.video)
         if path is None:
             raise BadSampleError(f"no video file for {spec.video!r} (sample {spec.id})")
@@ -277,7 +281,7 @@ class FinstaDataModule(L.LightningDataModule):
         samples (skipped and counted, or raised, per ``on_bad_sample``); when *no* record has one, the
         annotation and the video folder do not belong together, and that is one clear error."""
         assert self.vocab is not None
-        missing = [s.video for s in specs if s.video not in videos]
+        missing = [s.video for s in specs if s.video not in videos and not s.problem]
         if specs and len(missing) == len(specs):
             where = getattr(self, "video_dir", "the video folder")
             raise DataNotFoundError(f"{type(self).__name__}: none of the {len(specs)} {'training' if train else 'evaluation'} "

@@ -26,10 +26,15 @@ class QARecord:
     question: str
     answer: str
     qtype: str
+    #: why the record is unusable (a malformed annotation record: a bad sample, skipped or raised in training)
+    problem: str = ""
 
 
-def read_qa_file(path: Path, video_prefix: str = "video") -> list[QARecord]:
-    """Parse one ``*_qa.json``; a malformed record raises :class:`BadSampleError` naming file and position."""
+def read_qa_file(path: Path, video_prefix: str = "video", strict: bool = False) -> list[QARecord]:
+    """Parse one ``*_qa.json``.  A file that is not a JSON list raises :class:`BadSampleError`; a malformed
+    record (missing field, empty question, not an object) raises too when ``strict``, else it is returned as a
+    record with its ``problem`` (id ``<file>:<position>``), so the dataset counts it as a bad sample under
+    ``on_bad_sample`` like an unreadable video."""
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -49,7 +54,10 @@ def read_qa_file(path: Path, video_prefix: str = "video") -> list[QARecord]:
             qtype = str(item.get("category_id", question.split()[0].lower()))
             records.append(QARecord(str(item.get("id", k)), f"{video_prefix}{vid}", question, answer, qtype))
         except (KeyError, TypeError, ValueError) as exc:
-            raise BadSampleError(f"{path}: record {k} is malformed ({type(exc).__name__}: {exc}): {str(item)[:120]}") from None
+            problem = f"{path}: record {k} is malformed ({type(exc).__name__}: {exc}): {str(item)[:120]}"
+            if strict:
+                raise BadSampleError(problem) from None
+            records.append(QARecord(f"{path.name}:{k}", f"{path}:{k}", "", "", "", problem))
     return records
 
 
@@ -63,7 +71,7 @@ class AnswerVocab:
     @classmethod
     def build(cls, train: list[QARecord], max_size: int = 1000) -> "AnswerVocab":
         """From the training records, as the original MSRVTT-QA code does (``value_counts()[:1000]``)."""
-        return cls([a for a, _ in Counter(r.answer for r in train).most_common(max_size)])
+        return cls([a for a, _ in Counter(r.answer for r in train if not r.problem).most_common(max_size)])
 
     def __len__(self) -> int:
         return len(self.answers)
@@ -76,6 +84,7 @@ class AnswerVocab:
 def prior_baselines(train: list[QARecord], evaluate: list[QARecord]) -> dict[str, float]:
     """Accuracy on ``evaluate`` of the majority training answer, and of the majority answer per question type
     (the best that the question text alone can do when types spread their answers evenly)."""
+    train, evaluate = [r for r in train if not r.problem], [r for r in evaluate if not r.problem]
     if not train or not evaluate:
         return {"majority": 0.0, "question_type_prior": 0.0}
     majority = Counter(r.answer for r in train).most_common(1)[0][0]

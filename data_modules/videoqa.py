@@ -7,7 +7,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from finsta_pl.data_modules.base import FinstaDataModule, SampleSpec
+from finsta_pl.data_modules.base import FinstaDataModule, SampleSpec, TextSpec
 from finsta_pl.data_modules.msrvtt_qa import AnswerVocab, QARecord, prior_baselines
 from finsta_pl.data_modules.qa_formats import QA_FORMATS
 from finsta_pl.data_modules.synthetic import WorldConfig
@@ -63,7 +63,7 @@ class VideoQADataModule(FinstaDataModule):
             for split, name in names.items() if (self.annotation_dir / name).is_file()
         })
         self.answers = AnswerVocab.build(self.records["train"], max_answers)
-        self.build_vocab(r.question for r in self.records["train"])
+        self.build_vocab(r.question for r in self.records["train"] if not r.problem)
         # TGIF-QA has no validation split: its prior baselines are measured on test.
         self.baselines = prior_baselines(self.records["train"], self.records.get("val") or self.records.get("test", []))
 
@@ -78,10 +78,10 @@ class VideoQADataModule(FinstaDataModule):
         videos = self.alias_videos(self.find_videos(), self.records,
                                    self.format.video_keys(self.annotation_dir))
         for split, records in self.records.items():
-            unknown = sum(self.answers.label(r.answer) < 0 for r in records)
+            unknown = sum(self.answers.label(r.answer) < 0 and not r.problem for r in records)
             self.report_unknown_labels(split, unknown, len(records), "answer")
-            if split == "train":
-                records = [r for r in records if self.answers.label(r.answer) >= 0]
-            specs = [SampleSpec.single(r.id, r.video, r.question, {"label": self.answers.label(r.answer), "index": k})
-                     for k, r in enumerate(records)]
+            if split == "train":  # malformed records stay: the dataset counts them as bad samples
+                records = [r for r in records if self.answers.label(r.answer) >= 0 or r.problem]
+            specs = [SampleSpec(r.id, r.video, [TextSpec(r.question)], {"label": self.answers.label(r.answer), "index": k},
+                                problem=r.problem) for k, r in enumerate(records)]
             self.datasets[split] = self.make_dataset(specs, videos, train=split == "train")
