@@ -17,8 +17,9 @@ help:
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	@# torch first: a CPU wheel here; a plain `torch` requirement would pull a multi-GB CUDA build.
-	$(PY) -m pip install --quiet torch==2.13.0
+	@# torch first: a CPU wheel here; a plain `torch` requirement would pull a multi-GB CUDA build.  torchvision
+	@# is pinned to torch's partner release so the `detect` extra cannot move torch (compat/torchvision.py).
+	$(PY) -m pip install --quiet torch==2.13.0 torchvision==0.28.0
 	$(PY) -m pip install --quiet -e ".[dev]"
 	@# torch-scatter compiles against the installed torch, so it needs torch in its build environment.
 	$(PY) -c "import torch_scatter" 2>/dev/null || $(PY) -m pip install --quiet --no-build-isolation "torch-scatter>=2.1"

@@ -235,6 +235,11 @@ class FinstaDataModule(L.LightningDataModule):
                             len(listed) - found, len(listed), split)
         return out
 
+    def find_videos(self) -> dict[str, Path]:
+        """Video id -> file under ``self.video_dir`` (set by the subclass), by ``video_pattern``: one walk of
+        the folder per run, in the main process (see :func:`index_videos`)."""
+        return index_videos(Path(self.video_dir), self.video_pattern)
+
     @staticmethod
     def alias_videos(videos: dict[str, Path], records: dict[str, list[R]],
                      keys_of: Callable[[str], tuple[str, ...]]) -> dict[str, Path]:

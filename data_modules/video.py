@@ -22,7 +22,7 @@ from finsta_pl.graphs.keyframes import candidate_indices, sample_indices, select
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BadSampleError", "VIDEO_EXTENSIONS", "decode_clip", "index_videos", "probe_video", "sample_indices", "VideoInfo", "window_frames"]
+__all__ = ["BadSampleError", "VIDEO_EXTENSIONS", "decode_clip", "decode_frames", "index_videos", "probe_video", "sample_indices", "VideoInfo", "window_frames"]
 
 #: the extensions the datasets ship their videos in.
 # DiDeMo keeps its Flickr originals (.mov, .m4v, .mpg, .3gp, ...); the others ship mp4, webm, mkv, avi or gif.
@@ -166,6 +166,28 @@ def decode_clip(
     if frames.ndim != 4 or frames.shape[0] != num_samples:
         raise BadSampleError(f"{path}: decoded {frames.shape} instead of {num_samples} frames")
     return frames, indices
+
+
+def decode_frames(path: str | Path, indices: list[int], size: tuple[int, int] | None = None) -> np.ndarray:
+    """Frames ``indices`` (sorted source indices) of ``path`` as RGB ``uint8 [T, H, W, 3]``, resized to
+    ``size = (H, W)`` in the decoder (aspect kept by the caller, unlike :func:`decode_clip`'s squares), in one
+    ``get_batch``; for whole-video passes such as ``finsta-pl detect``.  GIFs through Pillow."""
+    path = Path(path)
+    if path.suffix.lower() == ".gif":
+        from PIL import Image
+
+        frames = []
+        with Image.open(path) as image:
+            for i in indices:
+                image.seek(int(i))
+                frame = image.convert("RGB")
+                frames.append(np.asarray(frame.resize((size[1], size[0]), Image.BILINEAR) if size else frame))
+        return np.stack(frames)
+    import decord
+
+    kwargs = {"width": size[1], "height": size[0]} if size else {}
+    reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1, **kwargs)
+    return reader.get_batch(list(indices)).asnumpy()
 
 
 def _decode_gif(path: Path, size: int | None, pick: Callable[[int, float], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

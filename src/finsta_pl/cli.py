@@ -25,6 +25,7 @@ TOOLS: dict[str, str] = {
     "profile": "finsta_pl.tools.profile",
     "tiny-clip": "finsta_pl.tools.tiny_clip",
     "data": "finsta_pl.tools.data_check",
+    "detect": "finsta_pl.tools.detect",
 }
 
 

@@ -172,11 +172,19 @@ class GridDetector:
         return out
 
 
-DETECTORS = {"motion": MotionDetector, "grid": GridDetector}
+def _torchvision(**kwargs: object) -> Detector:
+    # Imported on use: the module needs torch (and builds torchvision models) where the frame detectors need neither.
+    from finsta_pl.graphs.torchvision_detector import TorchvisionDetector
+
+    return TorchvisionDetector(**kwargs)  # type: ignore[arg-type]
+
+
+#: detector name -> constructor (``torchvision``: graphs/torchvision_detector.py).
+DETECTORS = {"motion": MotionDetector, "grid": GridDetector, "torchvision": _torchvision}
 
 
 def make_detector(name: str, **kwargs: object) -> Detector:
-    """The detector called ``name`` (``motion`` or ``grid``), built with ``kwargs``."""
+    """The detector called ``name`` (a key of :data:`DETECTORS`), built with ``kwargs``."""
     if name not in DETECTORS:
         raise ValueError(f"unknown detector {name!r}; choose one of {sorted(DETECTORS)}")
-    return DETECTORS[name](**kwargs)  # type: ignore[arg-type]
+    return DETECTORS[name](**kwargs)  # type: ignore[operator]
