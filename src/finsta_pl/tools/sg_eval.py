@@ -284,6 +284,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--detector", choices=sorted(DETECTORS), default="motion")
     ap.add_argument("--num-frames", type=int, default=8)
     ap.add_argument("--json", type=Path, help="also write the metrics to this JSON file")
+    ap.add_argument("--tracking", action="store_true",
+                    help="score tracking instead (MOTA, IDF1 with motmetrics; this tracker and stop 16's)")
+    ap.add_argument("--miss-rate", type=float, default=0.0, help="with --tracking: drop this share of detections")
     ap.add_argument("--text-gold", type=Path,
                     help="score TSG parsers on hand-annotated text (tests/data/tsg_gold/gold.jsonl) instead")
     ap.add_argument("--parsers", default=None,
@@ -300,8 +303,14 @@ def main(argv: list[str]) -> int:
 
         # Videos are seeded per id, so these N are the first N training videos of the default world.
         root = ensure_world(WorldConfig(num_train=args.world_size, num_val=0, num_test=0))
-    result = evaluate(root, args.parser, args.detector, args.num_frames)
-    print(format_table(result))
+    if args.tracking:
+        from finsta_pl.tools.track_eval import evaluate_tracking, format_tracking
+
+        result = evaluate_tracking(root, args.detector, args.num_frames, args.miss_rate)
+        print(format_tracking(result, args.miss_rate))
+    else:
+        result = evaluate(root, args.parser, args.detector, args.num_frames)
+        print(format_table(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0
