@@ -65,7 +65,9 @@ class GraphBuilder:
         if gen is not None:
             dsg = dsg.drop_nodes(self.config.node_drop, gen)
         link = self.config.link
-        by_embedding = link.method == "embedding" or (link.method == "auto" and not has_track_labels(dsg))
+        labelled = has_track_labels(dsg)
+        by_embedding = link.method in {"embedding", "label_embedding"} or (link.method == "auto" and not labelled)
+        by_label = link.method == "label_embedding" and labelled  # else the region embedding: no labels to embed
         out = []
         for text, token_offsets in texts:
             tsg = self._tsg(text)
@@ -76,7 +78,7 @@ class GraphBuilder:
             # Embedding links need the host: the model adds them (and their OSC pairs); none are made here.
             links = [] if by_embedding else link_objects(tsg, dsg, link)
             osc, ptc = alignment_targets(tsg, dsg, links, link.hops)
-            request = (link.embedding_threshold, link.top_k) if by_embedding else None
+            request = (link.embedding_threshold, link.top_k, by_label) if by_embedding else None
             out.append(TextGraphs(tsg, build_hsg(tsg, dsg, links), osc, ptc, request))
         return dsg, out
 

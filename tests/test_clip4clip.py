@@ -181,3 +181,39 @@ def test_posttrain_clip4clip_exports_a_host_that_videoqa_fine_tunes(clip_dir: Pa
 def test_loaded_clip_starts_in_train_mode(clip_datamodule: VideoQADataModule, clip_dir: Path) -> None:
     model = VideoQATask(data_info=clip_datamodule.info(), host=HostConfig(checkpoint=str(clip_dir), **HOST))
     assert all(m.training for m in model.modules())  # from_pretrained alone would leave CLIP in eval mode
+
+
+def test_labels_are_embedded_by_clips_text_tower(clip_datamodule: VideoQADataModule, clip_dir: Path) -> None:
+    """``embed_labels``: each label encoded as ``[BOS] label [EOS]`` by CLIP's text tower, as CLIP embeds a text."""
+    torch.manual_seed(0)
+    host = VideoQATask(data_info=clip_datamodule.info(), host=HostConfig(checkpoint=str(clip_dir), **HOST),
+                       finsta=FinstaConfig(enabled=False)).eval().host
+    tok = clip_datamodule.vocab
+    labels = ["circle", "square", "circle"]
+    ids = torch.zeros(3, 4, dtype=torch.long)
+    for row, label in enumerate(labels):
+        words = tok.encode_label(label)
+        ids[row, : len(words)] = torch.tensor(words)
+    with torch.no_grad():
+        out = host.embed_labels(ids)
+        alone = [host.encode_text(torch.tensor([tok.encode(label, 8)[0]])).pooled for label in labels]
+    torch.testing.assert_close(out, torch.cat(alone), atol=1e-5, rtol=1e-5)
+    assert torch.equal(out[0], out[2]) and not torch.allclose(out[0], out[1])
+
+
+def test_label_embedding_links_through_the_clip_host(tiny_world: Path, clip_dir: Path) -> None:
+    from finsta_pl.data_modules.graph_builder import GraphConfig
+    from finsta_pl.graphs.hsg import LinkConfig
+
+    dm = VideoQADataModule(synthetic=WorldConfig(num_train=24, num_val=12, num_test=8), tokenizer=str(clip_dir),
+                           clip=ClipConfig(num_frames=4, frame_size=64), loader=LoaderConfig(batch_size=4, num_workers=0),
+                           graphs=GraphConfig(link=LinkConfig(method="label_embedding")))
+    dm.setup("fit")
+    batch = next(iter(dm.val_dataloader()))
+    assert batch.embedding_link is not None and bool(batch.embedding_link.by_label.all())
+    torch.manual_seed(0)
+    model = VideoQATask(data_info=dm.info(), host=HostConfig(checkpoint=str(clip_dir), **HOST), finsta=FinstaConfig(heads=2))
+    feats = model.features(batch)
+    loss = model.task_step(batch, feats, "train") + model.finsta.total_loss(feats.finsta.losses)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(feats.finsta.losses["osc"])

@@ -123,3 +123,26 @@ def test_samples_without_tracks_or_flags_get_no_links(tiny_world) -> None:  # no
     links = embedding_links(batch.tsg, dsg, batch.text_sample, text, video, torch.ones(batch.batch_size, dtype=torch.bool), -1.0, 1)
     assert links.num_links > 0 and not (links.link_graph == 0).any()
     assert (dsg.node_graph[links.dsg_nodes] == links.link_graph[links.dsg_link]).all()
+
+
+def test_label_embedding_links_name_the_same_thing(tiny_world) -> None:  # noqa: ANN001
+    """``label_embedding``: caption nouns and detector labels compared as host text embeddings (the built-in
+    host: mean word embeddings).  A noun that a track's label spells exactly is linked to such a track."""
+    from finsta_pl.nn.finsta import _label_link_features
+
+    _, batch = _batch(tiny_world, "motion", method="label_embedding", embedding_threshold=0.999)
+    request = batch.embedding_link
+    assert request is not None and bool(request.by_label.all())  # the motion detector names its shapes
+    task = VideoQATask(data_info=_batch(tiny_world, "motion")[0].info(), host=HostConfig(dim=32, heads=2, video_layers=1,
+                       text_layers=1), finsta=FinstaConfig(heads=2))
+    dummy_t = torch.zeros(batch.tsg.num_nodes, 32)
+    dummy_v = torch.zeros(batch.dsg.num_nodes, 32)
+    text, video = _label_link_features(task.host, batch.tsg, batch.dsg, batch.text_sample, request.by_label, dummy_t, dummy_v)
+    links = embedding_links(batch.tsg, batch.dsg, batch.text_sample, text, video, request.samples, 0.999, 1)
+    tsg_labels = [label for g in batch.tsg.labels for label in g]
+    dsg_labels = [label for g in batch.dsg.labels for label in g]
+    assert links.num_links > 0
+    for k in range(links.num_links):
+        track_labels = {dsg_labels[j] for j in links.dsg_nodes[links.dsg_link == k].tolist()
+                        if batch.dsg.node_type[j] == NODE["object"]}
+        assert tsg_labels[int(links.text_node[k])] in track_labels

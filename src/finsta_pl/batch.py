@@ -49,11 +49,13 @@ class EmbeddingLinkRequest:
     threshold: float
     top_k: int
     sample_key: Tensor  # [M] int64, see sample_key(); keys of the OSC pairs the model adds
+    by_label: Tensor | None = None  # [M] bool: compare the embedded labels (LinkConfig label_embedding), not regions
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "EmbeddingLinkRequest":
         """Move the tensors to ``device``."""
+        by_label = self.by_label.to(device, non_blocking=non_blocking) if self.by_label is not None else None
         return replace(self, samples=self.samples.to(device, non_blocking=non_blocking),
-                       sample_key=self.sample_key.to(device, non_blocking=non_blocking))
+                       sample_key=self.sample_key.to(device, non_blocking=non_blocking), by_label=by_label)
 
 
 def sample_key(sample_id: str) -> int:
@@ -79,7 +81,7 @@ class TextGraphs:
     hsg: SceneGraph
     osc: Alignment
     ptc: Alignment
-    embedding_link: tuple[float, int] | None = None
+    embedding_link: tuple[float, int, bool] | None = None  # (threshold, top_k, by label embedding)
 
 
 @dataclass
@@ -288,8 +290,10 @@ def collate_samples(samples: Sequence[Sample | BadSample | None],
     params = next((r for r in requests if r is not None), None)
     if params is not None:
         flags = torch.tensor([r is not None for r in requests])
+        by_label = torch.tensor([bool(r[2]) if r is not None and len(r) > 2 else False for r in requests])
         batch.embedding_link = EmbeddingLinkRequest(flags, float(params[0]), int(params[1]),
-                                                    torch.tensor([sample_key(i) for i in text_ids], dtype=torch.long))
+                                                    torch.tensor([sample_key(i) for i in text_ids], dtype=torch.long),
+                                                    by_label if bool(by_label.any()) else None)
     return batch
 
 

@@ -31,8 +31,10 @@ _COLORS = {"red", "orange", "yellow", "green", "cyan", "blue", "purple", "pink",
 @dataclass(frozen=True)
 class LinkConfig:
     """Cross-modal linking.  ``method``: ``label`` (label text similarity, here in the worker), ``embedding``
-    (host embedding similarity, in the model: ``nn/linking.py``) or ``auto`` (label when the DSG's tracks carry
-    specific labels, else embedding).  ``threshold``: minimum label score; ``embedding_threshold``: minimum
+    (host embedding similarity of the text object's tokens and the track's RoI features, in the model:
+    ``nn/linking.py``), ``label_embedding`` (the paper's choice with CLIP4Clip: similarity of the host's text
+    embeddings of the caption noun and of the detector's label, in the model; the region embedding where the
+    DSG has no labels) or ``auto`` (label when the DSG's tracks carry specific labels, else embedding).  ``threshold``: minimum label score; ``embedding_threshold``: minimum
     cosine; ``top_k``: links kept per text object (both methods); ``hops``: OSC neighbourhood of a track."""
 
     method: str = "auto"
@@ -42,8 +44,8 @@ class LinkConfig:
     hops: int = 1
 
     def __post_init__(self) -> None:
-        if self.method not in {"auto", "label", "embedding"}:
-            raise ValueError(f"link method must be auto, label or embedding, not {self.method!r}")
+        if self.method not in {"auto", "label", "embedding", "label_embedding"}:
+            raise ValueError(f"link method must be auto, label, embedding or label_embedding, not {self.method!r}")
 
 
 @dataclass

@@ -79,6 +79,14 @@ class Host(nn.Module):
         """Word embeddings ``[..., d]`` of ids, so scene-graph labels live in the host's text space."""
         raise NotImplementedError
 
+    def embed_labels(self, ids: Tensor) -> Tensor:
+        """One embedding ``[N, d]`` per label ``ids [N, L]`` (word ids, ``0`` pads) in the space where the host
+        compares texts: here the mean of the word embeddings; hosts with a text encoder in a joint space
+        (CLIP4Clip) encode the label as a text.  Used to link caption nouns to detector labels."""
+        words = self.embed_words(ids)
+        mask = (ids != 0).unsqueeze(-1).to(words.dtype)
+        return (words * mask).sum(1) / mask.sum(1).clamp(min=1)
+
     def pretrained_parameter_names(self) -> set[str]:
         """Names of parameters loaded from a pretrained checkpoint (they may train at ``optim.pretrained_lr``)."""
         return set()

@@ -133,6 +133,23 @@ class CLIP4Clip(Host):
         text = [p for p in [*self.clip.text_model.parameters(), *self.clip.text_projection.parameters()] if id(p) not in keep]
         return text + [*self.fusion.parameters(), *self.fusion_norm.parameters(), self.type_embed, self.frame_pos]
 
+    def embed_labels(self, ids: Tensor) -> Tensor:
+        """Each label encoded as a text by CLIP's text tower, ``[BOS] label [EOS]``, projected into the joint
+        space (the paper's cross-modal coreference by CLIP similarity); each distinct label once."""
+        unique, inverse = torch.unique(ids, dim=0, return_inverse=True)
+        words = (unique - ID_SHIFT).clamp(min=0)
+        lengths = (unique != 0).sum(1)
+        cfg = self.clip.config.text_config
+        rows = torch.arange(len(unique), device=ids.device)
+        tokens = torch.zeros(len(unique), unique.shape[1] + 2, dtype=torch.long, device=ids.device)
+        tokens[:, 0] = cfg.bos_token_id
+        tokens[:, 1:-1] = words
+        tokens[rows, lengths + 1] = cfg.eos_token_id
+        mask = torch.arange(tokens.shape[1], device=ids.device)[None] <= (lengths + 1)[:, None]
+        tokens = tokens * mask
+        out = self.clip.text_model(input_ids=tokens, attention_mask=mask.long())
+        return self.clip.text_projection(out.pooler_output)[inverse]
+
     def embed_words(self, ids: Tensor) -> Tensor:
         """CLIP's token embeddings of (shifted) ids, projected into the joint space."""
         table = self.clip.text_model.embeddings.token_embedding

@@ -275,8 +275,12 @@ class FinstaStreams(nn.Module):
         request = batch.embedding_link
         if request is not None and bool(request.samples.any()):
             # Links are made whatever the switch says: OSC needs them.  The switch removes only the HSG edges.
-            links = embedding_links(tsg, dsg, batch.text_sample, span, roi, request.samples, request.threshold,
-                                    request.top_k)
+            link_text, link_video = span, roi
+            if request.by_label is not None:
+                link_text, link_video = _label_link_features(host, tsg, dsg, batch.text_sample, request.by_label,
+                                                             span, roi)
+            links = embedding_links(tsg, dsg, batch.text_sample, link_text, link_video, request.samples,
+                                    request.threshold, request.top_k)
             osc_pairs = _with_links(osc_pairs, links, request.sample_key, dsg.node_track)
             if c.crossmodal_edges:
                 extra = crossmodal_edges(links, tsg, dsg, hsg, batch.text_sample)
@@ -333,6 +337,20 @@ class FinstaStreams(nn.Module):
         c = self.config
         weights = {"osc": c.osc_weight, "ptc": c.ptc_weight, "distill": c.distill_weight, "hsg": c.hsg_weight}
         return sum((weights[k] * v for k, v in losses.items()), torch.zeros((), device=self.node_type.weight.device))
+
+
+def _label_link_features(host: Host, tsg: GraphBatch, dsg: GraphBatch, text_sample: Tensor, by_label: Tensor,
+                         span: Tensor, roi: Tensor) -> tuple[Tensor, Tensor]:
+    """Node features for linking where ``by_label`` (per text) says so: the host's text embedding of each node's
+    label (``Host.embed_labels``: CLIP's text tower for CLIP4Clip) on both sides, else the span / RoI features.
+    Detached like every link similarity: which tracks link is a choice, not a gradient path."""
+    with torch.no_grad():
+        text_labels, video_labels = host.embed_labels(tsg.node_words), host.embed_labels(dsg.node_words)
+    clips = torch.zeros(dsg.num_graphs, dtype=torch.bool, device=by_label.device)
+    clips[text_sample[by_label]] = True
+    text = torch.where(by_label[tsg.node_graph][:, None], text_labels.to(span.dtype), span)
+    video = torch.where(clips[dsg.node_graph][:, None], video_labels.to(roi.dtype), roi)
+    return text, video
 
 
 def _per_graph(h: Tensor, graph: Tensor, num_graphs: int, active: Tensor) -> tuple[Tensor, Tensor]:
