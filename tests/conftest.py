@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+import finsta_pl  # noqa: F401  first: it makes a mismatched torchvision importable before lightning pulls it in
+
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
 

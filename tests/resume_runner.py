@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import finsta_pl  # noqa: F401  before lightning: makes a mismatched torchvision importable
 import lightning as L
 import torch
 

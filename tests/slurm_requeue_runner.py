@@ -15,6 +15,7 @@ import signal
 import sys
 from pathlib import Path
 
+import finsta_pl  # noqa: F401  before lightning: makes a mismatched torchvision importable
 import lightning as L
 
 
