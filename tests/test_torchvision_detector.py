@@ -123,7 +123,7 @@ def test_detect_cli_then_precomputed_training(tiny_world: Path, tmp_path: Path) 
     args = json.dumps(dict(SSD, top_k=2))
     done = run_cli("detect", "--config", str(REPO / "experiments/videoqa.yaml"), "--config", str(TINY),
                    f"--data.init_args.graphs.detector=torchvision", f"--data.init_args.graphs.detector_args={args}",
-                   "--out", str(out), "--stride", "8", "--accelerator", "cpu", "--num-workers", "1", cwd=tmp_path)
+                   "--out", str(out), "--stride", "16", "--accelerator", "cpu", "--num-workers", "1", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "44 sidecars written, 0 already there, 0 unreadable" in done.stdout
     from finsta_pl.data_modules import ClipConfig, GraphConfig, LoaderConfig, VideoQADataModule
