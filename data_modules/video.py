@@ -176,13 +176,8 @@ def decode_frames(path: str | Path, indices: list[int], size: tuple[int, int] | 
     if path.suffix.lower() == ".gif":
         from PIL import Image
 
-        frames = []
         with Image.open(path) as image:
-            for i in indices:
-                image.seek(int(i))
-                frame = image.convert("RGB")
-                frames.append(np.asarray(frame.resize((size[1], size[0]), Image.BILINEAR) if size else frame))
-        return np.stack(frames)
+            return _gif_frames(image, indices, size)
     import decord
 
     kwargs = {"width": size[1], "height": size[0]} if size else {}
@@ -197,9 +192,16 @@ def _decode_gif(path: Path, size: int | None, pick: Callable[[int, float], np.nd
     with Image.open(path) as image:
         delay_ms = image.info.get("duration") or 100  # GIFs store a per-frame delay; 10 fps when absent
         indices = pick(getattr(image, "n_frames", 1), 1000.0 / delay_ms)
-        frames = []
-        for i in indices:  # sorted, so each seek continues forward from the last one
-            image.seek(int(i))
-            frame = image.convert("RGB")
-            frames.append(np.asarray(frame.resize((size, size), Image.BILINEAR) if size else frame))
-    return np.stack(frames), indices
+        return _gif_frames(image, indices, (size, size) if size else None), indices
+
+
+def _gif_frames(image, indices, size: tuple[int, int] | None) -> np.ndarray:  # noqa: ANN001
+    """RGB frames ``indices`` of an open Pillow GIF, resized to ``size = (H, W)`` when given."""
+    from PIL import Image
+
+    frames = []
+    for i in indices:  # sorted, so each seek continues forward from the last one
+        image.seek(int(i))
+        frame = image.convert("RGB")
+        frames.append(np.asarray(frame.resize((size[1], size[0]), Image.BILINEAR) if size else frame))
+    return np.stack(frames)

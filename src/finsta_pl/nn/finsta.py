@@ -73,9 +73,10 @@ class FinstaStreams(nn.Module):
     """All graph streams and objectives over a host of width ``host.dim``."""
 
     def __init__(self, config: FinstaConfig, host: Host, fused: tuple[str, ...] = ("text", "video", "joint"),
-                 texts: bool = True) -> None:
+                 texts: bool = True, node_states: bool = False) -> None:
         """``fused``: the host features the task reads, the ones that get a dual-stream-sum projection;
-        ``texts``: whether samples carry texts (without, only the DSG stream and its distillation exist).
+        ``texts``: whether samples carry texts (without, only the DSG stream and its distillation exist);
+        ``node_states``: whether to return the DSG's node states per clip (``FinstaOutput.video_nodes``).
 
         Only parameters that some loss of this configuration reaches are created (DDP runs with
         ``find_unused_parameters=False``): when the task does not read the HSG's joint readout through the
@@ -97,6 +98,7 @@ class FinstaStreams(nn.Module):
         # STGD sits between consecutive R-GTrm blocks of the DSG stream.
         self.stgd = nn.ModuleList(STGD(d, c.heads, c.stgd_sigma) for _ in range(max(c.dsg_blocks - 1, 0))) if c.stgd else None
         self.texts = texts
+        self.node_states = node_states
         # The HSG's own objective where no task loss reads its readout (post-training, dual_stream off).
         self.hsg_contrast = texts and "joint" not in self.fused
         if texts:
@@ -246,7 +248,8 @@ class FinstaStreams(nn.Module):
         h_d, roi = self._dsg_features(dsg, host, video, a_d)
         h_d = self._recurrent(self.dsg_blocks, dsg, self.in_norm(h_d), _SPATIAL, a_d, self.stgd)
         out = FinstaOutput(None, self._pool(h_d, dsg, a_d), None, {})
-        out.video_nodes, out.video_node_pad = _per_graph(h_d, dsg.node_graph, dsg.num_graphs, a_d)
+        if self.node_states:  # only heads that attend to the nodes (captioning) pay for the padding
+            out.video_nodes, out.video_node_pad = _per_graph(h_d, dsg.node_graph, dsg.num_graphs, a_d)
         if not self.texts or text is None or batch.tsg is None:
             if self.config.distill:
                 out.losses["distill"] = cosine_distill(self.distill_heads["video"](video.pooled), out.video,

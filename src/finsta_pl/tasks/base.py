@@ -67,6 +67,8 @@ class FinstaTask(L.LightningModule):
     #: name of a ``ModuleDict`` of per-stage metrics whose dict of values is computed at each epoch end
     #: (full-matrix ranking, corpus scores); per-batch metrics log themselves instead.
     epoch_metrics: str | None = None
+    #: whether the head attends to the DSG's node states (``FinstaOutput.video_nodes``), not only its readout.
+    reads_video_nodes: bool = False
 
     def __init__(
         self,
@@ -88,7 +90,8 @@ class FinstaTask(L.LightningModule):
             copied = load_host_weights(self.host, data_info, self.host_config.init_from)
             rank_zero_info(f"host initialised from {self.host_config.init_from} ({copied})")
         enabled = self.finsta_config.enabled
-        self.finsta = (FinstaStreams(self.finsta_config, self.host, self.fused_features, self.uses_text)
+        self.finsta = (FinstaStreams(self.finsta_config, self.host, self.fused_features, self.uses_text,
+                                     self.reads_video_nodes)
                        if enabled else None)
         self._freeze_unread_features()
         if not self.uses_text:

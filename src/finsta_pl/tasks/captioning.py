@@ -35,6 +35,7 @@ class CaptioningTask(FinstaTask):
     reads_targets = ("video_index",)
     reads_text_targets = ("index",)
     epoch_metrics = "scores"
+    reads_video_nodes = True
 
     def __init__(
         self,
