@@ -1,0 +1,156 @@
+"""Step overhead: one full training step (forward, loss, backward, AdamW step) of host + Finsta over the host
+alone, for every task's shipped config with the built-in host, and for videoqa and retrieval with a CLIP4Clip
+host at ViT-B/32 shape (random weights, 8 frames, ViT input 224 px), with the FLOP ratio ``finsta-pl profile`` counts.
+
+Host alone = the *same* model and optimizer on the same batch with its scene graphs removed (as
+``finsta-pl profile`` does), so the difference is exactly what Finsta's streams and losses cost.  The
+``enabled: false`` twin configs would differ in more than that: without Finsta's distillation some host
+features go unread, so their parameters are frozen and their backward skipped, which is not Finsta's overhead.
+Batches come from the real DataModule (no workers) and are loaded before timing.  fp32 (the CLIP4Clip config
+trains in bf16-mixed on GPUs; on CPU bf16 autocast would time the cast, not the model).
+
+Usage: python benchmarks/bench_step.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from workload import TINY_CONFIGS, build_task, train_batch  # noqa: E402  (benchmarks/ is not a package)
+
+import torch  # noqa: E402
+
+from finsta_pl.batch import FinstaBatch  # noqa: E402
+from finsta_pl.tools.profile import _flops, profile_model  # noqa: E402
+from report import Section, interleaved_medians, markdown_table  # noqa: E402
+
+TASKS = ("videoqa", "retrieval", "captioning", "mcqa", "inference", "action")
+CLIP_TASKS = ("videoqa", "retrieval")
+# ViT-B/32 (openai/clip-vit-base-patch32) tower shapes; the text vocabulary is the tokenizer's.
+VIT_B32 = {"vision_config": dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+                                 image_size=224, patch_size=32),
+           "text_config": dict(hidden_size=512, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=8),
+           "projection_dim": 512}
+
+
+def host_only(batch: FinstaBatch) -> FinstaBatch:
+    """``batch`` without scene graphs: the task runs its host alone."""
+    return dataclasses.replace(batch, tsg=None, dsg=None, hsg=None)
+
+
+def train_step(model: Any, batch: FinstaBatch) -> Callable[[], None]:
+    """One training step of ``model`` on ``batch`` (the task's training_step, backward, AdamW step)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-6)  # tiny steps: the weights barely move between timed runs
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        model.training_step(batch, 0).backward()
+        opt.step()
+
+    return step
+
+
+def flop_ratio(model: Any, batch: FinstaBatch) -> float:
+    """host + Finsta / host forward FLOPs of ``finsta-pl profile`` on this batch; for tasks without a ``head``
+    (retrieval scores features directly), of ``features()``, which is what profile counts besides the head."""
+    if hasattr(model, "head"):
+        rows = profile_model(model, batch)
+        ratio = rows[2][2] / rows[0][2]
+    else:
+        model.eval()
+        ratio = _flops(lambda: model.features(batch)) / _flops(lambda: model.features(host_only(batch)))
+    model.train()
+    return ratio
+
+
+def clip_configs(tokenizer_dir: Path) -> list[str]:
+    """Overrides for a random ViT-B/32-shaped CLIP4Clip host whose text vocabulary is ``tokenizer_dir``'s."""
+    import json
+
+    from finsta_pl.tools.tiny_clip import write_tiny_clip
+
+    write_tiny_clip(tokenizer_dir)  # only its tokenizer is used: the model is built from clip_config
+    cfg = json.loads((tokenizer_dir / "config.json").read_text())["text_config"]
+    text = {**VIT_B32["text_config"], **{k: cfg[k] for k in ("vocab_size", "max_position_embeddings",
+                                                              "bos_token_id", "eos_token_id", "pad_token_id")}}
+    clip = json.dumps({**VIT_B32, "text_config": text})
+    return ["--model.init_args.host.checkpoint=", f"--model.init_args.host.clip_config={clip}",
+            f"--data.init_args.tokenizer={tokenizer_dir}", "--data.init_args.clip.num_frames=8",
+            # Frames load at 64 px and the host resizes them to CLIP's 224 (as for any input size), so the
+            # model's cost is the 224-px one: the motion detector fails on frames over 128 px wide (cv2.LUT
+            # reads the width of a [T, H, W] array as channels), a bug of graphs/detect.py.
+            "--data.init_args.clip.frame_size=64"]
+
+
+def measure(configs: list[str], overrides: list[str], batch_size: int, warmup: int, runs: int) -> tuple[float, float, float, float]:
+    """``(host ms, host + Finsta ms, time ratio, FLOP ratio)`` of one task."""
+    torch.manual_seed(0)
+    model, dm = build_task(configs, overrides, batch_size)
+    model.train()
+    batch = train_batch(dm)
+    flops = flop_ratio(model, batch)
+    ms = interleaved_medians({"host": train_step(model, host_only(batch)), "full": train_step(model, batch)},
+                             warmup, runs)
+    return 1e3 * ms["host"], 1e3 * ms["full"], ms["full"] / ms["host"], flops
+
+
+def run(quick: bool, out_dir: Path, tiny: bool = False) -> Section:
+    """Per-task step ratios (built-in host), then the CLIP4Clip rows (full runs).  ``tiny``: videoqa only,
+    batch 4, one run, the tests' tiny world and model (for the test suite)."""
+    t0 = time.perf_counter()
+    torch.set_num_threads(2)
+    tasks = TASKS[:1] if tiny else (("videoqa", "retrieval", "action") if quick else TASKS)
+    batch_size = 4 if tiny else 16
+    warmup, runs = (1, 1) if tiny else ((1, 3) if quick else (2, 5))
+    rows, headline = [], {}
+    for task in tasks:
+        host, full, ratio, flops = measure([f"experiments/{task}.yaml", *(TINY_CONFIGS if tiny else [])], [],
+                                           batch_size, warmup, runs)
+        rows.append((task, "built-in (dim 128)", batch_size, host, full, ratio, flops))
+        if task == "videoqa":
+            headline["step host+Finsta / host, videoqa built-in"] = ratio
+    if not quick and not tiny:
+        with tempfile.TemporaryDirectory() as tmp:
+            overrides = clip_configs(Path(tmp) / "clip")
+            for task in CLIP_TASKS:
+                config = "experiments/videoqa_clip4clip.yaml" if task == "videoqa" else f"experiments/{task}.yaml"
+                host, full, ratio, flops = measure([config], _clip_host(task) + overrides, 2, 1, 2)
+                rows.append((task, "CLIP4Clip ViT-B/32 (random), 8 frames, 224 px", 2, host, full, ratio, flops))
+                headline[f"step host+Finsta / host, {task} CLIP4Clip ViT-B/32"] = ratio
+    md = [f"One training step (forward, loss, backward, AdamW step), median of {runs} interleaved runs, "
+          f"{torch.get_num_threads()} threads, fp32.  Host alone: the same model on the batch with its graphs "
+          "removed.  FLOP ratio: `finsta-pl profile` (forward FLOPs) on the same batch.", "",
+          markdown_table(("task", "host", "batch", "host ms", "host+Finsta ms", "time ratio", "FLOP ratio"), rows)]
+    return Section("Step overhead: host + Finsta over host", "\n".join(md),
+                   "python benchmarks/bench_step.py" + (" --quick" if quick else ""),
+                   headline=headline, seconds=time.perf_counter() - t0)
+
+
+def _clip_host(task: str) -> list[str]:
+    """Host overrides of ``videoqa_clip4clip.yaml`` for tasks that have no CLIP4Clip config of their own."""
+    if task == "videoqa":
+        return []
+    return ["--model.init_args.host.name=clip4clip", "--model.init_args.host.heads=8"]
+
+
+def main() -> None:
+    """Print the section's markdown."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--tiny", action="store_true")
+    args = ap.parse_args()
+    s = run(args.quick, Path("benchmarks/plots"), args.tiny)
+    print(s.markdown, "", "headline:", s.headline, f"({s.seconds:.0f} s)", sep="\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""The model benchmarks of ``make bench`` (encoder vs SDPA, step overhead, scaling) in their ``tiny`` mode (the
+tests' tiny world and model, toy sizes): each returns a Section with a filled table and finite positive headline ratios, and scaling writes its PNG plots."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+
+def _table_rows(markdown: str) -> list[str]:
+    """Data rows of the markdown tables (header and separator lines left out)."""
+    lines = [ln for ln in markdown.splitlines() if ln.startswith("|")]
+    return [ln for i, ln in enumerate(lines) if "---" not in ln and not (i + 1 < len(lines) and "---" in lines[i + 1])]
+
+
+def _check(section, expected_headline: str, positive: bool = True) -> None:  # noqa: ANN001
+    """A filled table and the expected headline; ratios finite and positive (exponents: finite, since at toy
+    sizes fixed overheads dominate and a slope may be ~0 or below)."""
+    assert _table_rows(section.markdown), section.markdown
+    assert expected_headline in section.headline, section.headline
+    for name, value in section.headline.items():
+        assert math.isfinite(value) and (value > 0 or not positive), (name, value)
+
+
+@pytest.fixture(autouse=True)
+def _threads(tiny_world):  # noqa: ANN001, ANN202  the tiny modes read the tests' tiny world
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)  # run() takes 2 threads; leave the rest of the session as it was
+
+
+def test_encoder_benchmark_tiny(tmp_path: Path) -> None:
+    import bench_encoder
+
+    s = bench_encoder.run(quick=True, out_dir=tmp_path, tiny=True)
+    _check(s, "encoder/SDPA at 8x8x4 (auto)")
+    assert "auto/SDPA" in s.markdown
+
+
+def test_step_benchmark_tiny(tmp_path: Path) -> None:
+    import bench_step
+
+    s = bench_step.run(quick=True, out_dir=tmp_path, tiny=True)
+    _check(s, "step host+Finsta / host, videoqa built-in")
+    # Finsta adds work to the host's step: both the FLOP and the time ratio exceed 1.
+    row = [r for r in _table_rows(s.markdown) if r.startswith("| videoqa")][0]
+    time_ratio, flop_ratio = (float(c) for c in row.strip("|").split("|")[-2:])
+    assert flop_ratio > 1 and time_ratio > 1, row
+
+
+def test_scaling_benchmark_tiny(tmp_path: Path) -> None:
+    import bench_scaling
+
+    s = bench_scaling.run(quick=True, out_dir=tmp_path, tiny=True)
+    _check(s, "scaling exponent: total time vs batch", positive=False)
+    assert set(s.headline) == {"scaling exponent: time vs frames", "scaling exponent: time vs objects",
+                               "scaling exponent: total time vs batch"}
+    assert len(s.plots) == 3
+    for name, plot in zip(("frames", "objects", "batch"), s.plots):
+        path = Path(plot) if Path(plot).is_absolute() else REPO / plot
+        assert path == tmp_path / f"scaling_{name}.png"
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
