@@ -15,7 +15,8 @@ class Throughput(L.Callback):
     - ``throughput/step_s``: the step itself (forward, backward, optimizer);
     - ``throughput/data_wait``: the share of the step's wall time spent waiting for the next batch (a share
       near 0 means the workers keep up; near 1, the model waits for data);
-    - ``throughput/worker_<stage>_s``: per sample, the workers' own time per stage (``decode``, ``graphs``),
+    - ``throughput/worker_<stage>_s``: per sample, the workers' own time per stage (``decode``, ``text``,
+      ``detect``, ``track``, ``parse``, ``link``, ``collate``),
       measured inside the workers and carried by the batch;
     - ``throughput/eta_min``: minutes left in the fit at the average step time so far.
 

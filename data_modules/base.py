@@ -150,15 +150,17 @@ class VideoTextDataset(Dataset):
                                             self.clip.keyframes, self.clip.keyframe_candidates, spec.window)
         decoded = time.perf_counter()
         encoded = [self.vocab.encode(t.text, self.max_text_len) for t in spec.texts]
+        timings = {"decode": decoded - start, "text": time.perf_counter() - decoded}
         texts = [SampleText(ids, targets=dict(t.targets)) for (ids, _), t in zip(encoded, spec.texts)]
         sample = Sample(spec.id, frames, texts, targets=dict(spec.targets))
         if self.graphs is not None:
             parsed = [(t.text[: t.parse_chars], offsets) for t, (_, offsets) in zip(spec.texts, encoded)]
             sample.dsg, graphs = self.graphs(frames, frame_indices, parsed, seed=self.seed + index,
-                                             video_key=spec.video, video_path=path)
+                                             video_key=spec.video, video_path=path, repeatable=rng is None)
             for text, g in zip(texts, graphs):
                 text.graphs = g
-        sample.timings = {"decode": decoded - start, "graphs": time.perf_counter() - decoded}
+            timings.update(self.graphs.timings)
+        sample.timings = timings
         return sample
 
 
@@ -376,4 +378,7 @@ class _Collate:
         self.vocab = vocab
 
     def __call__(self, samples: list) -> FinstaBatch:
-        return collate_samples(samples, self.vocab.encode_label)
+        start = time.perf_counter()
+        batch = collate_samples(samples, self.vocab.encode_label)
+        batch.worker_seconds["collate"] = time.perf_counter() - start  # the whole batch's, like the others' sums
+        return batch

@@ -6,16 +6,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+import time
+
 import numpy as np
 import torch
 
 from finsta_pl.batch import TextGraphs
 from finsta_pl.graphs.container import SceneGraph
-from finsta_pl.graphs.cache import DSGCache, cache_key, cached_content_hash
+from finsta_pl.graphs.cache import DetectionCache, DSGCache, cache_key, cached_content_hash, detections_key
 from finsta_pl.graphs.dsg import DSGConfig, build_dsg
 from finsta_pl.graphs.hsg import LinkConfig, alignment_targets, build_hsg, has_track_labels, link_objects
 from finsta_pl.graphs.parsers import PARSERS, CachedTSGBuilder, make_parser
-from finsta_pl.graphs.precomputed import PrecomputedDetector, make_source
+from finsta_pl.graphs.precomputed import FrameDetectorSource, PrecomputedDetector, make_source
 from finsta_pl.text import char_to_token_spans
 
 
@@ -25,7 +27,8 @@ class GraphConfig:
 
     ``detector``: ``motion``, ``grid`` or ``precomputed`` (``detector_args``: ``root`` of the sidecars,
     ``tolerance``, ``min_score``, ``max_objects``, ``missing``; see ``graphs.precomputed``).  ``cache``: keep
-    built DSGs on disk under ``cache_dir`` (default ``$FINSTA_PL_DATA/dsg_cache``).
+    on disk under ``cache_dir`` (default ``$FINSTA_PL_DATA/dsg_cache``) the detections of every source frame
+    a frame detector has seen, and whole DSGs of clips whose keyframes repeat (see ``graphs.cache``).
     """
 
     parser: str = "rule"
@@ -48,19 +51,27 @@ class GraphBuilder:
         self.parser = make_parser(config.parser)
         self.source = make_source(config.detector, **config.detector_args)
         self.cache = DSGCache(config.cache_dir) if config.cache else None
+        frame_detector = isinstance(self.source, FrameDetectorSource)
+        self.frame_cache = DetectionCache(config.cache_dir) if config.cache and frame_detector else None
         self._tsg = CachedTSGBuilder(self.parser)  # repeated captions/questions are parsed once per worker
+        #: seconds per stage (``detect``, ``track``, ``parse``, ``link``) of the last call, for the sample's
+        #: ``timings`` (the Throughput callback and ``make bench`` read them from the batch).
+        self.timings: dict[str, float] = {}
 
     def __call__(
         self, frames: np.ndarray, frame_indices: np.ndarray, texts: Sequence[tuple[str, list[tuple[int, int]]]],
-        seed: int = 0, video_key: str = "", video_path: str | Path | None = None,
+        seed: int = 0, video_key: str = "", video_path: str | Path | None = None, repeatable: bool = True,
     ) -> tuple[SceneGraph, list[TextGraphs]]:
         """The clip's DSG (built once) and, per ``(text, token_offsets)``, its TSG, HSG and alignment lists.
         TSG spans are mapped onto the host's token positions via the offsets; the parsed text may be a prefix
         of the encoded one (a statement before its subtitles).
 
-        ``video_key`` finds precomputed detections; ``video_path`` keys the DSG cache (no cache without it).
+        ``video_key`` finds precomputed detections; ``video_path`` keys the caches (no cache without it).
+        ``repeatable``: these keyframes will come again (evaluation, fixed offsets), so the whole DSG is worth
+        caching; training's random offsets are not (their frames' detections are cached all the same).
         """
-        dsg = self._dsg(frames, frame_indices, video_key, video_path)
+        self.timings = {"detect": 0.0, "track": 0.0, "parse": 0.0, "link": 0.0}
+        dsg = self._dsg(frames, frame_indices, video_key, video_path, repeatable)
         gen = torch.Generator().manual_seed(seed) if self.config.node_drop > 0 else None
         if gen is not None:
             dsg = dsg.drop_nodes(self.config.node_drop, gen)
@@ -70,7 +81,10 @@ class GraphBuilder:
         by_label = link.method == "label_embedding" and labelled  # else the region embedding: no labels to embed
         out = []
         for text, token_offsets in texts:
+            parse_start = time.perf_counter()
             tsg = self._tsg(text)
+            link_start = time.perf_counter()
+            self.timings["parse"] += link_start - parse_start
             spans = char_to_token_spans([tuple(s) for s in tsg.node_span.tolist()], token_offsets)
             tsg = SceneGraph(**{**tsg.__dict__, "node_span": torch.tensor(spans, dtype=torch.long).reshape(-1, 2)})
             if gen is not None:
@@ -80,15 +94,21 @@ class GraphBuilder:
             osc, ptc = alignment_targets(tsg, dsg, links, link.hops)
             request = (link.embedding_threshold, link.top_k, by_label) if by_embedding else None
             out.append(TextGraphs(tsg, build_hsg(tsg, dsg, links), osc, ptc, request))
+            self.timings["link"] += time.perf_counter() - link_start
         return dsg, out
 
     def _dsg(self, frames: np.ndarray, frame_indices: np.ndarray, video_key: str,
-             video_path: str | Path | None) -> SceneGraph:
+             video_path: str | Path | None, repeatable: bool) -> SceneGraph:
         def build() -> SceneGraph:
-            detections = self.source.detections(video_key, frames, frame_indices)
-            return build_dsg(detections, frame_indices, frames.shape[1:3], self.config.dsg)
+            start = time.perf_counter()
+            detections = self._detections(frames, frame_indices, video_key, video_path)
+            detected = time.perf_counter()
+            graph = build_dsg(detections, frame_indices, frames.shape[1:3], self.config.dsg)
+            self.timings["detect"] += detected - start
+            self.timings["track"] += time.perf_counter() - detected
+            return graph
 
-        if self.cache is None or video_path is None:
+        if self.cache is None or video_path is None or not repeatable:
             return build()
         detector = {"name": self.config.detector, **self.config.detector_args}
         if isinstance(self.source, PrecomputedDetector) and self.source.sidecar_path(video_key).is_file():
@@ -96,3 +116,13 @@ class GraphBuilder:
         key = cache_key(cached_content_hash(video_path), self.config.dsg, detector, frame_indices,
                         frame_size=frames.shape[1:3])
         return self.cache.get_or_build(key, build)
+
+    def _detections(self, frames: np.ndarray, frame_indices: np.ndarray, video_key: str,
+                    video_path: str | Path | None) -> list:
+        """Per keyframe, the detections: from the per-frame cache for frame detectors when caching, else the
+        source's (sidecars are read, not detected, so they need no second cache)."""
+        if self.frame_cache is None or video_path is None:
+            return self.source.detections(video_key, frames, frame_indices)
+        detector = {"name": self.config.detector, **self.config.detector_args}
+        key = detections_key(cached_content_hash(video_path), detector, frames.shape[1:3])
+        return self.frame_cache.detections(key, self.source.detector, frames, frame_indices)

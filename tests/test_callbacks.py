@@ -102,7 +102,7 @@ def test_throughput_logs_rates_wait_share_worker_time_and_eta(tiny_world: Path, 
     metrics = trainer.callback_metrics
     assert float(metrics["throughput/samples_per_s"]) > 0 and float(metrics["throughput/step_s"]) > 0
     assert 0.0 <= float(metrics["throughput/data_wait"]) <= 1.0
-    assert float(metrics["throughput/worker_decode_s"]) > 0 and float(metrics["throughput/worker_graphs_s"]) > 0
+    assert float(metrics["throughput/worker_decode_s"]) > 0 and float(metrics["throughput/worker_detect_s"]) > 0
     assert math.isclose(float(metrics["throughput/eta_min"]), 0.0, abs_tol=1e-9)  # the last step: nothing left
 
 

@@ -98,7 +98,8 @@ class Sample:
     """What a worker returns for one record: one clip (decoded once, one DSG) and any number of texts.
 
     ``targets`` are per sample: numbers, or sequences of ints (caption tokens) that collation pads with 0.
-    ``timings``: seconds the worker spent on this sample per stage (``decode``, ``text``, ``graphs``).
+    ``timings``: seconds the worker spent on this sample per stage (``decode``, ``text``, and with graphs
+    ``detect``, ``track``, ``parse``, ``link``; the batch adds ``collate``).
     """
 
     id: str

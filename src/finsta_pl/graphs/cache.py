@@ -1,6 +1,12 @@
-"""On-disk cache of dynamic scene graphs, so a second epoch (or a second run) builds no DSG again.
+"""On-disk caches of dynamic scene graphs and of per-frame detections, so later epochs detect nothing again.
 
-Entries are keyed by (video content hash, DSG config, detector config, keyframe indices, extras such as the
+Two levels.  :class:`DetectionCache` keeps, per video, the detections of every source frame a frame-local
+detector has seen: training samples new random offsets each epoch, so whole-clip entries would never hit,
+while the video's frames recur (a 16-frame video sampled 8 at a time has every frame cached within a few
+epochs, and the records sharing a video share its frames in the first).  :class:`DSGCache` keeps whole DSGs
+for clips whose keyframes repeat exactly (evaluation, fixed offsets), which skips tracking too.
+
+DSG entries are keyed by (video content hash, DSG config, detector config, keyframe indices, extras such as the
 decoded frame size) and stored as ``torch.save`` dicts of tensors and label strings, read back with
 ``weights_only=True`` (no arbitrary unpickling).  Concurrent DataLoader workers and processes are safe: a
 writer writes a temp file in the entry's folder and ``os.replace``s it, which is atomic on POSIX, so readers
@@ -18,9 +24,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from finsta_pl.graphs.container import SceneGraph
+from finsta_pl.graphs.detect import Detection, Detector, frame_local
 
 #: bytes hashed at each end of a video file.
 HASH_CHUNK = 1 << 20
@@ -138,3 +146,91 @@ class DSGCache:
             graph = build()
             self.put(key, graph)
         return graph
+
+
+#: bumped whenever the detection file layout or a detector's output changes meaning.
+DETECTION_CACHE_VERSION = 1
+
+
+def detections_key(video_hash: str, detector_config: Mapping[str, Any], frame_size: Sequence[int]) -> str:
+    """sha1 hex key of one video's detection file: the video, the detector (name and arguments) and the
+    decoded frame size; the frames themselves are entries inside the file."""
+    blob = json.dumps({"v": DETECTION_CACHE_VERSION, "video": video_hash, "detector": _plain(detector_config),
+                       "frame_size": [int(x) for x in frame_size]}, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()
+
+
+class DetectionCache:
+    """A folder of per-video JSON files, source frame index -> that frame's detections.
+
+    Only frames the detector marks as frame-local (:func:`~finsta_pl.graphs.detect.frame_local`: their
+    detections depend on that frame alone) are stored, so a cached frame gives exactly what detecting it again
+    in any clip would.  JSON, not pickle: the files are read back without executing anything.  Writers merge
+    with the file as they find it and ``os.replace`` atomically; two workers writing one video at once may
+    drop each other's new frames, which costs a later miss, never a wrong graph.  ``hits``/``misses`` count
+    keyframes of this process.
+    """
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = (Path(root) if root else default_cache_dir()) / "detections"
+        self.hits = 0
+        self.misses = 0
+
+    def path(self, key: str) -> Path:
+        """File of ``key`` (two-level fan-out like the DSG cache)."""
+        return self.root / key[:2] / f"{key}.json"
+
+    def load(self, key: str) -> dict[int, list[Detection]]:
+        """The cached frames of ``key`` (empty when absent, unreadable or of another layout version)."""
+        try:
+            data = json.loads(self.path(key).read_bytes())
+            if data.get("v") != DETECTION_CACHE_VERSION:
+                return {}
+            # Rows in field order (box, label, score, color, mean_rgb, attributes): positional construction.
+            return {int(i): [Detection(tuple(r[0]), r[1], r[2], r[3], tuple(r[4]), r[5]) for r in rows]
+                    for i, rows in data["frames"].items()}
+        except Exception:  # noqa: BLE001 - missing, truncated or foreign: all mean "detect again"
+            return {}
+
+    def store(self, key: str, frames: Mapping[int, list[Detection]], known: Mapping[int, list[Detection]] | None = None) -> None:
+        """Write ``frames`` and ``known`` (the file's frames as last read; read again when not given) to the
+        file of ``key``: a temp file named by this process, then an atomic ``os.replace``."""
+        merged = {**(self.load(key) if known is None else known), **frames}
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        blob = json.dumps({"v": DETECTION_CACHE_VERSION, "frames": {
+            str(i): [[d.box, d.label, d.score, d.color, d.mean_rgb, d.attributes] for d in dets]
+            for i, dets in merged.items()}}, separators=(",", ":"))
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one write at a time per process
+        try:
+            tmp.write_text(blob)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def detections(self, key: str, detector: Detector, frames: np.ndarray,
+                   frame_indices: Sequence[int]) -> list[list[Detection]]:
+        """Per keyframe, the cached detections or the detector's (then stored when frame-local).
+
+        When every keyframe is frame-local, only the missing ones are detected; otherwise the detector needs
+        the whole clip (e.g. the motion detector's temporal median on a textured background) and sees it.
+        """
+        cached = self.load(key)
+        indices = [int(i) for i in frame_indices]
+        missing = [k for k, i in enumerate(indices) if i not in cached]
+        self.hits += len(indices) - len(missing)
+        self.misses += len(missing)
+        if not missing:
+            return [cached[i] for i in indices]
+        local = frame_local(detector, frames)
+        if local.all():
+            fresh = dict(zip(missing, detector(frames[missing])))
+        else:
+            every = detector(frames)
+            fresh = {k: every[k] for k in missing}
+        new = {indices[k]: dets for k, dets in fresh.items() if local[k]}
+        if new:
+            self.store(key, new, known=cached)
+        return [fresh[k] if k in fresh else cached[i] for k, i in enumerate(indices)]
+

@@ -216,13 +216,16 @@ def collate_graphs(graphs: Sequence[SceneGraph], encode_label: Any) -> GraphBatc
     graph_of_node = torch.repeat_interleave(torch.arange(len(graphs)), counts)
     span = max((int(g.node_track.max()) + 1 for g in graphs if g.num_nodes), default=1)
     track = torch.where(track >= 0, track + graph_of_node * max(span, 1), track)
-    words = torch.zeros(int(counts.sum()), LABEL_WORDS, dtype=torch.long)
     labels = [g.node_label for g in graphs]
-    flat = [lab for per_graph in labels for lab in per_graph]
-    for i, lab in enumerate(flat):  # a few dozen short labels per sample: cheap, and only in the worker
+    # A batch holds thousands of nodes but a few dozen distinct labels: encode each once, then gather rows.
+    distinct: dict[str, int] = {}
+    index = [distinct.setdefault(lab, len(distinct)) for per_graph in labels for lab in per_graph]
+    table = torch.zeros(len(distinct), LABEL_WORDS, dtype=torch.long)
+    for lab, row in distinct.items():
         ids = encode_label(lab)[:LABEL_WORDS]
         if ids:
-            words[i, : len(ids)] = torch.tensor(ids)
+            table[row, : len(ids)] = torch.tensor(ids)
+    words = table[torch.tensor(index, dtype=torch.long)]
     return GraphBatch(
         node_type=torch.cat([g.node_type for g in graphs]),
         node_words=words,

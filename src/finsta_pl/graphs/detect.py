@@ -45,33 +45,44 @@ class Detection:
 
 
 class Detector(Protocol):
-    """Anything that turns a clip into per-frame detections."""
+    """Anything that turns a clip into per-frame detections.
+
+    A detector may also define ``frame_local(frames) -> bool [T]``: which frames' detections depend on that
+    frame alone, so they can be cached per source frame (``graphs.cache.DetectionCache``); see
+    :func:`frame_local`.
+    """
 
     def __call__(self, frames: np.ndarray) -> list[list[Detection]]:
         """Detections for each frame of ``frames`` (``[T, H, W, 3]`` RGB uint8)."""
         ...
 
 
+def frame_local(detector: Detector, frames: np.ndarray) -> np.ndarray:
+    """``bool [T]``: the frames whose detections ``detector`` makes from that frame alone; none for a detector
+    that does not say (it may look across the clip)."""
+    fn = getattr(detector, "frame_local", None)
+    return np.asarray(fn(frames), dtype=bool) if fn is not None else np.zeros(len(frames), dtype=bool)
+
+
 def color_name(rgb: np.ndarray | tuple[float, float, float]) -> str:
     """The basic colour name of an RGB value (hue bins for saturated colours, value for grays)."""
     pixel = np.asarray(rgb, dtype=np.uint8).reshape(1, 1, 3)
-    h, s, v = (int(x) for x in cv2.cvtColor(pixel, cv2.COLOR_RGB2HSV)[0, 0])
-    if s < 60:
-        return "black" if v < 50 else ("white" if v > 200 else "gray")
-    return next(name for bound, name in _HUE_NAMES if h < bound)
+    return _hsv_name(*(int(x) for x in cv2.cvtColor(pixel, cv2.COLOR_RGB2HSV)[0, 0]))
 
 
 def _shape_of(mask: np.ndarray) -> str:
     """Shape of a blob from its box: squares fill their corners, upright triangles are thin at the top,
-    circles are neither (fill ratios: square ~1, circle ~pi/4, triangle ~1/2, blurred by the codec)."""
+    circles are neither (fill ratios: square ~1, circle ~pi/4, triangle ~1/2, blurred by the codec).
+    Fill ratios are pixel counts over areas (``count_nonzero``: a blob is described in microseconds)."""
     h, w = mask.shape
     if h < 4 or w < 4:
         return "object"
     k = max(1, min(h, w) // 5)
-    corners = np.mean([mask[:k, :k].mean(), mask[:k, -k:].mean(), mask[-k:, :k].mean(), mask[-k:, -k:].mean()])
+    on = np.count_nonzero
+    corners = (on(mask[:k, :k]) + on(mask[:k, -k:]) + on(mask[-k:, :k]) + on(mask[-k:, -k:])) / (4 * k * k)
     quarter = max(1, h // 4)
-    top_to_bottom = mask[:quarter].mean() / max(mask[-quarter:].mean(), 1e-6)
-    fill = float(mask.mean())
+    top_to_bottom = (on(mask[:quarter]) / (quarter * w)) / max(on(mask[-quarter:]) / (quarter * w), 1e-6)
+    fill = on(mask) / (h * w)
     if corners >= 0.6 and fill >= 0.8:
         return "square"
     if top_to_bottom < 0.6 and fill < 0.76:
@@ -81,21 +92,70 @@ def _shape_of(mask: np.ndarray) -> str:
     return "circle" if fill >= 0.55 else "object"
 
 
-def _solid_components(mask: np.ndarray, min_pixels: float) -> list[np.ndarray]:
-    """Connected components of ``mask`` with ``min_pixels`` that survive a 3x3 opening, taken unopened.
+#: OpenCV hue (0-255 lookup) -> colour bin of ``_HUE_NAMES`` (red's two ends are bin 0).
+_HUE_BIN_LUT = np.searchsorted(np.array([b for b, _ in _HUE_NAMES]), np.arange(256), side="right")
+_HUE_BIN_LUT = np.where(_HUE_BIN_LUT == len(_HUE_NAMES) - 1, 0, _HUE_BIN_LUT).astype(np.uint8)
 
-    The opening drops codec fringes and specks; the unopened component keeps thin parts (a triangle's apex).
-    """
-    raw = mask.astype(np.uint8)
-    opened = cv2.morphologyEx(raw, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(raw, connectivity=8)
-    solid = [c for c in np.unique(labels[opened > 0]) if c > 0 and stats[c, cv2.CC_STAT_AREA] >= min_pixels]
-    return [labels == c for c in solid]
+
+def _channel_max_absdiff(frames: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """``max_c |frames - other|`` as ``uint8 [T, H, W]`` (``other`` broadcasts to ``frames``), with OpenCV's
+    saturating kernels instead of int16 temporaries (several times faster on a clip)."""
+    t, h, w, _ = frames.shape
+    other = np.ascontiguousarray(np.broadcast_to(np.clip(other, 0, 255).astype(np.uint8), frames.shape))
+    d = cv2.absdiff(frames.reshape(t * h, w, 3), other.reshape(t * h, w, 3))
+    r, g, b = cv2.split(d)
+    return cv2.max(cv2.max(r, g), b).reshape(t, h, w)
+
+
+def _stacked(masks: np.ndarray) -> np.ndarray:
+    """``[T, H, W]`` masks as one ``uint8 [T * (H + 1), W]`` image, each frame followed by a zero row, so one
+    OpenCV call labels every frame (one zero row keeps 8-connected components of two frames apart)."""
+    t, h, w = masks.shape
+    out = np.zeros((t, h + 1, w), np.uint8)
+    out[:, :h] = masks
+    return out.reshape(t * (h + 1), w)
+
+
+def _opened(stacked: np.ndarray, h: int) -> np.ndarray:
+    """The 3x3 opening of every frame of a :func:`_stacked` image, as each frame alone would have it: the
+    separator rows count as foreground while eroding (OpenCV's border never erodes) and as background while
+    dilating (its border never dilates)."""
+    kernel = np.ones((3, 3), np.uint8)
+    rows = stacked.reshape(-1, h + 1, stacked.shape[1])
+    padded = rows.copy()
+    padded[:, h] = 1
+    eroded = cv2.erode(padded.reshape(stacked.shape), kernel).reshape(rows.shape)
+    eroded[:, h] = 0
+    return cv2.dilate(eroded.reshape(stacked.shape), kernel)
+
+
+def _solid_labels(stacked: np.ndarray, h: int, min_pixels: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Connected components of a :func:`_stacked` mask that have ``min_pixels`` and survive a 3x3 opening
+    (which drops codec fringes and specks), taken unopened (which keeps thin parts: a triangle's apex).
+    Returns the label image, the OpenCV stats and the sorted ids of the solid components."""
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(stacked, connectivity=8)
+    survivors = np.unique(labels[_opened(stacked, h) > 0])
+    solid = survivors[(survivors > 0) & (stats[survivors, cv2.CC_STAT_AREA] >= min_pixels)]
+    return labels, stats, solid
+
+
+@dataclass
+class _Parts:
+    """Solid parts of a clip: label image and stats of the component pass they come from, their ids."""
+
+    labels: np.ndarray
+    stats: np.ndarray
+    ids: np.ndarray
+    order: list[tuple[int, int, int]]  # per part: (component, colour bin or -1, sub-component)
 
 
 @dataclass
 class MotionDetector:
-    """Colour-segmented foreground components (see module docstring); all thresholds are in config."""
+    """Colour-segmented foreground components (see module docstring); all thresholds are in config.
+
+    Every frame is labelled in one OpenCV pass over the frames stacked into one image (no loop over frames
+    or components for the segmentation); only the few parts found are described one by one.
+    """
 
     min_area: float = 0.004  # fraction of the frame
     max_objects: int = 6
@@ -103,49 +163,125 @@ class MotionDetector:
     size_threshold: float = 0.2  # sqrt(box area) / frame side above which an object is "large"
     shape_labels: bool = True
 
+    def _borders(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per frame, the border colour ``int16 [T, 3]`` and whether the background is plain (``bool [T]``)."""
+        border = np.concatenate([frames[:, 0], frames[:, -1], frames[:, :, 0], frames[:, :, -1]], axis=1)
+        background = np.median(border, axis=1).astype(np.int16)
+        plain = (np.abs(border.astype(np.int16) - background[:, None]).max(-1) <= self.diff_threshold).mean(1) > 0.8
+        return background, plain
+
+    def frame_local(self, frames: np.ndarray) -> np.ndarray:
+        """Frames on a plain background: their foreground is what differs from their own border, so their
+        detections depend on them alone; on a textured one the clip's temporal median decides."""
+        return self._borders(np.ascontiguousarray(frames))[1]
+
     def __call__(self, frames: np.ndarray) -> list[list[Detection]]:
         """Detect per frame; the temporal median is taken over the frames given (the clip's keyframes)."""
         frames = np.ascontiguousarray(frames)
         t, h, w, _ = frames.shape
-        median = np.median(frames, axis=0).astype(np.int16) if t >= 3 else None
-        hsv = cv2.cvtColor(frames.reshape(t * h, w, 3), cv2.COLOR_RGB2HSV).reshape(t, h, w, 3)
-        border = np.concatenate([frames[:, 0], frames[:, -1], frames[:, :, 0], frames[:, :, -1]], axis=1)
-        background = np.median(border, axis=1).astype(np.int16)  # [T, 3]
-        fg = np.abs(frames.astype(np.int16) - background[:, None, None]).max(-1) > self.diff_threshold
+        background, plain = self._borders(frames)
+        fg = _channel_max_absdiff(frames, background[:, None, None]) > self.diff_threshold
         # On a plain background the border colour says it all, and the temporal median would only add ghosts
         # (where a moving object was at the median time).  On a textured one the median separates movers.
-        plain = (np.abs(border.astype(np.int16) - background[:, None]).max(-1) <= self.diff_threshold).mean(1) > 0.8
-        if median is not None and not bool(plain.all()):
-            moving = np.abs(frames.astype(np.int16) - median).max(-1) > self.diff_threshold
+        if t >= 3 and not bool(plain.all()):
+            median = np.median(frames, axis=0).astype(np.int16)
+            moving = _channel_max_absdiff(frames, median[None]) > self.diff_threshold
             fg = np.where(plain[:, None, None], fg, moving)
+        hsv = cv2.cvtColor(frames.reshape(t * h, w, 3), cv2.COLOR_RGB2HSV).reshape(t, h, w, 3)
         # Colour bin per pixel: 0-7 chromatic bins (red wraps), 8 for gray-ish pixels.
-        hue_bin = np.searchsorted(np.array([b for b, _ in _HUE_NAMES]), hsv[..., 0], side="right")
-        hue_bin = np.where(hue_bin == len(_HUE_NAMES) - 1, 0, hue_bin)
-        hue_bin = np.where(hsv[..., 1] < 60, 8, hue_bin)
+        hue_bin = cv2.LUT(np.ascontiguousarray(hsv[..., 0]), _HUE_BIN_LUT)
+        hue_bin[hsv[..., 1] < 60] = 8
+        hue_bin = _stacked(hue_bin)
         min_pixels = self.min_area * h * w
-        out: list[list[Detection]] = []
-        for k in range(t):
-            dets: list[Detection] = []
-            # Objects are foreground components at full resolution, split by colour only where one holds
-            # several solid colours (touching objects): colour alone is blocky, as codecs keep it at half
-            # resolution, which eats the corners and apexes of small shapes.
-            for comp in _solid_components(fg[k], min_pixels):
-                colours = np.unique(hue_bin[k][comp])
-                by_colour = [_solid_components(comp & (hue_bin[k] == b), min_pixels) for b in colours]
-                parts = [p for ps in by_colour for p in ps] if sum(map(bool, by_colour)) > 1 else [comp]
-                for part in parts:
-                    ys, xs = np.nonzero(part)
-                    x, y, x2, y2 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
-                    blob = part[y:y2, x:x2]
-                    mean = frames[k, y:y2, x:x2][blob].mean(0)
-                    name = color_name(mean)
-                    size = "large" if np.sqrt((x2 - x) * (y2 - y)) / max(h, w) > self.size_threshold else "small"
-                    label = _shape_of(blob) if self.shape_labels else "object"
-                    dets.append(Detection((float(x), float(y), float(x2), float(y2)), label, float(blob.mean()),
-                                          name, tuple(mean.tolist()), [name, size]))
+        # Objects are foreground components at full resolution, split by colour only where one holds several
+        # solid colours (touching objects): colour alone is blocky, as codecs keep it at half resolution,
+        # which eats the corners and apexes of small shapes.
+        stacked_fg = _stacked(fg)
+        labels, stats, solid = _solid_labels(stacked_fg, h, min_pixels)
+        if solid.size == 0:
+            return [[] for _ in range(t)]
+        inside = np.isin(labels, solid)
+        pairs = np.unique(labels[inside] * 9 + hue_bin[inside].astype(np.int32))  # (component, colour) present
+        colours = np.bincount(pairs // 9, minlength=labels.max() + 1)
+        # Each part keeps the place its detection had in a per-frame pass (component, colour bin, sub-component
+        # in raster order), so equal areas sort as they always did.
+        whole = [c for c in solid.tolist() if colours[c] == 1]
+        parts = [_Parts(labels, stats, np.array(whole, dtype=np.int64), [(c, -1, 0) for c in whole])]
+        mixed = solid[colours[solid] > 1]
+        if mixed.size:
+            # Per colour bin, the solid parts inside mixed components; a component splits only when at least
+            # two of its colours have one.  Components never touch each other, so one pass per bin over the
+            # whole clip finds the same parts as one pass per component would.
+            in_mixed = np.isin(labels, mixed)
+            found = []
+            for b in np.unique(pairs[np.isin(pairs // 9, mixed)] % 9).tolist():
+                sub_labels, sub_stats, sub_solid = _solid_labels((in_mixed & (hue_bin == b)).astype(np.uint8), h,
+                                                                 min_pixels)
+                found.append((b, sub_labels, sub_stats, {int(c): _owner(labels, sub_labels, sub_stats, c)
+                                                         for c in sub_solid}))
+            owner_colours: dict[int, set[int]] = {}
+            for b, _, _, owners in found:
+                for owner in owners.values():
+                    owner_colours.setdefault(owner, set()).add(b)
+            split = {c for c, bins in owner_colours.items() if len(bins) > 1}
+            kept = [c for c in mixed.tolist() if c not in split]
+            parts.append(_Parts(labels, stats, np.array(kept, dtype=np.int64), [(c, -1, 0) for c in kept]))
+            for b, sub_labels, sub_stats, owners in found:
+                sub = [c for c, owner in owners.items() if owner in split]
+                parts.append(_Parts(sub_labels, sub_stats, np.array(sub, dtype=np.int64),
+                                    [(owners[c], b, c) for c in sub]))
+        found_dets: list[list[tuple[tuple[int, int, int], Detection]]] = [[] for _ in range(t)]
+        for group in parts:
+            for det, frame, order in self._describe(group, frames, h, w):
+                found_dets[frame].append((order, det))
+        out = []
+        for per_frame in found_dets:
+            dets = [d for _, d in sorted(per_frame, key=lambda od: od[0])]
             dets.sort(key=lambda d: -d.area)
             out.append(dets[: self.max_objects])
         return out
+
+    def _describe(self, parts: _Parts, frames: np.ndarray, h: int, w: int) -> list[tuple[Detection, int, tuple]]:
+        """A detection per part (box, mean colour, colour name, size and shape) with its frame and order key."""
+        if parts.ids.size == 0:
+            return []
+        boxes = parts.stats[parts.ids, :4].astype(int)
+        blobs, means = [], []
+        for part, (x, y0, bw, bh) in zip(parts.ids, boxes):
+            frame, y = divmod(int(y0), h + 1)  # a part never crosses a separator row
+            blob = parts.labels[y0 : y0 + bh, x : x + bw] == part
+            blobs.append((frame, x, y, bw, bh, blob))
+            means.append(frames[frame, y : y + bh, x : x + bw][blob].mean(0))
+        names = _color_names(np.array(means))
+        out = []
+        for (frame, x, y, bw, bh, blob), mean, name, order in zip(blobs, means, names, parts.order):
+            size = "large" if np.sqrt(bw * bh) / max(h, w) > self.size_threshold else "small"
+            label = _shape_of(blob) if self.shape_labels else "object"
+            det = Detection((float(x), float(y), float(x + bw), float(y + bh)), label,
+                            np.count_nonzero(blob) / blob.size, name, tuple(mean.tolist()), [name, size])
+            out.append((det, frame, order))
+        return out
+
+
+def _owner(labels: np.ndarray, sub_labels: np.ndarray, sub_stats: np.ndarray, part: int) -> int:
+    """The component of ``labels`` that sub-component ``part`` of ``sub_labels`` lies in (one of its pixels)."""
+    x, y, bw, bh = (int(v) for v in sub_stats[part, :4])
+    window = sub_labels[y : y + bh, x : x + bw] == part
+    return int(labels[y : y + bh, x : x + bw][window][0])
+
+
+def _color_names(rgb: np.ndarray) -> list[str]:
+    """:func:`color_name` of every row of ``rgb [n, 3]`` with one colour conversion."""
+    pixels = np.asarray(rgb, dtype=np.float64).astype(np.uint8).reshape(-1, 1, 3)
+    hsv = cv2.cvtColor(pixels, cv2.COLOR_RGB2HSV).reshape(-1, 3).astype(int)
+    return [_hsv_name(*row) for row in hsv]
+
+
+def _hsv_name(h: int, s: int, v: int) -> str:
+    """The colour name of an OpenCV HSV value (see :func:`color_name`)."""
+    if s < 60:
+        return "black" if v < 50 else ("white" if v > 200 else "gray")
+    return next(name for bound, name in _HUE_NAMES if h < bound)
 
 
 @dataclass
@@ -153,6 +289,10 @@ class GridDetector:
     """``grid x grid`` fixed regions per frame, labelled by their dominant colour; never empty."""
 
     grid: int = 2
+
+    def frame_local(self, frames: np.ndarray) -> np.ndarray:
+        """Every frame: a cell's colour is the frame's own."""
+        return np.ones(len(frames), dtype=bool)
 
     def __call__(self, frames: np.ndarray) -> list[list[Detection]]:
         """One detection per cell per frame."""

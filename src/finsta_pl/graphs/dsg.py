@@ -65,52 +65,99 @@ def track(detections: list[list[Detection]], frame_side: float, config: DSGConfi
     given = given_tracks(detections)
     if given is not None:
         return given
+    clip = _ClipArrays.of(detections)
     ids: list[list[int]] = []
-    live: dict[int, dict] = {}  # track id -> last detection, velocity (px per keyframe), keyframe last seen
+    # Live tracks as parallel lists: track id, its last detection (clip index), velocity (px per keyframe),
+    # keyframe last seen.
+    live_id: list[int] = []
+    live_det: list[int] = []
+    live_vel: list[np.ndarray] = []
+    live_seen: list[int] = []
     next_id = 0
     for k, dets in enumerate(detections):
         cur = [-1] * len(dets)
         if config.max_age > 0:
-            live = {t: s for t, s in live.items() if k - s["seen"] <= config.max_age}
-        if live and dets:
-            tids = list(live)
-            cost = _match_cost([live[t] for t in tids], dets, k, frame_side, config)
+            keep = [i for i, seen in enumerate(live_seen) if k - seen <= config.max_age]
+            live_id, live_det = [live_id[i] for i in keep], [live_det[i] for i in keep]
+            live_vel, live_seen = [live_vel[i] for i in keep], [live_seen[i] for i in keep]
+        first = clip.start[k]
+        if live_id and dets:
+            cost = _match_cost(clip, live_det, live_vel, live_seen, first, len(dets), k, frame_side, config)
             rows, cols = linear_sum_assignment(cost)
             for r, c in zip(rows, cols):
                 if cost[r, c] <= config.match_cost:
-                    cur[c] = tids[r]
-        for j, det in enumerate(dets):
+                    cur[c] = live_id[r]
+        slot = {t: i for i, t in enumerate(live_id)}
+        for j in range(len(dets)):
             if cur[j] < 0:
                 cur[j], next_id = next_id, next_id + 1
-                live[cur[j]] = {"det": det, "velocity": np.zeros(2), "seen": k}
+                live_id.append(cur[j])
+                live_det.append(first + j)
+                live_vel.append(np.zeros(2))
+                live_seen.append(k)
                 continue
-            state = live[cur[j]]
-            gap = max(k - state["seen"], 1)
-            velocity = (np.array(det.center) - np.array(state["det"].center)) / gap
-            live[cur[j]] = {"det": det, "velocity": velocity, "seen": k}
+            i = slot[cur[j]]
+            gap = max(k - live_seen[i], 1)
+            live_vel[i] = (clip.center[first + j] - clip.center[live_det[i]]) / gap
+            live_det[i], live_seen[i] = first + j, k
         ids.append(cur)
     return ids
 
 
-def _match_cost(states: list[dict], dets: list[Detection], k: int, frame_side: float, config: DSGConfig) -> np.ndarray:
-    """``[tracks, detections]`` matching cost; a track's box is moved to where its velocity puts it now."""
-    shift = np.array([s["velocity"] * (k - s["seen"]) if config.predict else np.zeros(2) for s in states])
-    a = np.array([s["det"].box for s in states]) + np.concatenate([shift, shift], 1)
-    b = np.array([d.box for d in dets])
-    ca = np.array([s["det"].center for s in states]) + shift
-    cb = np.array([d.center for d in dets])
-    dist = np.linalg.norm(ca[:, None] - cb[None], axis=-1) / (0.25 * frame_side)
-    rgb_a = np.array([s["det"].mean_rgb for s in states])
-    col = np.linalg.norm(rgb_a[:, None] - np.array([d.mean_rgb for d in dets])[None], axis=-1) / 441.7
+@dataclass(frozen=True)
+class _ClipArrays:
+    """A clip's detections as arrays (boxes, centres, mean colours) indexed by position in the flattened clip,
+    so the matcher builds its cost matrices with a few array operations instead of attribute walks."""
+
+    start: list[int]  # clip index of each keyframe's first detection
+    box: np.ndarray  # [N, 4]
+    center: np.ndarray  # [N, 2]
+    rgb: np.ndarray  # [N, 3]
+    label: list[str]
+    feature: list
+
+    @staticmethod
+    def of(detections: list[list[Detection]]) -> "_ClipArrays":
+        """The arrays of ``detections`` (one list per keyframe)."""
+        flat = [d for dets in detections for d in dets]
+        sizes = [len(dets) for dets in detections]
+        box = np.array([d.box for d in flat], dtype=np.float64).reshape(-1, 4)
+        return _ClipArrays(
+            start=np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist(), box=box,
+            center=np.stack([(box[:, 0] + box[:, 2]) / 2, (box[:, 1] + box[:, 3]) / 2], 1),
+            rgb=np.array([d.mean_rgb for d in flat], dtype=np.float64).reshape(-1, 3),
+            label=[d.label for d in flat], feature=[getattr(d, "feature", None) for d in flat])
+
+
+def _norm(x: np.ndarray) -> np.ndarray:
+    """Euclidean norm over the last axis (``np.linalg.norm``'s arithmetic without its dispatch)."""
+    return np.sqrt((x * x).sum(-1))
+
+
+def _match_cost(clip: _ClipArrays, live_det: list[int], live_vel: list[np.ndarray], live_seen: list[int],
+                first: int, count: int, k: int, frame_side: float, config: DSGConfig) -> np.ndarray:
+    """``[tracks, detections]`` matching cost of keyframe ``k`` (its detections are clip indices
+    ``first .. first + count``); a track's box is moved to where its velocity puts it now."""
+    last = np.array(live_det)
+    now = slice(first, first + count)
+    if config.predict:
+        shift = np.array(live_vel) * (k - np.array(live_seen, dtype=np.float64))[:, None]
+    else:
+        shift = np.zeros((len(live_det), 2))
+    a = clip.box[last] + np.concatenate([shift, shift], 1)
+    b = clip.box[now]
+    dist = _norm((clip.center[last] + shift)[:, None] - clip.center[now][None]) / (0.25 * frame_side)
+    col = _norm(clip.rgb[last][:, None] - clip.rgb[now][None]) / 441.7
     cost = 0.5 * (1 - _iou(a, b)) + 0.5 * np.minimum(dist, 1.0) + config.color_weight * col
     if config.class_weight:
-        la = [s["det"].label for s in states]
-        differ = np.array([[x != y and x not in _GENERIC_LABELS and y not in _GENERIC_LABELS
-                            for y in (d.label for d in dets)] for x in la])
+        la = [clip.label[i] for i in live_det]
+        lb = clip.label[now]
+        differ = np.array([[x != y and x not in _GENERIC_LABELS and y not in _GENERIC_LABELS for y in lb]
+                           for x in la])
         cost = cost + config.class_weight * differ
     if config.appearance_weight:
-        fa = [getattr(s["det"], "feature", None) for s in states]
-        fb = [getattr(d, "feature", None) for d in dets]
+        fa = [clip.feature[i] for i in live_det]
+        fb = clip.feature[now]
         if all(f is not None for f in fa + fb) and fa and fb:
             ua = np.array(fa, float)
             ub = np.array(fb, float)
@@ -166,6 +213,7 @@ def build_dsg(
     if t == 0 or not any(detections):
         return SceneGraph.scene_only(max(t, 1))
     tracks = track(detections, side, config)
+    centers = [[d.center for d in dets] for dets in detections]  # read once: a property computes it per call
     g = _Graph(h, w)
     obj_node: dict[tuple[int, int], int] = {}  # (frame, track) -> node
     track_attrs: dict[int, set[str]] = {}
@@ -186,7 +234,7 @@ def build_dsg(
         # Spatial predicates: one dominant relation per unordered pair, subject = larger object.
         for i in range(len(dets)):
             for j in range(i + 1, len(dets)):
-                (xi, yi), (xj, yj) = dets[i].center, dets[j].center
+                (xi, yi), (xj, yj) = centers[k][i], centers[k][j]
                 dx, dy = (xj - xi) / side, (yj - yi) / side
                 if np.hypot(dx, dy) < config.near_distance:
                     label = "near"
@@ -200,15 +248,15 @@ def build_dsg(
                 if other in by_raw and by_raw[other] != tid:
                     g.relation(predicate, k, obj_node[(k, tid)], obj_node[(k, by_raw[other])])
     # Temporal coreference edges and motion predicates, per track between consecutive sightings.
-    seen: dict[int, tuple[int, Detection]] = {}
+    seen: dict[int, tuple[int, Detection, tuple[float, float]]] = {}
     for k, (dets, tids) in enumerate(zip(detections, tracks)):
-        for d, tid in zip(dets, tids):
+        for i, (d, tid) in enumerate(zip(dets, tids)):
             node = obj_node[(k, tid)]
             if tid in seen:
-                pk, pd = seen[tid]
+                pk, pd, pc = seen[tid]
                 g.edges.append((obj_node[(pk, tid)], node, EDGE["temporal"]))
                 steps = max(float(frame_indices[k] - frame_indices[pk]), 1.0)
-                dx, dy = (d.center[0] - pd.center[0]) / side, (d.center[1] - pd.center[1]) / side
+                dx, dy = (centers[k][i][0] - pc[0]) / side, (centers[k][i][1] - pc[1]) / side
                 speed = float(np.hypot(dx, dy)) / steps
                 if speed > config.move_speed:
                     pace = "quickly" if speed > config.quick_speed else "slowly"
@@ -221,17 +269,17 @@ def build_dsg(
                     g.relation("grow", k, node, adverbs=("quickly" if growth > 2.5 * config.grow_rate else "slowly",))
             elif k > 0:
                 g.relation("appear", k, node)
-            seen[tid] = (k, d)
+            seen[tid] = (k, d, centers[k][i])
         # Approach: the distance to another visible object shrinks fast enough.
         for i in range(len(dets)):
             for j in range(len(dets)):
                 a, b = tids[i], tids[j]
                 if i == j or a not in seen or b not in seen or (k - 1, a) not in obj_node or (k - 1, b) not in obj_node:
                     continue
-                pa = detections[k - 1][tracks[k - 1].index(a)]
-                pb = detections[k - 1][tracks[k - 1].index(b)]
-                before = np.hypot(pa.center[0] - pb.center[0], pa.center[1] - pb.center[1])
-                after = np.hypot(dets[i].center[0] - pb.center[0], dets[i].center[1] - pb.center[1])
+                pa = centers[k - 1][tracks[k - 1].index(a)]
+                pb = centers[k - 1][tracks[k - 1].index(b)]
+                before = np.hypot(pa[0] - pb[0], pa[1] - pb[1])
+                after = np.hypot(centers[k][i][0] - pb[0], centers[k][i][1] - pb[1])
                 steps = max(float(frame_indices[k] - frame_indices[k - 1]), 1.0)
                 if (before - after) / side / steps > config.approach_rate:
                     g.relation("approach", k, obj_node[(k, a)], obj_node[(k, b)])

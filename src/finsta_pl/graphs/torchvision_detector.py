@@ -111,6 +111,10 @@ class TorchvisionDetector:
         self._net = net.eval().to(self.device)
         return self._net
 
+    def frame_local(self, frames: np.ndarray) -> np.ndarray:
+        """Every frame: the network sees each frame alone (a batch of equal-size frames pads none)."""
+        return np.ones(len(frames), dtype=bool)
+
     def __call__(self, frames: np.ndarray) -> list[list[Detection]]:
         """Detections for each frame of ``frames`` (``[T, H, W, 3]`` RGB uint8), ``batch_frames`` per call."""
         import torch

@@ -1,0 +1,1 @@
+"""`make bench`: the benchmarks behind BENCHMARKS.md (run as `python -m benchmarks`)."""
