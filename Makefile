@@ -7,12 +7,13 @@ STAMP  := $(VENV)/.installed
 TASK   ?= videoqa
 ARGS   ?=
 PYTEST_ARGS ?=
+QUICK  ?=
 TASKS  := $(sort $(basename $(notdir $(wildcard experiments/*.yaml))))
 
-.PHONY: install train test test-slow bench clean help
+.PHONY: install train test test-slow bench bench-fresh-clone clean help
 
 help:
-	@echo "make train TASK=<$(TASKS)>  |  make test  |  make test-slow  |  make bench  |  make install"
+	@echo "make train TASK=<$(TASKS)>  |  make test  |  make test-slow  |  make bench [QUICK=1]  |  make install"
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +38,14 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
 
+# Full run: BENCHMARKS.md + benchmarks/plots (about 20 min).  QUICK=1: a reduced run (under 3 min) written to
+# runs/bench-quick/ so the committed report is left alone.
 bench: $(STAMP)
-	$(PY) benchmarks/bench_gtrm.py
+	$(PY) -m benchmarks $(if $(QUICK),--quick)
+
+# Clone, install and fit one step from nothing, timed (benchmarks/results/fresh_clone.json, read by make bench).
+bench-fresh-clone:
+	$(PYTHON) -m benchmarks.fresh_clone
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

@@ -1,6 +1,6 @@
 """Time GTrm's attention kernels (forward + backward) on CPU and print a table with the dense/dgl ratio.
 
-Usage: python benchmarks/bench_gtrm.py [--threads 2] [--runs 10] [--warmup 3]
+Usage: python -m benchmarks.bench_gtrm [--threads 2] [--runs 10] [--warmup 3]
 The numbers decide ``finsta_pl.nn.gtrm.CPU_AUTO_BACKEND`` (dense vs dgl) and ``DENSE_SDPA`` (the "sdpa"
 column: the dense kernel with scaled_dot_product_attention instead of an explicit softmax).
 """
@@ -10,11 +10,17 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
 from finsta_pl.nn import gtrm
 from finsta_pl.nn.gtrm import GTrmLayer, available_backends
+
+try:  # run as ``python -m benchmarks.bench_gtrm`` (or by ``make bench``)
+    from benchmarks.report import Section, markdown_table
+except ImportError:  # imported from benchmarks/ on sys.path (the other bench modules)
+    from report import Section, markdown_table
 
 
 def random_batch(sizes: list[int], edges_per_node: float, dim: int, seed: int = 0):
@@ -58,8 +64,48 @@ def time_kernels(layer: GTrmLayer, batch, variants: list[str], warmup: int, runs
     return {v: statistics.median(t) for v, t in times.items()}
 
 
+CASES = ("32x8 frame graphs (~12 nodes)", "32 video graphs (8x~12 nodes)", "32 graphs x 15 nodes")
+
+
+def kernel_table(dim: int = 128, heads: int = 4, warmup: int = 3, runs: int = 10) -> tuple[str, dict[str, float]]:
+    """Markdown table of the kernels' ms on the three batches, and the dense/dgl ratio per batch."""
+    gen = torch.Generator().manual_seed(1)
+    frame_sizes = torch.randint(8, 17, (32 * 8,), generator=gen).tolist()  # ~12 nodes per frame graph
+    batches = dict(zip(CASES, (
+        random_batch(frame_sizes, 2.0, dim),
+        random_batch([sum(frame_sizes[i * 8:(i + 1) * 8]) for i in range(32)], 2.0, dim),
+        random_batch([15] * 32, 2.0, dim))))
+    backends = available_backends() + ["sdpa"]
+    torch.manual_seed(0)
+    layer = GTrmLayer(dim, heads)
+    rows, ratios = [], {}
+    for name, batch in batches.items():
+        ms = time_kernels(layer, batch, backends, warmup, runs)
+        row = [name, batch[0].shape[0], batch[1].shape[0], int(torch.bincount(batch[3]).max())]
+        row += [ms[b] for b in backends]
+        if "dgl" in ms:
+            ratios[name] = ms["dense"] / ms["dgl"]
+            row.append(ratios[name])
+        rows.append(row)
+    header = ["batch", "N", "E", "Nmax", *(f"{b} ms" for b in backends)] + (["dense/dgl"] if "dgl" in backends else [])
+    return markdown_table(header, rows), ratios
+
+
+def run(quick: bool, out_dir: Path) -> Section:
+    """The GTrm kernel section of BENCHMARKS.md: one layer, forward + backward, per kernel."""
+    torch.set_num_threads(2)
+    start = time.perf_counter()
+    runs, warmup = (3, 1) if quick else (10, 3)
+    table, ratios = kernel_table(warmup=warmup, runs=runs)
+    md = (f"One GTrm layer (dim 128, 4 heads), forward + backward, median of {runs} interleaved runs; `sdpa` is the "
+          "dense kernel with `scaled_dot_product_attention`.  These decide `CPU_AUTO_BACKEND` in nn/gtrm.py.\n\n"
+          + table)
+    return Section("GTrm kernels", md, "python -m benchmarks.bench_gtrm", seconds=time.perf_counter() - start,
+                   headline={f"dense/dgl, {k}": v for k, v in ratios.items()})
+
+
 def main() -> None:
-    """Run the benchmark table."""
+    """Print the kernel table."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=10)
@@ -68,29 +114,9 @@ def main() -> None:
     ap.add_argument("--heads", type=int, default=4)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    gen = torch.Generator().manual_seed(1)
-    frame_sizes = torch.randint(8, 17, (32 * 8,), generator=gen).tolist()  # ~12 nodes per frame graph
-    cases = {
-        "32x8 frame graphs (~12 nodes)": random_batch(frame_sizes, 2.0, args.dim),
-        "32 video graphs (8x~12 nodes)": random_batch(
-            [sum(frame_sizes[i * 8:(i + 1) * 8]) for i in range(32)], 2.0, args.dim),
-        "32 graphs x 15 nodes": random_batch([15] * 32, 2.0, args.dim),
-    }
-    backends = available_backends() + ["sdpa"]
-    torch.manual_seed(0)
-    layer = GTrmLayer(args.dim, args.heads)
     print(f"torch {torch.__version__}, threads={torch.get_num_threads()}, dim={args.dim}, heads={args.heads}, "
           f"fwd+bwd median of {args.runs} (warm-up {args.warmup})")
-    header = f"{'batch':32s} {'N':>5s} {'E':>5s} {'Nmax':>4s} " + " ".join(f"{b + ' ms':>9s}" for b in backends)
-    print(header + ("  dense/dgl" if "dgl" in backends else ""))
-    for name, batch in cases.items():
-        ms = time_kernels(layer, batch, backends, args.warmup, args.runs)
-        nmax = int(torch.bincount(batch[3]).max())
-        row = f"{name:32s} {batch[0].shape[0]:5d} {batch[1].shape[0]:5d} {nmax:4d} "
-        row += " ".join(f"{ms[b]:9.2f}" for b in backends)
-        if "dgl" in ms:
-            row += f"  {ms['dense'] / ms['dgl']:9.2f}"
-        print(row)
+    print(kernel_table(args.dim, args.heads, args.warmup, args.runs)[0])
 
 
 if __name__ == "__main__":

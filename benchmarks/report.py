@@ -92,7 +92,8 @@ def _git(*args: str) -> str:
 
 def write_report(path: Path, sections: Sequence[Section], quick: bool, command: str,
                  extra: str = "") -> None:
-    """BENCHMARKS.md: the machine, the headline ratios, then each section with its command and plots."""
+    """BENCHMARKS.md: the machine, the headline ratios, each section with its command and plots, then
+    ``extra``; the headline figures also go to ``bench.json`` beside it, for scripts."""
     info = machine()
     lines = ["# finsta-pl benchmarks", "",
              f"Written by `{command}` ({'QUICK reduced run' if quick else 'full run'}) at commit {info['commit']}, "
@@ -105,14 +106,14 @@ def write_report(path: Path, sections: Sequence[Section], quick: bool, command: 
              "## Headline ratios", ""]
     rows = [(s.title, name, value) for s in sections for name, value in s.headline.items()]
     lines += [markdown_table(("benchmark", "ratio", "value"), rows), ""]
-    if extra:
-        lines += [extra, ""]
     for s in sections:
         lines += [f"## {s.title}", "", f"Command: `{s.command}` ({s.seconds:.0f} s in this run)", "", s.markdown, ""]
         lines += [f"![{Path(p).stem}]({p})" for p in s.plots]
         lines.append("")
+    if extra:
+        lines += [extra, ""]
     path.write_text("\n".join(lines))
-    path.with_suffix(".json").write_text(json.dumps(
+    (path.parent / "bench.json").write_text(json.dumps(
         {"machine": info, "quick": quick, "sections": [
             {"title": s.title, "headline": s.headline, "seconds": s.seconds, "plots": s.plots} for s in sections]},
         indent=2))

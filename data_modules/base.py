@@ -305,7 +305,7 @@ class FinstaDataModule(L.LightningDataModule):
 
     def _collate(self) -> Callable[[list], FinstaBatch]:
         assert self.vocab is not None
-        return _Collate(self.vocab)
+        return CollateSamples(self.vocab)
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         if split not in self.datasets:
@@ -371,8 +371,9 @@ def single_threaded_opencv() -> None:
     cv2.setNumThreads(1)
 
 
-class _Collate:
-    """Picklable collate function (workers are spawned on some platforms)."""
+class CollateSamples:
+    """The loaders' collate function: :func:`collate_samples` with the vocabulary's label encoder, timed (the
+    batch's ``worker_seconds["collate"]``).  A class, so it pickles where workers are spawned."""
 
     def __init__(self, vocab: TextTokenizer) -> None:
         self.vocab = vocab

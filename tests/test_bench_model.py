@@ -52,7 +52,7 @@ def test_step_benchmark_tiny(tmp_path: Path) -> None:
     _check(s, "step host+Finsta / host, videoqa built-in")
     # Finsta adds work to the host's step: both the FLOP and the time ratio exceed 1.
     row = [r for r in _table_rows(s.markdown) if r.startswith("| videoqa")][0]
-    time_ratio, flop_ratio = (float(c) for c in row.strip("|").split("|")[-2:])
+    time_ratio, flop_ratio = (float(c) for c in row.strip("|").split("|")[-3:-1])
     assert flop_ratio > 1 and time_ratio > 1, row
 
 
@@ -68,3 +68,17 @@ def test_scaling_benchmark_tiny(tmp_path: Path) -> None:
         path = Path(plot) if Path(plot).is_absolute() else REPO / plot
         assert path == tmp_path / f"scaling_{name}.png"
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_data_benchmark_tiny(tmp_path: Path) -> None:
+    """The data-pipeline section on the tiny world: every loader's ratio, the stage table and the plot."""
+    from benchmarks import bench_data
+
+    s = bench_data.run(quick=True, out_dir=tmp_path, tiny=True)
+    _check(s, "motion + rule, warm / decode-only (0 workers)")
+    assert "| decode only | " in s.markdown and "| motion + rule, cold | " in s.markdown
+    for plot in s.plots:
+        assert Path(plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    stage_table = s.markdown.split("Where a worker's time goes")[1]
+    cold = next(ln for ln in stage_table.splitlines() if ln.startswith("| motion + rule, cold"))
+    assert float(cold.split("|")[4]) > 0  # the detect column of the cold loader: it did detect

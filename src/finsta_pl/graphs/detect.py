@@ -189,7 +189,7 @@ class MotionDetector:
             fg = np.where(plain[:, None, None], fg, moving)
         hsv = cv2.cvtColor(frames.reshape(t * h, w, 3), cv2.COLOR_RGB2HSV).reshape(t, h, w, 3)
         # Colour bin per pixel: 0-7 chromatic bins (red wraps), 8 for gray-ish pixels.
-        hue_bin = cv2.LUT(np.ascontiguousarray(hsv[..., 0]), _HUE_BIN_LUT)
+        hue_bin = cv2.LUT(np.ascontiguousarray(hsv[..., 0]).reshape(t * h, w), _HUE_BIN_LUT).reshape(t, h, w)
         hue_bin[hsv[..., 1] < 60] = 8
         hue_bin = _stacked(hue_bin)
         min_pixels = self.min_area * h * w

@@ -1,0 +1,67 @@
+"""``make bench``: every benchmark, then BENCHMARKS.md with its tables and plots.
+
+    python -m benchmarks            full run: BENCHMARKS.md and benchmarks/plots/*.png (about 20 minutes)
+    python -m benchmarks --quick    reduced run (under 3 minutes) into runs/bench-quick/, BENCHMARKS.md untouched
+
+The fresh-clone timing (``python -m benchmarks.fresh_clone``, ``make bench-fresh-clone``) installs from
+scratch, so it runs on its own; its last result (benchmarks/results/fresh_clone.json) is put in the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import time
+from pathlib import Path
+
+from benchmarks.report import Section, write_report
+
+REPO = Path(__file__).resolve().parents[1]
+#: the sections of BENCHMARKS.md, in order (modules of this package, each with ``run(quick, out_dir)``).
+SECTIONS = ("bench_data", "bench_encoder", "bench_gtrm", "bench_step", "bench_scaling")
+
+
+def fresh_clone_markdown() -> str:
+    """The fresh-clone section from the last stored result, or how to make one."""
+    path = REPO / "benchmarks" / "results" / "fresh_clone.json"
+    if not path.is_file():
+        return "## Fresh clone to first step\n\nNot measured yet: `make bench-fresh-clone`."
+    r = json.loads(path.read_text())
+    s = r["seconds"]
+    cache = ("pip's wheel cache already held a built torch-scatter" if r["torch_scatter_wheel_cached"]
+             else "torch-scatter was compiled (no cached wheel)")
+    return "\n".join([
+        "## Fresh clone to first step", "",
+        f"`make bench-fresh-clone` at commit {r['commit']}, {r['date']}, {r['cores']} cores; {cache}.", "",
+        "| git clone | make install | first training step (world generation included) | total |",
+        "| --- | --- | --- | --- |",
+        f"| {s['clone']:.0f} s | {s['install']:.0f} s | {s['first_step']:.0f} s | {r['total']:.0f} s |"])
+
+
+def main() -> None:
+    """Run the sections, write the report."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", nargs="*", choices=SECTIONS, help="run these sections only")
+    args = ap.parse_args()
+    out = REPO / "runs" / "bench-quick" if args.quick else REPO
+    plots = out / "benchmarks" / "plots" if args.quick else REPO / "benchmarks" / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    sections: list[Section] = []
+    for name in args.only or SECTIONS:
+        start = time.perf_counter()
+        print(f"== {name}", flush=True)
+        section = importlib.import_module(f"benchmarks.{name}").run(args.quick, plots)
+        section.seconds = section.seconds or time.perf_counter() - start
+        section.plots = [str(Path(p).resolve().relative_to(out.resolve())) if Path(p).is_absolute() else p
+                         for p in section.plots]
+        sections.append(section)
+        print(section.markdown, flush=True)
+    command = "make bench QUICK=1" if args.quick else "make bench"
+    write_report(out / "BENCHMARKS.md", sections, args.quick, command, fresh_clone_markdown())
+    print(f"wrote {out / 'BENCHMARKS.md'}")
+
+
+if __name__ == "__main__":
+    main()
