@@ -165,7 +165,7 @@ def run(quick: bool, out_dir: Path, tiny: bool = False) -> Section:
     torch.manual_seed(0)
     batch_size = 8 if tiny else 32
     objects = [4] if tiny else ([4, 8] if quick else [4, 8, 16])
-    warmup, runs = (0, 1) if tiny else ((1, 2) if quick else (1, 3))
+    warmup, runs = (0, 1) if tiny else ((0, 1) if quick else (1, 2))
     model, dm = build_task([CONFIG, *(TINY_CONFIGS if tiny else [])], batch_size=batch_size)
     model.train()
     cfg = model.finsta_config
@@ -192,7 +192,7 @@ def run(quick: bool, out_dir: Path, tiny: bool = False) -> Section:
         ms = {k: 1e3 * v for k, v in interleaved_medians(variants, warmup, runs).items()}
         set_backend(model, cfg.backend)
         fastest = min(ms[b] for b in backends if b in ms and b != "auto")
-        rows.append((f"32x8x{n_obj}" if not tiny else f"{batch_size}x8x{n_obj}",
+        rows.append((f"{batch_size}x8x{n_obj}",
                      f"{sizes['dsg'][0]} / {sizes['dsg'][1]} / {sizes['dsg'][2]}", ms["sdpa"],
                      *[ms.get(b, "skipped (memory)") for b in backends],
                      *[ms[b] / ms["sdpa"] if b in ms else "-" for b in backends],
@@ -234,7 +234,7 @@ def kernel_calls(model: Any, batch: FinstaBatch, n_obj: int, heads: int, big: bo
         layer = modules[name]
         nmax = int(torch.bincount(ng, minlength=g).max()) if ng.numel() else 0
         kernels = [k for k in gtrm.available_backends() if not (k == "dense" and g * heads * nmax * nmax > DENSE_MAX_CELLS)]
-        ms = time_kernels(layer, args, kernels, 1, runs)
+        ms = time_kernels(layer, args, kernels, 0, runs)
         layer.backend = "auto"
         pick = layer._resolve(h.device, nmax)
         layer.backend = model.finsta_config.backend
