@@ -54,3 +54,20 @@ def test_tracking_quality_on_gold_tracks(tiny_world: Path) -> None:
     missed = evaluate_tracking(tiny_world, num_frames=8, miss_rate=0.3)
     assert missed["current tracker"]["idf1"] >= missed["stop-16 tracker"]["idf1"]
     assert missed["current tracker"]["switches"] <= missed["stop-16 tracker"]["switches"]
+
+
+def test_spatial_predicates_grow_linearly_with_objects() -> None:
+    """Each object relates to its nearest few: the DSG of a crowded frame grows linearly, not with the square,
+    and a frame within the neighbour count keeps every pair."""
+    from finsta_pl.graphs.container import NODE
+    from finsta_pl.graphs.dsg import build_dsg
+
+    def relations(n: int, k: int) -> int:
+        dets = [[Detection((float(10 * i), 0.0, float(10 * i + 8), 8.0), "ball", 1.0, "red", (200.0, 0.0, 0.0))
+                 for i in range(n)]]
+        g = build_dsg(dets, [0], (64, 64 * 4), DSGConfig(spatial_neighbours=k))
+        return int((g.node_type == NODE["relation"]).sum())
+
+    assert relations(6, 5) == 15 and relations(6, 2) < 15  # all pairs within the count; fewer past it
+    assert relations(32, 5) <= 32 * 5 and relations(32, 5) < 32 * 31 // 2
+    assert relations(32, 5) / relations(16, 5) < 2.2  # linear: twice the objects, about twice the relations

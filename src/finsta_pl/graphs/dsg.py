@@ -28,6 +28,11 @@ class DSGConfig:
     quick_speed: float = 0.02
     grow_rate: float = 0.015  # relative growth of sqrt(area) per source frame
     near_distance: float = 0.25
+    # Spatial and approach predicates only between an object and its ``spatial_neighbours`` nearest others in
+    # the frame (a pair is kept when either sees the other): all pairs would grow the graph with the square of
+    # the objects per frame (16 objects: 120 relations a frame), this keeps it linear.  5 keeps every pair of
+    # the motion detector's at most 6 objects.
+    spatial_neighbours: int = 5
     approach_rate: float = 0.006  # decrease of the centre distance per source frame
     match_cost: float = 0.8  # above this a detection starts a new track
     color_weight: float = 0.5
@@ -194,6 +199,21 @@ class _Graph:
             self.edges.append((r, self.node("adverb", adv, frame), EDGE["adverb"]))
 
 
+def _neighbour_pairs(centers: list[tuple[float, float]], k: int) -> np.ndarray:
+    """``bool [n, n]``, symmetric: the pairs where one object is among the other's ``k`` nearest (centre
+    distance, ties by detection order); every pair when no object has more than ``k`` others."""
+    n = len(centers)
+    if n - 1 <= k:
+        return ~np.eye(n, dtype=bool)
+    c = np.asarray(centers, dtype=np.float64)
+    dist = np.sqrt(((c[:, None] - c[None]) ** 2).sum(-1))
+    np.fill_diagonal(dist, np.inf)
+    nearest = np.argsort(dist, axis=1, kind="stable")[:, :k]
+    keep = np.zeros((n, n), dtype=bool)
+    keep[np.repeat(np.arange(n), k), nearest.ravel()] = True
+    return keep | keep.T
+
+
 def _direction(dx: float, dy: float) -> str:
     if abs(dx) >= abs(dy):
         return "right" if dx > 0 else "left"
@@ -214,6 +234,7 @@ def build_dsg(
         return SceneGraph.scene_only(max(t, 1))
     tracks = track(detections, side, config)
     centers = [[d.center for d in dets] for dets in detections]  # read once: a property computes it per call
+    neighbours: list[np.ndarray] = []  # per keyframe, bool [n, n]: the pairs that get spatial predicates
     g = _Graph(h, w)
     obj_node: dict[tuple[int, int], int] = {}  # (frame, track) -> node
     track_attrs: dict[int, set[str]] = {}
@@ -231,9 +252,12 @@ def build_dsg(
                     g.edges.append((o, g.node("attribute", attr, k), EDGE["attribute"]))
             known.clear()
             known.update(d.attributes)
-        # Spatial predicates: one dominant relation per unordered pair, subject = larger object.
+        # Spatial predicates: one dominant relation per unordered neighbour pair, subject = larger object.
+        neighbours.append(_neighbour_pairs(centers[k], config.spatial_neighbours))
         for i in range(len(dets)):
             for j in range(i + 1, len(dets)):
+                if not neighbours[k][i, j]:
+                    continue
                 (xi, yi), (xj, yj) = centers[k][i], centers[k][j]
                 dx, dy = (xj - xi) / side, (yj - yi) / side
                 if np.hypot(dx, dy) < config.near_distance:
@@ -274,7 +298,8 @@ def build_dsg(
         for i in range(len(dets)):
             for j in range(len(dets)):
                 a, b = tids[i], tids[j]
-                if i == j or a not in seen or b not in seen or (k - 1, a) not in obj_node or (k - 1, b) not in obj_node:
+                if i == j or not neighbours[k][i, j] or a not in seen or b not in seen or (k - 1, a) not in obj_node \
+                        or (k - 1, b) not in obj_node:
                     continue
                 pa = centers[k - 1][tracks[k - 1].index(a)]
                 pb = centers[k - 1][tracks[k - 1].index(b)]
