@@ -13,24 +13,21 @@ Usage: python benchmarks/bench_encoder.py [--quick]
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from workload import TINY_CONFIGS, build_task, graph_sizes, object_batch  # noqa: E402  (benchmarks/ is not a package)
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import Tensor, nn  # noqa: E402
-
-from bench_gtrm import time_kernels  # noqa: E402
-from finsta_pl.batch import FinstaBatch  # noqa: E402
-from finsta_pl.nn import gtrm  # noqa: E402
-from finsta_pl.nn.gtrm import GTrmLayer  # noqa: E402
-from report import Section, interleaved_medians, markdown_table  # noqa: E402
+from benchmarks.bench_gtrm import time_kernels
+from benchmarks.report import Section, interleaved_medians, markdown_table
+from benchmarks.workload import TINY_CONFIGS, build_task, graph_sizes, object_batch
+from finsta_pl.batch import FinstaBatch
+from finsta_pl.nn import gtrm
+from finsta_pl.nn.gtrm import GTrmLayer
 
 CONFIG = "experiments/videoqa.yaml"
 # Dense GTrm materialises several [G, H, Nmax, Nmax] fp32 tensors (mask, scores, probabilities and their

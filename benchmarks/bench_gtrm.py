@@ -17,10 +17,7 @@ import torch
 from finsta_pl.nn import gtrm
 from finsta_pl.nn.gtrm import GTrmLayer, available_backends
 
-try:  # run as ``python -m benchmarks.bench_gtrm`` (or by ``make bench``)
-    from benchmarks.report import Section, markdown_table
-except ImportError:  # imported from benchmarks/ on sys.path (the other bench modules)
-    from report import Section, markdown_table
+from benchmarks.report import Section, markdown_table
 
 
 def random_batch(sizes: list[int], edges_per_node: float, dim: int, seed: int = 0):

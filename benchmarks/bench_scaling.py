@@ -11,18 +11,16 @@ Usage: python benchmarks/bench_scaling.py [--quick]
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from workload import REPO, TINY_CONFIGS, build_task, graph_sizes, object_batch  # noqa: E402  (benchmarks/ is not a package)
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from bench_encoder import CONFIG, encoder_step  # noqa: E402
-from report import Section, interleaved_medians, markdown_table  # noqa: E402
+from benchmarks.bench_encoder import CONFIG, encoder_step
+from benchmarks.report import Section, interleaved_medians, markdown_table
+from benchmarks.workload import REPO, TINY_CONFIGS, build_task, graph_sizes, object_batch
 
 
 def exponent(x: list[float], y: list[float]) -> tuple[float, float]:

@@ -16,21 +16,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from workload import TINY_CONFIGS, build_task, train_batch  # noqa: E402  (benchmarks/ is not a package)
+import torch
 
-import torch  # noqa: E402
-
-from finsta_pl.batch import FinstaBatch  # noqa: E402
-from finsta_pl.tools.profile import _flops, profile_model  # noqa: E402
-from report import Section, interleaved_medians, markdown_table  # noqa: E402
+from benchmarks.report import Section, interleaved_medians, markdown_table
+from benchmarks.workload import TINY_CONFIGS, build_task, train_batch
+from finsta_pl.batch import FinstaBatch
+from finsta_pl.tools.profile import _flops, profile_model
 
 TASKS = ("videoqa", "retrieval", "captioning", "mcqa", "inference", "action")
 CLIP_TASKS = ("videoqa", "retrieval")

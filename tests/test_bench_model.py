@@ -4,13 +4,12 @@ tests' tiny world and model, toy sizes): each returns a Section with a filled ta
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
+
 
 
 def _table_rows(markdown: str) -> list[str]:
@@ -38,7 +37,7 @@ def _threads(tiny_world):  # noqa: ANN001, ANN202  the tiny modes read the tests
 
 
 def test_encoder_benchmark_tiny(tmp_path: Path) -> None:
-    import bench_encoder
+    from benchmarks import bench_encoder
 
     s = bench_encoder.run(quick=True, out_dir=tmp_path, tiny=True)
     _check(s, "encoder/SDPA at 8x8x4 (auto)")
@@ -46,7 +45,7 @@ def test_encoder_benchmark_tiny(tmp_path: Path) -> None:
 
 
 def test_step_benchmark_tiny(tmp_path: Path) -> None:
-    import bench_step
+    from benchmarks import bench_step
 
     s = bench_step.run(quick=True, out_dir=tmp_path, tiny=True)
     _check(s, "step host+Finsta / host, videoqa built-in")
@@ -57,7 +56,7 @@ def test_step_benchmark_tiny(tmp_path: Path) -> None:
 
 
 def test_scaling_benchmark_tiny(tmp_path: Path) -> None:
-    import bench_scaling
+    from benchmarks import bench_scaling
 
     s = bench_scaling.run(quick=True, out_dir=tmp_path, tiny=True)
     _check(s, "scaling exponent: total time vs batch", positive=False)

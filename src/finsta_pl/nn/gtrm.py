@@ -31,8 +31,8 @@ from finsta_pl.nn.scatter import scatter_sum
 
 __all__ = ["CPU_AUTO_BACKEND", "CPU_AUTO_DGL_MIN_NMAX", "DEBUG", "DENSE_SDPA", "GTrmLayer", "available_backends", "check_graph_inputs"]
 
-# Kernel that backend="auto" uses on CPU.  benchmarks/bench_gtrm.py, fwd+bwd of the whole layer, dim 128,
-# 4 heads, torch 2.13 CPU, dense / dgl ms (ratio):
+# Kernel that backend="auto" uses on CPU.  `python -m benchmarks.bench_gtrm` (a section of `make bench`),
+# fwd+bwd of the whole layer, dim 128, 4 heads, torch 2.13 CPU, dense / dgl ms (ratio):
 #   256 frame graphs (3087 nodes, 6174 edges, Nmax 16):  1 thread 128 / 131 (0.98); 2 threads 77 / 76 (1.01)
 #   32 video graphs (same nodes/edges, Nmax 109):        1 thread 155 / 135 (1.15); 2 threads 85 / 81 (1.05)
 #   32 graphs x 15 nodes (480 nodes, 960 edges):         1 thread  23 /  24 (0.96); 2 threads 16 / 18 (0.86)
