@@ -7,7 +7,7 @@ Batches are real videoqa samples whose clips hold 4, 8 or 16 moving objects per 
 32, 8 frames.  A second table times every GTrm call of the encoder alone with each kernel, which is what
 ``backend: auto`` decides per call (``gtrm.CPU_AUTO_DGL_MIN_NMAX``).
 
-Usage: python benchmarks/bench_encoder.py [--quick]
+Usage: python -m benchmarks.bench_encoder [--quick]
 """
 
 from __future__ import annotations
@@ -102,6 +102,17 @@ def encoder_step(model: Any, batch: FinstaBatch) -> Callable[[], None]:
     return step
 
 
+def step_flops(step: Callable[[], None]) -> int:
+    """FLOPs of one forward + backward (``torch.utils.flop_counter``: matmuls and attention; gathers and
+    scatters count none), to tell a slow kernel (time ratio above the FLOP ratio) from more work."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    return counter.get_total_flops()
+
+
 def sdpa_step(encoder: SdpaEncoder, tokens: dict[str, tuple[Tensor, Tensor]]) -> Callable[[], None]:
     """One forward + backward of the SDPA encoder."""
     def step() -> None:
@@ -188,12 +199,13 @@ def run(quick: bool, out_dir: Path, tiny: bool = False) -> Section:
             variants[backend] = fn
         ms = {k: 1e3 * v for k, v in interleaved_medians(variants, warmup, runs).items()}
         set_backend(model, cfg.backend)
+        flop_ratio = step_flops(step) / step_flops(variants["sdpa"])
         fastest = min(ms[b] for b in backends if b in ms and b != "auto")
         rows.append((f"{batch_size}x8x{n_obj}",
                      f"{sizes['dsg'][0]} / {sizes['dsg'][1]} / {sizes['dsg'][2]}", ms["sdpa"],
                      *[ms.get(b, "skipped (memory)") for b in backends],
                      *[ms[b] / ms["sdpa"] if b in ms else "-" for b in backends],
-                     ms["auto"] / fastest))
+                     ms["auto"] / fastest, flop_ratio))
         headline[f"encoder/SDPA at {batch_size}x8x{n_obj} (auto)"] = ms["auto"] / ms["sdpa"]
         if big:
             gb = dense_cells(batch, heads) * 4 / 2**30
@@ -204,11 +216,15 @@ def run(quick: bool, out_dir: Path, tiny: bool = False) -> Section:
         if n_obj == objects[-1] and not quick and not tiny:
             profiled = top_ops(encoder_step(model, batch))
     header = ("batch x frames x objects", "DSG nodes / edges / Nmax", "SDPA ms", *[f"{b} ms" for b in backends],
-              *[f"{b}/SDPA" for b in backends], "auto / fastest")
+              *[f"{b}/SDPA" for b in backends], "auto / fastest", "FLOPs encoder/SDPA")
     md = [f"Finsta encoder (videoqa config: dim {dim}, {heads} heads, TSG {cfg.tsg_layers} + DSG {cfg.dsg_blocks} "
           f"+ HSG {cfg.hsg_blocks} layers) forward + backward, median of {runs} interleaved runs, "
           f"{torch.get_num_threads()} threads.  SDPA: the same layer counts over the same node tokens per graph, "
-          "padded per graph (TSG and HSG per text, DSG per clip).", "", markdown_table(header, rows)]
+          "padded per graph (TSG and HSG per text, DSG per clip).  The FLOP column counts one forward + "
+          "backward of each: GTrm layers also carry edge features (bias, value and, except in a stack's last "
+          "layer, an edge MLP and FFN over every edge), and a DSG has about three edges per node in each "
+          "direction, so the encoder does more arithmetic than attention over the same tokens until the "
+          "quadratic attention of large graphs catches up.", "", markdown_table(header, rows)]
     md += ["", *notes] if notes else []
     if call_rows:
         md += ["", "Every GTrm call of one encoder forward, alone, forward + backward, per kernel (what `auto` "
@@ -218,7 +234,7 @@ def run(quick: bool, out_dir: Path, tiny: bool = False) -> Section:
     if profiled:
         md += ["", f"torch.profiler, one `auto` encoder step at 32x8x{objects[-1]} (self CPU time):", "", profiled]
     return Section("Graph kernels: Finsta encoder vs SDPA", "\n".join(md),
-                   "python benchmarks/bench_encoder.py" + (" --quick" if quick else ""),
+                   "python -m benchmarks.bench_encoder" + (" --quick" if quick else ""),
                    headline=headline, seconds=time.perf_counter() - t0)
 
 

@@ -5,7 +5,7 @@ Batches are real videoqa samples given that many frames and moving objects (``wo
 builder relates every pair of objects in a frame (one spatial predicate per pair), so a DSG has O(objects^2)
 nodes per frame: the objects table also gives the exponent against the DSG's node count.
 
-Usage: python benchmarks/bench_scaling.py [--quick]
+Usage: python -m benchmarks.bench_scaling [--quick]
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def run(quick: bool, out_dir: Path, tiny: bool = False) -> Section:
              f"{fixed['objects']} objects/frame resp. {fixed['frames']} frames; batch sweep at {fixed['frames']} "
              f"frames, {batch_objects} objects/frame.")
     return Section("Scaling: frames, objects, batch", "\n".join([intro, "", *md]),
-                   "python benchmarks/bench_scaling.py" + (" --quick" if quick else ""),
+                   "python -m benchmarks.bench_scaling" + (" --quick" if quick else ""),
                    plots=plots, headline=headline, seconds=time.perf_counter() - t0)
 
 

@@ -9,7 +9,7 @@ features go unread, so their parameters are frozen and their backward skipped, w
 Batches come from the real DataModule (no workers) and are loaded before timing.  fp32 (the CLIP4Clip config
 trains in bf16-mixed on GPUs; on CPU bf16 autocast would time the cast, not the model).
 
-Usage: python benchmarks/bench_step.py [--quick]
+Usage: python -m benchmarks.bench_step [--quick]
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def run(quick: bool, out_dir: Path, tiny: bool = False) -> Section:
           markdown_table(("task", "host", "batch", "host ms", "host+Finsta ms", "time ratio", "FLOP ratio",
                           "FLOPs of"), rows)]
     return Section("Step overhead: host + Finsta over host", "\n".join(md),
-                   "python benchmarks/bench_step.py" + (" --quick" if quick else ""),
+                   "python -m benchmarks.bench_step" + (" --quick" if quick else ""),
                    headline=headline, seconds=time.perf_counter() - t0)
 
 
