@@ -39,28 +39,36 @@ def fresh_clone_markdown() -> str:
         f"| {s['clone']:.0f} s | {s['install']:.0f} s | {s['first_step']:.0f} s | {r['total']:.0f} s |"])
 
 
-def main() -> None:
-    """Run the sections, write the report."""
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", nargs="*", choices=SECTIONS, help="run these sections only")
-    args = ap.parse_args()
-    out = REPO / "runs" / "bench-quick" if args.quick else REPO
-    plots = out / "benchmarks" / "plots" if args.quick else REPO / "benchmarks" / "plots"
+def run_all(quick: bool, out: Path, tiny: bool = False, only: list[str] | None = None) -> list[Section]:
+    """Run the sections (``tiny``: the test suite's toy sizes on its tiny world) and write ``out``/BENCHMARKS.md
+    with plots under ``out``/benchmarks/plots; returns the sections."""
+    plots = out / "benchmarks" / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     sections: list[Section] = []
-    for name in args.only or SECTIONS:
+    for name in only or SECTIONS:
         start = time.perf_counter()
         print(f"== {name}", flush=True)
-        section = importlib.import_module(f"benchmarks.{name}").run(args.quick, plots)
+        section = importlib.import_module(f"benchmarks.{name}").run(quick or tiny, plots, tiny=tiny)
         section.seconds = section.seconds or time.perf_counter() - start
-        section.plots = [str(Path(p).resolve().relative_to(out.resolve())) if Path(p).is_absolute() else p
-                         for p in section.plots]
+        section.plots = [str(Path(p).resolve().relative_to(out.resolve())) for p in section.plots]
         sections.append(section)
         print(section.markdown, flush=True)
-    command = "make bench QUICK=1" if args.quick else "make bench"
-    write_report(out / "BENCHMARKS.md", sections, args.quick, command, fresh_clone_markdown())
+    command = "make bench QUICK=1" if quick else "make bench"
+    write_report(out / "BENCHMARKS.md", sections, quick or tiny, command, fresh_clone_markdown())
     print(f"wrote {out / 'BENCHMARKS.md'}")
+    return sections
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the flags and run."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--tiny", action="store_true", help="toy sizes on the tests' tiny world (what the tests run)")
+    ap.add_argument("--only", nargs="*", choices=SECTIONS, help="run these sections only")
+    ap.add_argument("--out", type=Path, help="report folder (default: the repository; runs/bench-quick with --quick)")
+    args = ap.parse_args(argv)
+    out = args.out or (REPO / "runs" / "bench-quick" if args.quick or args.tiny else REPO)
+    run_all(args.quick, out, args.tiny, args.only)
 
 
 if __name__ == "__main__":

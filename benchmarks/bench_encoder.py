@@ -171,8 +171,8 @@ def run(quick: bool, out_dir: Path, tiny: bool = False) -> Section:
     t0 = time.perf_counter()
     torch.set_num_threads(2)
     torch.manual_seed(0)
-    batch_size = 8 if tiny else 32
-    objects = [4] if tiny else ([4, 8] if quick else [4, 8, 16])
+    batch_size = 8 if tiny else (16 if quick else 32)
+    objects = [4] if tiny or quick else [4, 8, 16]
     warmup, runs = (0, 1) if tiny else ((0, 1) if quick else (1, 2))
     model, dm = build_task([CONFIG, *(TINY_CONFIGS if tiny else [])], batch_size=batch_size)
     model.train()

@@ -88,12 +88,13 @@ def kernel_table(dim: int = 128, heads: int = 4, warmup: int = 3, runs: int = 10
     return markdown_table(header, rows), ratios
 
 
-def run(quick: bool, out_dir: Path) -> Section:
-    """The GTrm kernel section of BENCHMARKS.md: one layer, forward + backward, per kernel."""
+def run(quick: bool, out_dir: Path, tiny: bool = False) -> Section:
+    """The GTrm kernel section of BENCHMARKS.md: one layer, forward + backward, per kernel (``tiny``: dim 32,
+    one run, for the test suite)."""
     torch.set_num_threads(2)
     start = time.perf_counter()
-    runs, warmup = (3, 1) if quick else (10, 3)
-    table, ratios = kernel_table(warmup=warmup, runs=runs)
+    runs, warmup = (1, 0) if tiny else ((2, 0) if quick else (10, 3))
+    table, ratios = kernel_table(dim=32 if tiny else 128, warmup=warmup, runs=runs)
     md = (f"One GTrm layer (dim 128, 4 heads), forward + backward, median of {runs} interleaved runs; `sdpa` is the "
           "dense kernel with `scaled_dot_product_attention`.  These decide `CPU_AUTO_BACKEND` in nn/gtrm.py.\n\n"
           + table)

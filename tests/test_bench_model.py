@@ -81,3 +81,33 @@ def test_data_benchmark_tiny(tmp_path: Path) -> None:
     stage_table = s.markdown.split("Where a worker's time goes")[1]
     cold = next(ln for ln in stage_table.splitlines() if ln.startswith("| motion + rule, cold"))
     assert float(cold.split("|")[4]) > 0  # the detect column of the cold loader: it did detect
+
+
+def test_runner_writes_the_report(tmp_path: Path) -> None:
+    """`python -m benchmarks --tiny` end to end: every section in BENCHMARKS.md with its headline ratios, the
+    machine, and plots that exist where the report links them."""
+    from benchmarks.__main__ import SECTIONS, run_all
+
+    sections = run_all(quick=False, out=tmp_path, tiny=True, only=["bench_gtrm"])
+    report = (tmp_path / "BENCHMARKS.md").read_text()
+    assert "## Machine" in report and "torch 2." in report and "## GTrm kernels" in report
+    assert all(f"| GTrm kernels | {name} |" in report for name in sections[0].headline)
+    assert "bench_data" in SECTIONS and len(SECTIONS) == 5
+
+
+@pytest.mark.slow
+def test_quick_bench_runs_under_three_minutes(tmp_path: Path) -> None:
+    """`make bench QUICK=1`'s own command, timed: the reduced run stays under its 3-minute promise."""
+    import subprocess
+    import sys
+    import time
+
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--out", str(tmp_path)], cwd=REPO, check=True,
+                   timeout=600)
+    assert time.perf_counter() - start < 180
+    report = (tmp_path / "BENCHMARKS.md").read_text()
+    for title in ("Data pipeline", "Graph kernels: Finsta encoder vs SDPA", "GTrm kernels", "Step overhead",
+                  "Scaling"):
+        assert f"## {title}" in report
+    assert len(list((tmp_path / "benchmarks" / "plots").glob("*.png"))) >= 4
