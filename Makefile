@@ -8,9 +8,10 @@ TASK   ?= videoqa
 ARGS   ?=
 PYTEST_ARGS ?=
 QUICK  ?=
+SIZE   ?= small
 TASKS  := $(sort $(basename $(notdir $(wildcard experiments/*.yaml))))
 
-.PHONY: install train test test-slow bench bench-fresh-clone clean help
+.PHONY: install train test test-slow bench bench-fresh-clone reproduce clean help
 
 help:
 	@echo "make train TASK=<$(TASKS)>  |  make test  |  make test-slow  |  make bench [QUICK=1]  |  make install"
@@ -42,6 +43,10 @@ test-slow: $(STAMP)
 # runs/bench-quick/ so the committed report is left alone.
 bench: $(STAMP)
 	$(PY) -m benchmarks $(if $(QUICK),--quick)
+
+# Host only / host + Finsta / post-trained host per task, ablations and studies over seeds: RESULTS.md.
+reproduce: $(STAMP)
+	$(VENV)/bin/finsta-pl reproduce --size $(SIZE)
 
 # Clone, install and fit one step from nothing, timed (benchmarks/results/fresh_clone.json, read by make bench).
 bench-fresh-clone:

@@ -26,6 +26,7 @@ TOOLS: dict[str, str] = {
     "tiny-clip": "finsta_pl.tools.tiny_clip",
     "data": "finsta_pl.tools.data_check",
     "detect": "finsta_pl.tools.detect",
+    "reproduce": "finsta_pl.tools.reproduce",
 }
 
 
