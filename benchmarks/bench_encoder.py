@@ -181,7 +181,7 @@ def run(quick: bool, out_dir: Path, tiny: bool = False) -> Section:
     backends = gtrm.available_backends() + ["auto"]
     sdpa = SdpaEncoder(dim, heads, {"tsg": cfg.tsg_layers, "dsg": cfg.dsg_blocks, "hsg": cfg.hsg_blocks})
     rows, call_rows, headline, notes = [], [], {}, []
-    profiled = ""
+    profiled, shares = "", ""
     for n_obj in objects:
         batch = object_batch(dm, batch_size, n_obj)
         sizes = graph_sizes(batch)
@@ -215,6 +215,8 @@ def run(quick: bool, out_dir: Path, tiny: bool = False) -> Section:
             call_rows += kernel_calls(model, batch, n_obj, heads, big, runs)
         if n_obj == objects[-1] and not quick and not tiny:
             profiled = top_ops(encoder_step(model, batch))
+        if n_obj == objects[0] and not quick and not tiny:
+            shares = stage_shares(model, batch, runs)
     header = ("batch x frames x objects", "DSG nodes / edges / Nmax", "SDPA ms", *[f"{b} ms" for b in backends],
               *[f"{b}/SDPA" for b in backends], "auto / fastest", "FLOPs encoder/SDPA")
     md = [f"Finsta encoder (videoqa config: dim {dim}, {heads} heads, TSG {cfg.tsg_layers} + DSG {cfg.dsg_blocks} "
@@ -231,11 +233,49 @@ def run(quick: bool, out_dir: Path, tiny: bool = False) -> Section:
                f"decides: dgl from Nmax >= {gtrm.CPU_AUTO_DGL_MIN_NMAX}):", "",
                markdown_table(("objects", "layer", "graphs", "nodes", "edges", "Nmax", "dense ms", "dgl ms",
                                "auto picks", "faster"), call_rows)]
+    if shares:
+        md += ["", f"Where the encoder's time goes at {batch_size}x8x{objects[0]}: the step with a part replaced by "
+               "the identity, interleaved with the whole step (the difference is that part's time):", "", shares]
     if profiled:
         md += ["", f"torch.profiler, one `auto` encoder step at 32x8x{objects[-1]} (self CPU time):", "", profiled]
     return Section("Graph kernels: Finsta encoder vs SDPA", "\n".join(md),
                    "python -m benchmarks.bench_encoder" + (" --quick" if quick else ""),
                    headline=headline, seconds=time.perf_counter() - t0)
+
+
+def stage_shares(model: Any, batch: FinstaBatch, runs: int) -> str:
+    """Markdown: the share of one encoder step spent in the frame recurrence (R-GTrm's walk over frames) and
+    in GTrm's edge update, each measured by timing the step with that part switched off, interleaved."""
+    from finsta_pl.nn import rgtrm
+
+    step = encoder_step(model, batch)
+    layers = [m for m in model.finsta.modules() if isinstance(m, GTrmLayer)]
+
+    def no_recurrence() -> None:
+        original = rgtrm.FrameRecurrence.forward
+        rgtrm.FrameRecurrence.forward = lambda self, h, *args, **kwargs: h * 1.0
+        try:
+            step()
+        finally:
+            rgtrm.FrameRecurrence.forward = original
+
+    def no_edge_update() -> None:  # update_edges=False: the layer returns its input edges (as a stack's last)
+        flags = [layer.update_edges for layer in layers]
+        for layer in layers:
+            layer.update_edges = False
+        try:
+            step()
+        finally:
+            for layer, flag in zip(layers, flags):
+                layer.update_edges = flag
+
+    ms = interleaved_medians({"whole": step, "recurrence": no_recurrence, "edges": no_edge_update}, 1, runs)
+    rows = [("frame recurrence (`FrameRecurrence`, a loop over frames)", 1e3 * (ms["whole"] - ms["recurrence"]),
+             (ms["whole"] - ms["recurrence"]) / ms["whole"]),
+            ("edge update (GTrm's edge MLP + FFN over every edge)", 1e3 * (ms["whole"] - ms["edges"]),
+             (ms["whole"] - ms["edges"]) / ms["whole"]),
+            ("whole step", 1e3 * ms["whole"], 1.0)]
+    return markdown_table(("part", "ms", "share of the step"), rows)
 
 
 def kernel_calls(model: Any, batch: FinstaBatch, n_obj: int, heads: int, big: bool, runs: int) -> list[tuple]:
