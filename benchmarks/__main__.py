@@ -22,6 +22,40 @@ REPO = Path(__file__).resolve().parents[1]
 SECTIONS = ("bench_data", "bench_encoder", "bench_gtrm", "bench_step", "bench_scaling")
 
 
+#: the issue's targets: (headline ratio, "<=" or ">=", bound); the rows of the report's target table.
+TARGETS: tuple[tuple[str, str, float], ...] = (
+    ("motion + rule, cold / decode-only (2 workers)", ">=", 0.75),
+    ("motion + rule, warm / decode-only (2 workers)", ">=", 0.95),
+    ("precomputed + rule / decode-only (2 workers)", ">=", 0.75),
+    ("real footage: precomputed + rule / decode-only (2 workers)", ">=", 0.95),
+    ("encoder/SDPA at 32x8x16 (auto)", "<=", 1.0),
+    ("auto / fastest kernel, worst measured size", "<=", 1.05),
+    ("step host+Finsta / host, videoqa CLIP4Clip ViT-B/32", "<=", 1.2),
+    ("step host+Finsta / host, retrieval CLIP4Clip ViT-B/32", "<=", 1.2),
+    ("scaling exponent: time vs frames", "<=", 1.15),
+    ("scaling exponent: time vs objects", "<=", 1.15),
+    ("scaling exponent: total time vs batch", "<=", 1.15),
+)
+
+
+def targets_markdown(sections: list[Section]) -> str:
+    """The target table: each target's measured value in this run and whether it holds."""
+    values = {name: value for s in sections for name, value in s.headline.items()}
+    rows = []
+    for name, op, bound in TARGETS:
+        if name not in values:
+            continue
+        value = values[name]
+        holds = value >= bound if op == ">=" else value <= bound
+        rows.append((name, value, f"{op} {bound}", "holds" if holds else "**missed**"))
+    if not rows:
+        return ""
+    analysis = REPO / "benchmarks" / "analysis.md"
+    note = analysis.read_text().strip() if analysis.is_file() else ""
+    return "\n".join(["## Targets", "", "| ratio | this run | target | |", "| --- | --- | --- | --- |",
+                      *(f"| {n} | {v:.3f} | {t} | {h} |" for n, v, t, h in rows), "", note])
+
+
 def fresh_clone_markdown() -> str:
     """The fresh-clone section from the last stored result, or how to make one."""
     path = REPO / "benchmarks" / "results" / "fresh_clone.json"
@@ -54,7 +88,8 @@ def run_all(quick: bool, out: Path, tiny: bool = False, only: list[str] | None =
         sections.append(section)
         print(section.markdown, flush=True)
     command = "make bench QUICK=1" if quick else "make bench"
-    write_report(out / "BENCHMARKS.md", sections, quick or tiny, command, fresh_clone_markdown())
+    write_report(out / "BENCHMARKS.md", sections, quick or tiny, command, fresh_clone_markdown(),
+                 after_headline=targets_markdown(sections))
     print(f"wrote {out / 'BENCHMARKS.md'}")
     return sections
 

@@ -91,9 +91,9 @@ def _git(*args: str) -> str:
 
 
 def write_report(path: Path, sections: Sequence[Section], quick: bool, command: str,
-                 extra: str = "") -> None:
-    """BENCHMARKS.md: the machine, the headline ratios, each section with its command and plots, then
-    ``extra``; the headline figures also go to ``bench.json`` beside it, for scripts."""
+                 extra: str = "", after_headline: str = "") -> None:
+    """BENCHMARKS.md: the machine, the headline ratios (then ``after_headline``), each section with its command
+    and plots, then ``extra``; the headline figures also go to ``bench.json`` beside it, for scripts."""
     info = machine()
     lines = ["# finsta-pl benchmarks", "",
              f"Written by `{command}` ({'QUICK reduced run' if quick else 'full run'}) at commit {info['commit']}, "
@@ -106,6 +106,8 @@ def write_report(path: Path, sections: Sequence[Section], quick: bool, command: 
              "## Headline ratios", ""]
     rows = [(s.title, name, value) for s in sections for name, value in s.headline.items()]
     lines += [markdown_table(("benchmark", "ratio", "value"), rows), ""]
+    if after_headline:
+        lines += [after_headline, ""]
     for s in sections:
         lines += [f"## {s.title}", "", f"Command: `{s.command}` ({s.seconds:.0f} s in this run)", "", s.markdown, ""]
         lines += [f"![{Path(p).stem}]({p})" for p in s.plots]

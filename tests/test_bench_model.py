@@ -111,3 +111,15 @@ def test_quick_bench_runs_under_three_minutes(tmp_path: Path) -> None:
                   "Scaling"):
         assert f"## {title}" in report
     assert len(list((tmp_path / "benchmarks" / "plots").glob("*.png"))) >= 4
+
+
+def test_targets_table_says_which_hold() -> None:
+    from benchmarks.__main__ import targets_markdown
+    from benchmarks.report import Section
+
+    s = Section("x", "", "", headline={"encoder/SDPA at 32x8x16 (auto)": 1.4,
+                                       "motion + rule, warm / decode-only (2 workers)": 0.96})
+    md = targets_markdown([s])
+    assert "| encoder/SDPA at 32x8x16 (auto) | 1.400 | <= 1.0 | **missed** |" in md
+    assert "| motion + rule, warm / decode-only (2 workers) | 0.960 | >= 0.95 | holds |" in md
+    assert "cold" not in md.split("## Targets")[1].split("\n\n")[1]  # absent figures are not listed
