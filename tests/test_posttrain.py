@@ -82,3 +82,68 @@ def test_posttraining_trains_the_hsg_it_distils_from(tiny_world: Path) -> None:
         grads = [p.grad for p in module.parameters()]
         assert all(g is not None for g in grads) and any(float(g.abs().sum()) > 0 for g in grads), name
     assert not hasattr(finsta, "fuse_gate")  # nothing fused in post-training: no gate to leave untrained
+
+
+def test_token_distillation_reaches_the_fusion_tokens_under_object_boxes(tiny_world: Path) -> None:
+    """``token_distill``: each DSG object node is distilled into the host's fusion tokens RoI-pooled at its box
+    and frame (and TSG nodes into their text spans); the pooled distillation never reaches the tokens QA's
+    fusion reads.  Its gradient on the video tokens must land exactly on the patches that object boxes cover."""
+    from finsta_pl.cli import build_cli, expand_config_args
+    from finsta_pl.graphs.container import NODE
+
+    cli = build_cli(expand_config_args(["--config", str(REPO / "experiments" / "posttrain_synthetic.yaml"),
+                                        "--config", str(TINY), "--model.init_args.finsta.token_distill=true"]),
+                    run=False)
+    model, dm = cli.model, cli.datamodule
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    host = model.host
+    video = host.encode_video(batch.frames)
+    video.tokens.retain_grad()
+    text = host.encode_text(batch.text_ids)
+    text.tokens.retain_grad()
+    out = model.finsta(batch, host, video, text, host.fuse(video.select(batch.text_sample), text))
+    assert float(out.losses["token_distill"].detach()) > 0
+    out.losses["token_distill"].backward()
+    b, t = video.frames.shape[:2]
+    g = host.config.patch_grid
+    touched = video.tokens.grad.reshape(b, t, g, g, -1).abs().sum(-1) > 0
+    dsg = batch.dsg
+    expected = torch.zeros(b, t, g, g, dtype=torch.bool)
+    for n in torch.nonzero(dsg.node_type == NODE["object"]).flatten().tolist():
+        x1, y1, x2, y2 = dsg.node_box[n].tolist()
+        cells = torch.arange(g) / g
+        xs = (torch.minimum(torch.tensor(x2), cells + 1 / g) - torch.maximum(torch.tensor(x1), cells)) > 0
+        ys = (torch.minimum(torch.tensor(y2), cells + 1 / g) - torch.maximum(torch.tensor(y1), cells)) > 0
+        expected[int(dsg.node_graph[n]), int(dsg.node_frame[n])] |= ys[:, None] & xs[None, :]
+    assert expected.any() and torch.equal(touched, expected)
+    # Text side: exactly the tokens inside some TSG node's span get a gradient.
+    spans = torch.zeros(text.tokens.shape[:2], dtype=torch.bool).flatten()
+    spans[batch.span_token] = True
+    assert torch.equal(text.tokens.grad.abs().sum(-1).flatten() > 0, spans)
+
+
+def test_an_exported_small_vlm_trains_at_the_pretrained_rate(tiny_world: Path, tmp_path: Path) -> None:
+    """After ``host.init_from``, the built-in host reports its weights as pretrained (``optim.pretrained_lr``)."""
+    from finsta_pl.hosts.base import HostConfig
+    from finsta_pl.hosts.io import export_host
+    from finsta_pl.hosts.registry import build_host
+    from finsta_pl.nn.finsta import FinstaConfig
+    from finsta_pl.tasks import VideoQATask
+    from finsta_pl.tasks.base import OptimConfig
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "what", "circle", "red"]
+    info = {"task": "videoqa", "vocab": vocab, "targets": ["label", "index"], "labels": ["red", "blue"]}
+    config = HostConfig(dim=32, heads=2, video_layers=1, text_layers=1)
+    path = export_host(build_host(config, info), info, tmp_path / "host.pt")
+    plain = VideoQATask(data_info=info, host=config, finsta=FinstaConfig(enabled=False))
+    assert plain.host.pretrained_parameter_names() == set()
+    model = VideoQATask(data_info=info, host=HostConfig(dim=32, heads=2, video_layers=1, text_layers=1, init_from=str(path)),
+                        finsta=FinstaConfig(enabled=False), optim=OptimConfig(lr=1e-3, pretrained_lr=1e-4))
+    assert model.host.pretrained_parameter_names() == {n for n, _ in model.host.named_parameters()}
+    model.trainer = type("T", (), {"estimated_stepping_batches": 10})()  # configure_optimizers reads only this
+    opt = model.configure_optimizers()["optimizer"]
+    host_ids = {id(p) for p in model.host.parameters()}
+    for group in opt.param_groups:
+        in_host = {id(p) in host_ids for p in group["params"]}
+        assert len(in_host) == 1 and group["lr"] == (1e-4 if in_host.pop() else 1e-3)

@@ -87,6 +87,13 @@ class Host(nn.Module):
         mask = (ids != 0).unsqueeze(-1).to(words.dtype)
         return (words * mask).sum(1) / mask.sum(1).clamp(min=1)
 
+    #: whether :meth:`token_grid` gives the fusion's video tokens as a spatial grid (token-level distillation).
+    has_token_grid: bool = False
+
+    def token_grid(self, video: VideoFeatures) -> Tensor:
+        """The video tokens the fusion attends to as a grid ``[B, T, d, h, w]`` (only if :attr:`has_token_grid`)."""
+        raise NotImplementedError(f"{type(self).__name__} has no token grid")
+
     def pretrained_parameter_names(self) -> set[str]:
         """Names of parameters loaded from a pretrained checkpoint (they may train at ``optim.pretrained_lr``)."""
         return set()

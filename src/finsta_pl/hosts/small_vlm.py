@@ -66,6 +66,14 @@ class SmallVLM(Host):
         pooled = self.video_norm(frame_tokens.mean(1))
         return VideoFeatures(pooled, frame_tokens, maps.reshape(b, t, self.dim, *maps.shape[-2:]), tokens)
 
+    has_token_grid = True
+
+    def token_grid(self, video: VideoFeatures) -> Tensor:
+        """The patch tokens (what the fusion attends to) as ``[B, T, d, g, g]``."""
+        b, t = video.frames.shape[:2]
+        g = self.config.patch_grid
+        return video.tokens.reshape(b, t, g, g, self.dim).permute(0, 1, 4, 2, 3)
+
     def encode_text(self, text_ids: Tensor) -> TextFeatures:
         """See :meth:`Host.encode_text`."""
         mask = text_ids != 0
@@ -77,6 +85,10 @@ class SmallVLM(Host):
         """See :meth:`Host.fuse`."""
         out = self.fusion(text.tokens, video.tokens, tgt_key_padding_mask=~text.mask)
         return self.fusion_norm(out[:, 0])
+
+    def pretrained_parameter_names(self) -> set[str]:
+        """Every parameter once an exported (post-trained) host was loaded, else none."""
+        return set(getattr(self, "_pretrained", ()))
 
     def feature_parameters(self, kind: str) -> list[nn.Parameter]:
         """The final norm of a pooled feature, or the fusion (see :meth:`Host.feature_parameters`)."""
@@ -108,4 +120,6 @@ class SmallVLM(Host):
         missing, unexpected = self.load_state_dict(state, strict=False)
         if set(missing) - {_WORDS} or unexpected:
             raise RuntimeError(f"missing {missing}, unexpected {unexpected}")
+        # Everything was copied (the word table by word): all of it may train at ``optim.pretrained_lr``.
+        self._pretrained = {n for n, _ in self.named_parameters()}
         return f"{len(pairs)} word embeddings reused, {len(vocab) - len(pairs)} new"

@@ -49,6 +49,12 @@ class FinstaConfig:
     osc_weight: float = 0.5
     ptc_weight: float = 0.5
     distill_weight: float = 0.5
+    # Token-level distillation (opt-in, post-training): each DSG object node's state into the host's fusion tokens
+    # RoI-pooled at its box and frame, each TSG node's state into the host's text tokens of its span.  The
+    # pooled distillation above reaches only the host's mean-pooled features, which the QA/MC fusion never
+    # reads.  It did not raise the built-in host's QA (docs/RESULTS-posttrain.md), so it is off by default.
+    token_distill: bool = False
+    token_distill_weight: float = 1.0
     hsg_weight: float = 0.5
     temperature: float = 0.07
     stgd_sigma: float = 0.03
@@ -105,6 +111,12 @@ class FinstaStreams(nn.Module):
             self._build_text_streams(d)
         if c.distill:
             self.distill_heads = nn.ModuleDict({k: nn.Linear(d, d) for k in (("text", "video", "joint") if texts else ("video",))})
+        # Token-level students exist where the host has them: text tokens always, video tokens on a grid only
+        # for hosts whose fusion tokens are one (``Host.token_grid``).
+        self.token_students = tuple(k for k in ("video", "text") if c.distill and c.token_distill
+                                    and (k != "video" or host.has_token_grid) and (k != "text" or texts))
+        if self.token_students:
+            self.token_heads = nn.ModuleDict({k: nn.Linear(d, d) for k in self.token_students})
         if self.fused:
             # Gated sum with zero-initialised projections: the host's output is unchanged at step 0, yet every
             # projection weight gets a gradient at once.  (A zero *gate* would leave it to one scalar that
@@ -154,24 +166,13 @@ class FinstaStreams(nn.Module):
     def _dsg_features(self, g: GraphBatch, host: Host, video: VideoFeatures, active: Tensor) -> tuple[Tensor, Tensor]:
         """Node features and the host's own RoI-pooled frame features (for embedding linking)."""
         h = self._label_features(g, host, active)
-        b, t, d, mh, mw = video.maps.shape
-        frame = g.node_frame.clamp(0, t - 1)
+        frame = g.node_frame.clamp(0, video.maps.shape[1] - 1)
         h = h + self.frame_proj(video.frames[g.node_graph, frame])
         box = g.node_box
         geo = torch.cat([box, (box[:, :2] + box[:, 2:]) / 2, box[:, 2:] - box[:, :2]], -1)
         is_obj = (g.node_type == NODE["object"]).to(h.dtype)
         h = h + self.box_mlp(geo) * is_obj[:, None]
-        # RoI pooling: each object averages the map cells its box covers, weighted by covered area.
-        ys = torch.arange(mh, device=h.device, dtype=box.dtype) / mh
-        xs = torch.arange(mw, device=h.device, dtype=box.dtype) / mw
-        ox = (torch.minimum(box[:, 2:3], xs + 1 / mw) - torch.maximum(box[:, 0:1], xs)).clamp(min=0)
-        oy = (torch.minimum(box[:, 3:4], ys + 1 / mh) - torch.maximum(box[:, 1:2], ys)).clamp(min=0)
-        weight = (oy[:, :, None] * ox[:, None, :]).flatten(1) * is_obj[:, None]  # [N, mh*mw]
-        weight = weight / weight.sum(1, keepdim=True).clamp(min=1e-9)
-        node, cell = weight.nonzero(as_tuple=True)
-        cells = video.maps.permute(0, 1, 3, 4, 2).reshape(-1, d)  # [(B T mh mw), d]
-        flat = (g.node_graph[node] * t + frame[node]) * mh * mw + cell
-        roi = scatter_sum(cells[flat] * weight[node, cell, None], node, g.num_nodes)
+        roi = _roi_pool(video.maps, g, is_obj)
         return h + self.roi_proj(roi), roi
 
     # ----------------------------------------------------------------------------------------- graph streams
@@ -248,6 +249,10 @@ class FinstaStreams(nn.Module):
         h_d, roi = self._dsg_features(dsg, host, video, a_d)
         h_d = self._recurrent(self.dsg_blocks, dsg, self.in_norm(h_d), _SPATIAL, a_d, self.stgd)
         out = FinstaOutput(None, self._pool(h_d, dsg, a_d), None, {})
+        if "video" in self.token_students:
+            is_obj = (dsg.node_type == NODE["object"]) & a_d
+            student = _roi_pool(host.token_grid(video), dsg, is_obj)
+            out.losses["token_distill"] = cosine_distill(self.token_heads["video"](student), h_d, is_obj)
         if self.node_states:  # only heads that attend to the nodes (captioning) pay for the padding
             out.video_nodes, out.video_node_pad = _per_graph(h_d, dsg.node_graph, dsg.num_graphs, a_d)
         if not self.texts or text is None or batch.tsg is None:
@@ -296,6 +301,11 @@ class FinstaStreams(nn.Module):
         if self.hsg_contrast:
             clip_key = batch.clip_key[batch.text_sample]
             out.losses["hsg"] = self._hsg_contrast(out.joint, video.pooled[batch.text_sample], text.pooled, clip_key)
+        if "text" in self.token_students:
+            has_span = (torch.bincount(batch.span_node, minlength=tsg.num_nodes) > 0) & a_t
+            text_loss = cosine_distill(self.token_heads["text"](span), h_t, has_span)
+            video_loss = out.losses.get("token_distill")
+            out.losses["token_distill"] = text_loss if video_loss is None else (text_loss + video_loss) / 2
         if c.distill:
             # Samples whose graph is empty (a lone "scene" node) have nothing to teach.
             heads = self.distill_heads
@@ -338,8 +348,26 @@ class FinstaStreams(nn.Module):
     def total_loss(self, losses: dict[str, Tensor]) -> Tensor:
         """Weighted sum of the auxiliary losses."""
         c = self.config
-        weights = {"osc": c.osc_weight, "ptc": c.ptc_weight, "distill": c.distill_weight, "hsg": c.hsg_weight}
+        weights = {"osc": c.osc_weight, "ptc": c.ptc_weight, "distill": c.distill_weight, "hsg": c.hsg_weight,
+                   "token_distill": c.token_distill_weight}
         return sum((weights[k] * v for k, v in losses.items()), torch.zeros((), device=self.node_type.weight.device))
+
+
+def _roi_pool(grid: Tensor, g: GraphBatch, is_obj: Tensor) -> Tensor:
+    """RoI pooling of ``grid [B, T, d, h, w]`` (frame feature maps, or a host's token grid): each object node
+    averages the cells its box covers, weighted by covered area, at its own frame; other nodes get zeros."""
+    b, t, d, mh, mw = grid.shape
+    box, frame = g.node_box, g.node_frame.clamp(0, t - 1)
+    ys = torch.arange(mh, device=box.device, dtype=box.dtype) / mh
+    xs = torch.arange(mw, device=box.device, dtype=box.dtype) / mw
+    ox = (torch.minimum(box[:, 2:3], xs + 1 / mw) - torch.maximum(box[:, 0:1], xs)).clamp(min=0)
+    oy = (torch.minimum(box[:, 3:4], ys + 1 / mh) - torch.maximum(box[:, 1:2], ys)).clamp(min=0)
+    weight = (oy[:, :, None] * ox[:, None, :]).flatten(1) * is_obj[:, None].to(box.dtype)  # [N, mh*mw]
+    weight = weight / weight.sum(1, keepdim=True).clamp(min=1e-9)
+    node, cell = weight.nonzero(as_tuple=True)
+    cells = grid.permute(0, 1, 3, 4, 2).reshape(-1, d)  # [(B T mh mw), d]
+    flat = (g.node_graph[node] * t + frame[node]) * mh * mw + cell
+    return scatter_sum(cells[flat] * weight[node, cell, None], node, g.num_nodes)
 
 
 def _label_link_features(host: Host, tsg: GraphBatch, dsg: GraphBatch, text_sample: Tensor, by_label: Tensor,
