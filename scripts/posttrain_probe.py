@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from collections import defaultdict
 from pathlib import Path
 
@@ -184,13 +185,17 @@ def qa_per_template(ckpt: str, dm: VideoQADataModule) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    global HOST
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("hosts", nargs="+")
     parser.add_argument("--json")
+    parser.add_argument("--patch-grid", type=int, default=HOST.patch_grid,
+                        help="token grid of the probed host (only for `random`: exported hosts keep theirs)")
     parser.add_argument("--qa", action="store_true", help="HOSTs are fine-tuned VideoQATask checkpoints: "
                         "report val accuracy per question template instead of probing")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    HOST = replace(HOST, patch_grid=args.patch_grid)
     world = ensure_world(WorldConfig())
     dm = VideoQADataModule(synthetic=WorldConfig(), build_graphs=False, clip=ClipConfig(num_frames=8, random_offsets=False),
                            loader=LoaderConfig(batch_size=64, num_workers=0))
