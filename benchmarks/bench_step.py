@@ -84,10 +84,7 @@ def clip_configs(tokenizer_dir: Path) -> list[str]:
     clip = json.dumps({**VIT_B32, "text_config": text})
     return ["--model.init_args.host.checkpoint=", f"--model.init_args.host.clip_config={clip}",
             f"--data.init_args.tokenizer={tokenizer_dir}", "--data.init_args.clip.num_frames=8",
-            # Frames load at 64 px and the host resizes them to CLIP's 224 (as for any input size), so the
-            # model's cost is the 224-px one: the motion detector fails on frames over 128 px wide (cv2.LUT
-            # reads the width of a [T, H, W] array as channels), a bug of graphs/detect.py.
-            "--data.init_args.clip.frame_size=64"]
+            "--data.init_args.clip.frame_size=224"]  # CLIP's input size: frames and graphs as a real run has them
 
 
 def measure(configs: list[str], overrides: list[str], batch_size: int, warmup: int,

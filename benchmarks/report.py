@@ -93,7 +93,7 @@ def _git(*args: str) -> str:
 def write_report(path: Path, sections: Sequence[Section], quick: bool, command: str,
                  extra: str = "", after_headline: str = "") -> None:
     """BENCHMARKS.md: the machine, the headline ratios (then ``after_headline``), each section with its command
-    and plots, then ``extra``; the headline figures also go to ``bench.json`` beside it, for scripts."""
+    and plots, then ``extra``; the headline figures also go to ``benchmarks/results/bench.json`` below it, for scripts."""
     info = machine()
     lines = ["# finsta-pl benchmarks", "",
              f"Written by `{command}` ({'QUICK reduced run' if quick else 'full run'}) at commit {info['commit']}, "
@@ -115,7 +115,9 @@ def write_report(path: Path, sections: Sequence[Section], quick: bool, command: 
     if extra:
         lines += [extra, ""]
     path.write_text("\n".join(lines))
-    (path.parent / "bench.json").write_text(json.dumps(
+    results = path.parent / "benchmarks" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "bench.json").write_text(json.dumps(
         {"machine": info, "quick": quick, "sections": [
             {"title": s.title, "headline": s.headline, "seconds": s.seconds, "plots": s.plots} for s in sections]},
         indent=2))

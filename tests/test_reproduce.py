@@ -13,13 +13,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_plan_covers_every_table_and_posttrains_first(tmp_path: Path) -> None:
     runs = plan(SIZES["full"], tmp_path)
-    assert [r.table for r in runs[:3]] == ["posttrain"] * 3  # every seed's enhanced host before its users
+    assert [r.table for r in runs[:6]] == ["posttrain"] * 6  # every seed's enhanced hosts before their users
+    # The compositional rows fine-tune a host post-trained without the held-out combinations.
+    comp = [r for r in runs if r.needs_posttrain and r.column == "compositional"]
+    assert comp and all("enhanced_host_compositional" in " ".join(r.args(SIZES["full"], tmp_path)) for r in comp)
+    assert all("compositional_train.txt" in " ".join(r.overrides) for r in runs[:6] if r.column == "compositional")
     tables_ = {r.table for r in runs}
     assert {"videoqa", "retrieval", "captioning", "mcqa", "inference", "action"} <= tables_
     assert {"ablation: videoqa", "ablation: retrieval", "robustness: videoqa", "zero-shot retrieval"} <= tables_
     assert len({r.slug for r in runs}) == len(runs)  # one folder and one result line per run
     post = [r for r in runs if r.needs_posttrain]
-    assert post and all(f"enhanced_host_seed{r.seed}.pt" in " ".join(r.args(SIZES["full"], tmp_path)) for r in post)
+    assert post and all(f"_seed{r.seed}.pt" in " ".join(r.args(SIZES["full"], tmp_path)) for r in post)
     qa = [r for r in runs if r.table == "videoqa" and r.column == "compositional"]
     assert len(qa) == 9 and all("compositional_val.txt" in " ".join(r.overrides) for r in qa)
     assert {r.seed for r in runs} == {0, 1, 2}
@@ -41,6 +45,9 @@ def test_tables_mark_only_differences_beyond_the_seed_spread() -> None:
     ablation = md.split("### ablation: videoqa")[1]
     assert "| full model | 0.810 +- 0.010 (n=3) |" in ablation  # the joint runs lead the ablation table
     assert "| w/o PTC | 0.807" in ablation and "(n=3)*" not in ablation  # within the spread: not marked
+    robust = {_run("robustness: videoqa", "node drop 50%", s): v for s, v in enumerate([0.60, 0.62, 0.61])}
+    md = tables(with_references({**results, **robust}))
+    assert "| node drop 0% | 0.810 +- 0.010 (n=3) |\n| node drop 50% | 0.610 +- 0.010 (n=3)* |" in md
 
 
 def test_a_rerun_skips_what_is_done(tmp_path: Path) -> None:
@@ -63,7 +70,7 @@ def test_minimal_reproduction_runs_for_real(tiny_world: Path, tmp_path: Path, mo
     monkeypatch.chdir(REPO)
     results = reproduce("minimal", tmp_path / "out", tmp_path / "RESULTS.md")
     assert len(results) == 5 and all(0.0 <= v <= 1.0 for v in results.values())
-    assert (tmp_path / "out" / "hosts" / "enhanced_host_seed0.pt").is_file()
+    assert (tmp_path / "out" / "hosts" / "enhanced_host_standard_seed0.pt").is_file()
     report = (tmp_path / "RESULTS.md").read_text()
     for heading in ("### videoqa", "### ablation: videoqa"):
         assert heading in report

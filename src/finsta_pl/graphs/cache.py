@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,7 @@ class DetectionCache:
         self.root = (Path(root) if root else default_cache_dir()) / "detections"
         self.hits = 0
         self.misses = 0
+        self._warned = False
 
     def path(self, key: str) -> Path:
         """File of ``key`` (two-level fan-out like the DSG cache)."""
@@ -194,20 +196,27 @@ class DetectionCache:
 
     def store(self, key: str, frames: Mapping[int, list[Detection]], known: Mapping[int, list[Detection]] | None = None) -> None:
         """Write ``frames`` and ``known`` (the file's frames as last read; read again when not given) to the
-        file of ``key``: a temp file named by this process, then an atomic ``os.replace``."""
+        file of ``key``: a temp file, then an atomic ``os.replace``.  A cache that cannot be written (read-only
+        or full disk) costs later misses, never the sample: the failure is warned about once per process."""
         merged = {**(self.load(key) if known is None else known), **frames}
         path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        blob = json.dumps({"v": DETECTION_CACHE_VERSION, "frames": {
-            str(i): [[d.box, d.label, d.score, d.color, d.mean_rgb, d.attributes] for d in dets]
-            for i, dets in merged.items()}}, separators=(",", ":"))
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one write at a time per process
+        tmp = None
         try:
-            tmp.write_text(blob)
+            blob = json.dumps({"v": DETECTION_CACHE_VERSION, "frames": {
+                str(i): [[d.box, d.label, d.score, d.color, d.mean_rgb, d.attributes] for d in dets]
+                for i, dets in merged.items()}}, separators=(",", ":"), default=float)  # numpy scalars as floats
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key}.", suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                f.write(blob)
             os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        except (OSError, TypeError, ValueError) as exc:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+            if not self._warned:
+                self._warned = True
+                warnings.warn(f"detection cache {self.root}: cannot write {path.name} ({type(exc).__name__}: {exc}); "
+                              "frames are detected again instead", stacklevel=2)
 
     def detections(self, key: str, detector: Detector, frames: np.ndarray,
                    frame_indices: Sequence[int]) -> list[list[Detection]]:

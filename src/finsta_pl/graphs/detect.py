@@ -107,13 +107,21 @@ def _channel_max_absdiff(frames: np.ndarray, other: np.ndarray) -> np.ndarray:
     return cv2.max(cv2.max(r, g), b).reshape(t, h, w)
 
 
+def _stride(h: int) -> int:
+    """Rows per frame in a :func:`_stacked` image: the frame and one or two zero rows, always an even number.
+    OpenCV labels 8-connected components in 2x2 blocks and numbers them in the order of their first block, so
+    a frame must start on an even row for its components to be numbered as in a pass over that frame alone."""
+    return h + 2 if h % 2 == 0 else h + 1
+
+
 def _stacked(masks: np.ndarray) -> np.ndarray:
-    """``[T, H, W]`` masks as one ``uint8 [T * (H + 1), W]`` image, each frame followed by a zero row, so one
-    OpenCV call labels every frame (one zero row keeps 8-connected components of two frames apart)."""
+    """``[T, H, W]`` masks as one ``uint8 [T * stride, W]`` image, each frame followed by zero rows (see
+    :func:`_stride`), so one OpenCV call labels every frame (a zero row keeps 8-connected components of two
+    frames apart)."""
     t, h, w = masks.shape
-    out = np.zeros((t, h + 1, w), np.uint8)
+    out = np.zeros((t, _stride(h), w), np.uint8)
     out[:, :h] = masks
-    return out.reshape(t * (h + 1), w)
+    return out.reshape(t * _stride(h), w)
 
 
 def _opened(stacked: np.ndarray, h: int) -> np.ndarray:
@@ -121,11 +129,11 @@ def _opened(stacked: np.ndarray, h: int) -> np.ndarray:
     separator rows count as foreground while eroding (OpenCV's border never erodes) and as background while
     dilating (its border never dilates)."""
     kernel = np.ones((3, 3), np.uint8)
-    rows = stacked.reshape(-1, h + 1, stacked.shape[1])
+    rows = stacked.reshape(-1, _stride(h), stacked.shape[1])
     padded = rows.copy()
-    padded[:, h] = 1
+    padded[:, h:] = 1
     eroded = cv2.erode(padded.reshape(stacked.shape), kernel).reshape(rows.shape)
-    eroded[:, h] = 0
+    eroded[:, h:] = 0
     return cv2.dilate(eroded.reshape(stacked.shape), kernel)
 
 
@@ -179,6 +187,8 @@ class MotionDetector:
         """Detect per frame; the temporal median is taken over the frames given (the clip's keyframes)."""
         frames = np.ascontiguousarray(frames)
         t, h, w, _ = frames.shape
+        if t == 0:
+            return []
         background, plain = self._borders(frames)
         fg = _channel_max_absdiff(frames, background[:, None, None]) > self.diff_threshold
         # On a plain background the border colour says it all, and the temporal median would only add ghosts
@@ -248,7 +258,7 @@ class MotionDetector:
         boxes = parts.stats[parts.ids, :4].astype(int)
         blobs, means = [], []
         for part, (x, y0, bw, bh) in zip(parts.ids, boxes):
-            frame, y = divmod(int(y0), h + 1)  # a part never crosses a separator row
+            frame, y = divmod(int(y0), _stride(h))  # a part never crosses a separator row
             blob = parts.labels[y0 : y0 + bh, x : x + bw] == part
             blobs.append((frame, x, y, bw, bh, blob))
             means.append(frames[frame, y : y + bh, x : x + bw][blob].mean(0))
@@ -258,7 +268,7 @@ class MotionDetector:
             size = "large" if np.sqrt(bw * bh) / max(h, w) > self.size_threshold else "small"
             label = _shape_of(blob) if self.shape_labels else "object"
             det = Detection((float(x), float(y), float(x + bw), float(y + bh)), label,
-                            np.count_nonzero(blob) / blob.size, name, tuple(mean.tolist()), [name, size])
+                            float(np.count_nonzero(blob) / blob.size), name, tuple(mean.tolist()), [name, size])
             out.append((det, frame, order))
         return out
 

@@ -31,8 +31,13 @@ class DSGConfig:
     # Spatial and approach predicates only between an object and its ``spatial_neighbours`` nearest others in
     # the frame (a pair is kept when either sees the other): all pairs would grow the graph with the square of
     # the objects per frame (16 objects: 120 relations a frame), this keeps it linear.  5 keeps every pair of
-    # the motion detector's at most 6 objects.
+    # the motion detector's at most 6 objects; detectors that keep more (grid >= 3, torchvision's top_k,
+    # sidecars) get fewer spatial relations than before stop 19.
     spatial_neighbours: int = 5
+
+    def __post_init__(self) -> None:
+        if self.spatial_neighbours < 1:
+            raise ValueError(f"DSGConfig.spatial_neighbours must be >= 1, got {self.spatial_neighbours}")
     approach_rate: float = 0.006  # decrease of the centre distance per source frame
     match_cost: float = 0.8  # above this a detection starts a new track
     color_weight: float = 0.5

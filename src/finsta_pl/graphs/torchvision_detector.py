@@ -112,7 +112,9 @@ class TorchvisionDetector:
         return self._net
 
     def frame_local(self, frames: np.ndarray) -> np.ndarray:
-        """Every frame: the network sees each frame alone (a batch of equal-size frames pads none)."""
+        """Every frame: the network sees each frame alone (a batch of equal-size frames pads none).  Up to the
+        last bits of the convolutions, which may differ with the batch's size, so a score at the threshold may
+        fall either side of it on a second pass; a cached frame keeps the first pass's detections."""
         return np.ones(len(frames), dtype=bool)
 
     def __call__(self, frames: np.ndarray) -> list[list[Detection]]:

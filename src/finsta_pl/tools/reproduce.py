@@ -92,7 +92,7 @@ class Run:
         args += [f"--trainer.default_root_dir={folder}", f"--trainer.logger.init_args.save_dir={folder}",
                  *self.overrides]
         if self.needs_posttrain:
-            args.append(f"--model.init_args.host.init_from={enhanced_host(out, self.seed)}")
+            args.append(f"--model.init_args.host.init_from={enhanced_host(out, self.seed, self.column)}")
         return args
 
     @property
@@ -102,15 +102,18 @@ class Run:
         return "".join(c if c.isalnum() else "_" for c in text).strip("_")
 
 
-def enhanced_host(out: Path, seed: int) -> Path:
-    """Where the post-training of ``seed`` exports the enhanced host."""
-    return out / "hosts" / f"enhanced_host_seed{seed}.pt"
+def enhanced_host(out: Path, seed: int, split: str = "standard") -> Path:
+    """Where the post-training of ``seed`` on ``split``'s training clips exports the enhanced host."""
+    return out / "hosts" / f"enhanced_host_{split}_seed{seed}.pt"
 
 
 def posttrain_runs(size: Size) -> list[Run]:
-    """One post-training per seed (captions of the world, Finsta's losses and distillation)."""
-    return [Run("posttrain", "post-training", "standard", s, ("experiments/posttrain_synthetic.yaml",),
-                (f"--trainer.max_epochs={size.posttrain_epochs}",), "val/t2v_r1") for s in size.seeds]
+    """One post-training per seed (captions of the world, Finsta's losses and distillation), and one on the
+    compositional training clips where a task has that split: its held-out combinations must stay unseen."""
+    splits = ("standard", "compositional") if size.compositional else ("standard",)
+    return [Run("posttrain", "post-training", split, s, ("experiments/posttrain_synthetic.yaml",),
+                (f"--trainer.max_epochs={size.posttrain_epochs}", *((COMPOSITIONAL,) if split == "compositional" else ())),
+                "val/t2v_r1") for s in size.seeds for split in splits]
 
 
 def plan(size: Size, out: Path) -> list[Run]:
@@ -151,8 +154,8 @@ def execute(run: Run, size: Size, out: Path) -> float:
 
     args = run.args(size, out)
     if run.table == "posttrain":
-        enhanced_host(out, run.seed).parent.mkdir(parents=True, exist_ok=True)
-        args.append(f"--model.init_args.export_path={enhanced_host(out, run.seed)}")
+        enhanced_host(out, run.seed, run.column).parent.mkdir(parents=True, exist_ok=True)
+        args.append(f"--model.init_args.export_path={enhanced_host(out, run.seed, run.column)}")
     cli = build_cli(expand_config_args(args))
     metrics = cli.trainer.callback_metrics
     if run.metric not in metrics:
@@ -224,18 +227,25 @@ def reproduce(size_name: str, out: Path, report: Path,
     return results
 
 
+#: tables of variations of the joint model, led by it: (table prefix, the reference row's name).
+_LED_BY_JOINT = (("ablation: ", "full model"), ("robustness: ", "node drop 0%"),
+                 ("vocabulary-free detector: ", "host + Finsta, motion detector (its labels)"))
+
+
 def with_references(results: dict[Run, float]) -> dict[Run, float]:
-    """The report's cells: post-trainings left out, and each ablation table led by the full model (the
-    joint runs of its task on the standard split, not run twice)."""
+    """The report's cells: post-trainings left out, and each table of variations (ablations, node drop, the
+    detector) led by the joint runs of its task on the standard split (not run twice), the row its ``*``
+    marks compare with."""
     out: dict[Run, float] = {}
     for run, value in results.items():
         if run.table == "posttrain":
             continue
-        if run.table.startswith("ablation: ") and not any(r.table == run.table for r in out):
-            task = run.table.removeprefix("ablation: ")
-            for joint, v in results.items():
-                if (joint.table, joint.row, joint.column) == (task, JOINT, "standard"):
-                    out[replace(joint, table=run.table, row="full model")] = v
+        for prefix, name in _LED_BY_JOINT:
+            if run.table.startswith(prefix) and not any(r.table == run.table for r in out):
+                task = run.table.removeprefix(prefix)
+                for joint, v in results.items():
+                    if (joint.table, joint.row, joint.column) == (task, JOINT, "standard"):
+                        out[replace(joint, table=run.table, row=name)] = v
         out[run] = value
     return out
 
@@ -251,7 +261,7 @@ def write_results(report: Path, size_name: str, size: Size, results: dict[Run, f
              ""]
     if example is not None:
         lines += ["Each cell is one `finsta-pl` command per seed, e.g.:", "", "```",
-                  "finsta-pl " + " ".join(example.args(size, Path("runs/reproduce"))), "```", ""]
+                  "finsta-pl " + " ".join(example.args(size, Path("runs/reproduce") / size_name)), "```", ""]
     lines.append(tables(results))
     report.write_text("\n".join(lines) + "\n")
 
