@@ -50,7 +50,7 @@ reproduce: $(STAMP)
 
 # Clone, install and fit one step from nothing, timed (benchmarks/results/fresh_clone.json, read by make bench).
 bench-fresh-clone:
-	$(PYTHON) -m benchmarks.fresh_clone
+	$(PYTHON) -m benchmarks.fresh_clone --repo "$(CURDIR)"
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

@@ -67,6 +67,17 @@ def main() -> None:
     RESULT.parent.mkdir(parents=True, exist_ok=True)
     RESULT.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
+    update_report(RESULT.parents[2] / "BENCHMARKS.md")
+
+
+def update_report(report: Path) -> None:
+    """Put the new result into an existing BENCHMARKS.md (its fresh-clone section, the report's last)."""
+    from benchmarks.__main__ import fresh_clone_markdown
+
+    if report.is_file():
+        text = report.read_text()
+        head = text.split("## Fresh clone to first step")[0].rstrip()
+        report.write_text(head + "\n\n" + fresh_clone_markdown() + "\n")
 
 
 if __name__ == "__main__":
