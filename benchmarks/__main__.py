@@ -10,6 +10,7 @@ scratch, so it runs on its own; its last result (benchmarks/results/fresh_clone.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import time
@@ -78,13 +79,21 @@ def run_all(quick: bool, out: Path, tiny: bool = False, only: list[str] | None =
     with plots under ``out``/benchmarks/plots; returns the sections."""
     plots = out / "benchmarks" / "plots"
     plots.mkdir(parents=True, exist_ok=True)
+    stored = out / "benchmarks" / "results" / ("sections-quick" if quick or tiny else "sections")
+    stored.mkdir(parents=True, exist_ok=True)
     sections: list[Section] = []
-    for name in only or SECTIONS:
+    for name in SECTIONS:
+        if only is not None and name not in only:  # kept from its last run (each section's ratios are within it)
+            if (stored / f"{name}.json").is_file():
+                sections.append(Section(**json.loads((stored / f"{name}.json").read_text())))
+            continue
         start = time.perf_counter()
         print(f"== {name}", flush=True)
         section = importlib.import_module(f"benchmarks.{name}").run(quick or tiny, plots, tiny=tiny)
         section.seconds = section.seconds or time.perf_counter() - start
         section.plots = [str(Path(p).resolve().relative_to(out.resolve())) for p in section.plots]
+        section.ran_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        (stored / f"{name}.json").write_text(json.dumps(dataclasses.asdict(section), indent=1))
         sections.append(section)
         print(section.markdown, flush=True)
     command = "make bench QUICK=1" if quick else "make bench"
@@ -99,11 +108,13 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--tiny", action="store_true", help="toy sizes on the tests' tiny world (what the test suite runs; not a benchmark)")
-    ap.add_argument("--only", nargs="*", choices=SECTIONS, help="run these sections only")
+    ap.add_argument("--only", nargs="*", choices=SECTIONS,
+                    help="rerun these sections; the report keeps the others from their last run")
+    ap.add_argument("--rewrite", action="store_true", help="run nothing: rewrite the report from the stored sections")
     ap.add_argument("--out", type=Path, help="report folder (default: the repository; runs/bench-quick with --quick)")
     args = ap.parse_args(argv)
     out = args.out or (REPO / "runs" / "bench-quick" if args.quick or args.tiny else REPO)
-    run_all(args.quick, out, args.tiny, args.only)
+    run_all(args.quick, out, args.tiny, [] if args.rewrite else args.only)
 
 
 if __name__ == "__main__":

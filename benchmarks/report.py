@@ -35,6 +35,7 @@ class Section:
     plots: list[str] = field(default_factory=list)
     headline: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    ran_at: str = ""
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -109,7 +110,8 @@ def write_report(path: Path, sections: Sequence[Section], quick: bool, command: 
     if after_headline:
         lines += [after_headline, ""]
     for s in sections:
-        lines += [f"## {s.title}", "", f"Command: `{s.command}` ({s.seconds:.0f} s in this run)", "", s.markdown, ""]
+        when = f", {s.ran_at}" if s.ran_at else ""
+        lines += [f"## {s.title}", "", f"Command: `{s.command}` ({s.seconds:.0f} s{when})", "", s.markdown, ""]
         lines += [f"![{Path(p).stem}]({p})" for p in s.plots]
         lines.append("")
     if extra:
