@@ -71,7 +71,7 @@ def fresh_clone_markdown() -> str:
         f"`make bench-fresh-clone` at commit {r['commit']}, {r['date']}, {r['cores']} cores; {cache}.", "",
         "| git clone | make install | first training step (world generation included) | total |",
         "| --- | --- | --- | --- |",
-        f"| {s['clone']:.0f} s | {s['install']:.0f} s | {s['first_step']:.0f} s | {r['total']:.0f} s |"])
+        f"| {s['clone']:.1f} s | {s['install']:.0f} s | {s['first_step']:.0f} s | {r['total']:.0f} s |"])
 
 
 def run_all(quick: bool, out: Path, tiny: bool = False, only: list[str] | None = None) -> list[Section]:

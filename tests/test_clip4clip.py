@@ -162,6 +162,7 @@ def test_tokenizer_bigger_than_the_text_tower_is_refused(clip_datamodule: VideoQ
     assert config["projection_dim"] == 32
 
 
+@pytest.mark.slow  # 15-min default budget: the default run's test_posttrain covers export and load with the built-in host
 def test_posttrain_clip4clip_exports_a_host_that_videoqa_fine_tunes(clip_dir: Path, tmp_path: Path) -> None:
     host_file = tmp_path / "enhanced_clip.pt"
     shrink = ["--model.init_args.host.heads=2", "--model.init_args.host.fusion_layers=1",

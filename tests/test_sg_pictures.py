@@ -26,6 +26,7 @@ def test_sg_show_draws_a_generated_clip(tiny_world: Path, tmp_path: Path) -> Non
     assert 800 <= width <= 2500 and 400 <= height <= 2000
 
 
+@pytest.mark.slow  # 15-min default budget: test_sg_show_draws_a_generated_clip runs the same command in the default run
 def test_sg_show_empty_clip(tmp_path: Path) -> None:
     import cv2
 
