@@ -39,7 +39,7 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
 
-# Full run: BENCHMARKS.md + benchmarks/plots (about 20 min).  QUICK=1: a reduced run (under 3 min) written to
+# Full run: BENCHMARKS.md + benchmarks/plots (16 min on 2 cores).  QUICK=1: a reduced run (under 3 min) written to
 # runs/bench-quick/ so the committed report is left alone.
 bench: $(STAMP)
 	$(PY) -m benchmarks $(if $(QUICK),--quick)

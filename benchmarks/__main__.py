@@ -1,6 +1,6 @@
 """``make bench``: every benchmark, then BENCHMARKS.md with its tables and plots.
 
-    python -m benchmarks            full run: BENCHMARKS.md and benchmarks/plots/*.png (about 20 minutes)
+    python -m benchmarks            full run: BENCHMARKS.md and benchmarks/plots/*.png (16 minutes on 2 cores)
     python -m benchmarks --quick    reduced run (under 3 minutes) into runs/bench-quick/, BENCHMARKS.md untouched
 
 The fresh-clone timing (``python -m benchmarks.fresh_clone``, ``make bench-fresh-clone``) installs from

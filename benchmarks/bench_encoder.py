@@ -12,7 +12,6 @@ Usage: python -m benchmarks.bench_encoder [--quick]
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchmarks.bench_gtrm import time_kernels
-from benchmarks.report import Section, interleaved_medians, markdown_table
+from benchmarks.report import Section, interleaved_medians, markdown_table, section_main
 from benchmarks.workload import TINY_CONFIGS, build_task, graph_sizes, object_batch
 from finsta_pl.batch import FinstaBatch
 from finsta_pl.nn import gtrm
@@ -305,12 +304,7 @@ def kernel_calls(model: Any, batch: FinstaBatch, n_obj: int, heads: int, big: bo
 
 def main() -> None:
     """Print the section's markdown."""
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--tiny", action="store_true")
-    args = ap.parse_args()
-    s = run(args.quick, Path("benchmarks/plots"), args.tiny)
-    print(s.markdown, "", "headline:", s.headline, f"({s.seconds:.0f} s)", sep="\n")
+    section_main(run, __doc__, Path("benchmarks/plots"))
 
 
 if __name__ == "__main__":

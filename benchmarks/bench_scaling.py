@@ -10,7 +10,6 @@ Usage: python -m benchmarks.bench_scaling [--quick]
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 
 from benchmarks.bench_encoder import CONFIG, encoder_step
-from benchmarks.report import Section, interleaved_medians, markdown_table
+from benchmarks.report import Section, interleaved_medians, markdown_table, section_main
 from benchmarks.workload import REPO, TINY_CONFIGS, build_task, graph_sizes, object_batch
 
 
@@ -120,13 +119,8 @@ def _relative(path: Path) -> str:
 
 
 def main() -> None:
-    """Print the section's markdown (plots go to benchmarks/plots/)."""
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--tiny", action="store_true")
-    args = ap.parse_args()
-    s = run(args.quick, REPO / "benchmarks" / "plots", args.tiny)
-    print(s.markdown, "", "headline:", s.headline, "plots:", s.plots, f"({s.seconds:.0f} s)", sep="\n")
+    """Print the section's markdown."""
+    section_main(run, __doc__, REPO / "benchmarks" / "plots")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ Usage: python -m benchmarks.bench_step [--quick]
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import tempfile
 import time
@@ -24,7 +23,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.report import Section, interleaved_medians, markdown_table
+from benchmarks.report import Section, interleaved_medians, markdown_table, section_main
 from benchmarks.workload import TINY_CONFIGS, build_task, train_batch
 from finsta_pl.batch import FinstaBatch
 from finsta_pl.tools.profile import _flops, profile_model
@@ -145,12 +144,7 @@ def _clip_host(task: str) -> list[str]:
 
 def main() -> None:
     """Print the section's markdown."""
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--tiny", action="store_true")
-    args = ap.parse_args()
-    s = run(args.quick, Path("benchmarks/plots"), args.tiny)
-    print(s.markdown, "", "headline:", s.headline, f"({s.seconds:.0f} s)", sep="\n")
+    section_main(run, __doc__, Path("benchmarks/plots"))
 
 
 if __name__ == "__main__":

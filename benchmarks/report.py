@@ -123,3 +123,15 @@ def write_report(path: Path, sections: Sequence[Section], quick: bool, command: 
         {"machine": info, "quick": quick, "sections": [
             {"title": s.title, "headline": s.headline, "seconds": s.seconds, "plots": s.plots} for s in sections]},
         indent=2))
+
+
+def section_main(run: Callable[..., Section], doc: str | None, plots: Path) -> None:
+    """The command line of one benchmark module: ``[--quick] [--tiny]``, then print its section."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--tiny", action="store_true")
+    args = ap.parse_args()
+    s = run(args.quick, plots, args.tiny)
+    print(s.markdown, "", "headline:", s.headline, f"({s.seconds:.0f} s)", sep="\n")

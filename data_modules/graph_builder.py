@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
-
-import time
 
 import numpy as np
 import torch

@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 #: the validation metric each task's table reads (higher is better everywhere).
 METRIC = {"videoqa": "val/acc", "retrieval": "val/t2v_r1", "captioning": "val/cider", "mcqa": "val/acc",
