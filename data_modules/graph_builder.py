@@ -109,7 +109,7 @@ class GraphBuilder:
 
         if self.cache is None or video_path is None or not repeatable:
             return build()
-        detector = {"name": self.config.detector, **self.config.detector_args}
+        detector = self._detector_config()
         if isinstance(self.source, PrecomputedDetector) and self.source.sidecar_path(video_key).is_file():
             detector["sidecar"] = cached_content_hash(self.source.sidecar_path(video_key))  # edited sidecar = miss
         key = cache_key(cached_content_hash(video_path), self.config.dsg, detector, frame_indices,
@@ -122,6 +122,9 @@ class GraphBuilder:
         source's (sidecars are read, not detected, so they need no second cache)."""
         if self.frame_cache is None or video_path is None:
             return self.source.detections(video_key, frames, frame_indices)
-        detector = {"name": self.config.detector, **self.config.detector_args}
-        key = detections_key(cached_content_hash(video_path), detector, frames.shape[1:3])
+        key = detections_key(cached_content_hash(video_path), self._detector_config(), frames.shape[1:3])
         return self.frame_cache.detections(key, self.source.detector, frames, frame_indices)
+
+    def _detector_config(self) -> dict[str, Any]:
+        """The detector's name and arguments: what both cache keys depend on."""
+        return {"name": self.config.detector, **self.config.detector_args}
