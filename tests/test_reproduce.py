@@ -2,25 +2,38 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from finsta_pl.tools.reproduce import JOINT, SIZES, Run, beyond_spread, plan, reproduce, tables, with_references
+from finsta_pl.tools.reproduce import (CLIP4CLIP, JOINT, POSTTRAINED, SIZES, Run, Size, beyond_spread, plan,
+                                       reproduce, run_all, tables, with_references)
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_plan_covers_every_table_and_posttrains_first(tmp_path: Path) -> None:
-    runs = plan(SIZES["full"], tmp_path)
-    assert [r.table for r in runs[:6]] == ["posttrain"] * 6  # every seed's enhanced hosts before their users
+    full = SIZES["full"]
+    runs = plan(full, tmp_path)
+    exports = [r for r in runs if r.export]
+    assert runs[: len(exports)] == exports and len(exports) == 9  # 3 seeds x (2 splits + CLIP4Clip), first
     # The compositional rows fine-tune a host post-trained without the held-out combinations.
     comp = [r for r in runs if r.needs_posttrain and r.column == "compositional"]
-    assert comp and all("enhanced_host_compositional" in " ".join(r.args(SIZES["full"], tmp_path)) for r in comp)
-    assert all("compositional_train.txt" in " ".join(r.overrides) for r in runs[:6] if r.column == "compositional")
+    assert comp and all("enhanced_small_vlm_compositional" in " ".join(r.args(full, tmp_path)) for r in comp)
+    assert all("compositional_train.txt" in " ".join(r.overrides) for r in exports if r.column == "compositional")
+    assert all(r.dependency in {e.slug for e in exports} for r in runs if r.needs_posttrain)
     tables_ = {r.table for r in runs}
-    assert {"videoqa", "retrieval", "captioning", "mcqa", "inference", "action"} <= tables_
+    for task in ("videoqa", "retrieval", "captioning", "mcqa", "inference", "action"):
+        assert task in tables_ and len([r for r in runs if r.table == task]) == 3 * 2 * 3  # rows x splits x seeds
     assert {"ablation: videoqa", "ablation: retrieval", "robustness: videoqa", "zero-shot retrieval"} <= tables_
+    # The CLIP4Clip rows: the same task configs with the tiny CLIP as host, post-trained as a CLIP4Clip host.
+    clip = [r for r in runs if r.host == CLIP4CLIP and not r.export]
+    assert {r.table for r in clip} == {"videoqa, CLIP4Clip host (tiny, random init)",
+                                       "retrieval, CLIP4Clip host (tiny, random init)"} and len(clip) == 18
+    assert all("--model.init_args.host.name=clip4clip" in r.overrides for r in clip)
+    post = [r for r in clip if r.row == POSTTRAINED]
+    assert all("enhanced_clip4clip_standard" in " ".join(r.args(full, tmp_path)) for r in post)
     assert len({r.slug for r in runs}) == len(runs)  # one folder and one result line per run
     post = [r for r in runs if r.needs_posttrain]
     assert post and all(f"_seed{r.seed}.pt" in " ".join(r.args(SIZES["full"], tmp_path)) for r in post)
@@ -64,13 +77,34 @@ def test_a_rerun_skips_what_is_done(tmp_path: Path) -> None:
     assert "| host + Finsta (joint) | 0.600" in (tmp_path / "RESULTS.md").read_text()
 
 
+def _fake_fit(run: Run, size: Size, out: Path) -> float:
+    """A run of the pool test: a post-training writes its host, a run that needs one checks it is there."""
+    host = out / run.dependency if run.dependency else None
+    if host is not None and not host.is_file():
+        raise AssertionError(f"{run.slug} started before {run.dependency}")
+    if run.export:
+        (out / run.slug).write_text("host")
+    return float(run.seed)
+
+
+def test_the_pool_runs_each_run_once_after_its_post_training(tmp_path: Path) -> None:
+    size = replace(SIZES["full"], seeds=(0, 1), tasks=("videoqa",), compositional=(), clip4clip=(),
+                   ablation_tasks=())
+    runs = plan(size, tmp_path)
+    recorded: list[str] = []
+    done: dict[str, float] = {runs[-1].slug: 9.0}  # done before: not run again
+    run_all(runs, size, tmp_path, done, lambda run, value, seconds: recorded.append(run.slug), _fake_fit, jobs=2)
+    assert sorted(recorded) == sorted(r.slug for r in runs[:-1]) and done[runs[-1].slug] == 9.0
+    assert all(done[r.slug] == r.seed for r in runs[:-1])
+
+
 def test_minimal_reproduction_runs_for_real(tiny_world: Path, tmp_path: Path, monkeypatch) -> None:
     """Post-training, host only, joint, post-trained fine-tuning and one ablation, really fitted at toy size;
     the report holds every table and the post-trained host was loaded from the exported file."""
     monkeypatch.chdir(REPO)
     results = reproduce("minimal", tmp_path / "out", tmp_path / "RESULTS.md")
     assert len(results) == 5 and all(0.0 <= v <= 1.0 for v in results.values())
-    assert (tmp_path / "out" / "hosts" / "enhanced_host_standard_seed0.pt").is_file()
+    assert (tmp_path / "out" / "hosts" / "enhanced_small_vlm_standard_seed0.pt").is_file()
     report = (tmp_path / "RESULTS.md").read_text()
     for heading in ("### videoqa", "### ablation: videoqa"):
         assert heading in report

@@ -1,15 +1,17 @@
 """``finsta-pl reproduce``: does Finsta help, does post-training transfer, and what does each part cost.
 
-Every number is a fit (or, for zero-shot, a validation) of a shipped config on the embedded world, run in this
-process one after the other, with the overrides its :class:`Run` lists; the tables give mean and standard
-deviation over seeds and mark the differences whose mean +- std intervals do not overlap.
+Every number is a fit (or, for zero-shot, a validation) of a shipped config on the embedded world with the
+overrides its :class:`Run` lists, run in a pool of ``--jobs`` processes (one thread each); the tables give mean
+and standard deviation over seeds and mark the differences whose mean +- std intervals do not overlap.
 
-    finsta-pl reproduce --size small          (make reproduce SIZE=small)   -> RESULTS.md
-    finsta-pl reproduce --size minimal        (what the test suite runs: one task, one seed, toy sizes)
+    finsta-pl reproduce --size full     (make reproduce SIZE=full)    -> RESULTS.md, results/*.png
+    finsta-pl reproduce --size small    (make reproduce SIZE=small)   -> runs/reproduce/small/RESULTS.md
+    finsta-pl reproduce --size minimal  (what the test suite runs: one task, one seed, toy sizes)
 
-Post-training runs ``posttrain_synthetic.yaml`` once per seed and exports the enhanced host; the
+Post-training runs ``posttrain_synthetic.yaml`` once per seed and split and exports the enhanced host; the
 "post-trained" rows fine-tune the host-only config from it (no graphs at any point of fine-tuning or
-inference), the zero-shot rows validate it without any fine-tuning.
+inference), the zero-shot rows validate it without any fine-tuning.  Each seed is its own world (the world's
+seed is the run's), so the spread holds data as well as initialisation.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -27,18 +30,19 @@ METRIC = {"videoqa": "val/acc", "retrieval": "val/t2v_r1", "captioning": "val/ci
           "inference": "val/acc", "action": "val/top1"}
 COMPOSITIONAL = ("--data.init_args.split_lists={train: splits/compositional_train.txt, "
                  "val: splits/compositional_val.txt, test: splits/compositional_test.txt}")
+SPLITS = ("standard", "compositional")
 #: the paper's six ablation rows: (row name, the FinstaConfig switch turned off).
 ABLATIONS = (("w/o PTC", "ptc"), ("w/o OSC", "osc"), ("w/o STGD", "stgd"),
              ("w/o temporal coreference edges", "temporal_edges"), ("w/o adverb nodes", "adverb_nodes"),
              ("w/o cross-modal edges", "crossmodal_edges"))
-
-
-JOINT = "host + Finsta (joint)"
+HOST_ONLY, JOINT, POSTTRAINED = "host only", "host + Finsta (joint)", "post-trained host, no graphs"
+CLIP4CLIP = "clip4clip"
 
 
 @dataclass(frozen=True)
 class Size:
-    """How big a reproduction is: the world, epochs, seeds and which tasks each table covers."""
+    """How big a reproduction is: the world, epochs, seeds, which tasks each table covers, and how many runs
+    go at once (``jobs``: processes of one thread each)."""
 
     world: tuple[int, int, int]  # training, validation, test videos
     epochs: int
@@ -47,26 +51,35 @@ class Size:
     tasks: tuple[str, ...]
     compositional: tuple[str, ...]  # tasks that also get the compositional split
     ablation_tasks: tuple[str, ...]
-    extra: tuple[str, ...] = ()  # further overrides of every run (batch limits of the toy sizes)
+    extra: tuple[str, ...] = ()  # further overrides of every run (model and batch sizes of a reproduction)
     studies: bool = True  # robustness, vocabulary-free detector, zero-shot
     ablations: tuple[str, ...] = tuple(switch for _, switch in ABLATIONS)
+    clip4clip: tuple[str, ...] = ()  # tasks that get the three rows with a (tiny, random) CLIP4Clip host
+    jobs: int = 2
 
 
+#: what every reproduction changes in the shipped configs, to fit its 186 runs of the full size into an hour
+#: on 2 cores: 4 frames a clip (the shipped 8 double each run's cost; 4 still show each motion), graphs built
+#: in the run's own process (the pool keeps every core busy), validation only after the last epoch.
+_REPRO = ("--data.init_args.clip.num_frames=4", "--data.init_args.loader.num_workers=0",
+          "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false")
 SIZES: dict[str, Size] = {
     "minimal": Size((24, 12, 8), 1, 1, (0,), ("videoqa",), (), ("videoqa",),
-                    ("--config", "tests/configs/tiny.yaml"), studies=False, ablations=("ptc",)),
+                    ("--config", "tests/configs/tiny.yaml"), studies=False, ablations=("ptc",), jobs=1),
     # Under 10 minutes on 2 cores: video QA only, both splits, the two alignment losses' ablations.
-    "small": Size((48, 24, 24), 2, 2, (0, 1, 2), ("videoqa",), ("videoqa",), ("videoqa",),
-                  ("--data.init_args.loader.num_workers=1",), studies=False, ablations=("ptc", "osc")),
-    "full": Size((480, 120, 120), 4, 4, (0, 1, 2), tuple(METRIC), ("videoqa", "retrieval"), ("videoqa", "retrieval"),
-                 ("--data.init_args.loader.num_workers=1",)),
+    "small": Size((120, 60, 30), 3, 3, (0, 1, 2), ("videoqa",), ("videoqa",), ("videoqa",), _REPRO,
+                  studies=False, ablations=("ptc", "osc")),
+    # Under 60 minutes on 2 cores: everything the issue asks for.
+    "full": Size((200, 60, 30), 3, 3, (0, 1, 2), tuple(METRIC), tuple(METRIC), ("videoqa", "retrieval"),
+                 _REPRO, clip4clip=("videoqa", "retrieval")),
 }
 
 
 @dataclass(frozen=True)
 class Run:
     """One fit: where its number goes (table, row, column, seed), its configs and overrides, the metric.
-    ``command`` is ``fit`` or ``validate``; ``needs``: the seed's post-training must have run first."""
+    ``command`` is ``fit`` or ``validate``; ``needs_posttrain``: the post-training of its seed, split
+    (``column``) and ``host`` must have run first; ``export``: a post-training, which writes that host."""
 
     table: str
     row: str
@@ -77,6 +90,8 @@ class Run:
     metric: str
     command: str = "fit"
     needs_posttrain: bool = False
+    host: str = "small_vlm"
+    export: bool = False
 
     def args(self, size: Size, out: Path) -> list[str]:
         """The CLI arguments of this run."""
@@ -86,12 +101,16 @@ class Run:
                 f"--data.init_args.synthetic.num_train={n_train}", f"--data.init_args.synthetic.num_val={n_val}",
                 f"--data.init_args.synthetic.num_test={n_test}"]
         if self.command == "fit":
-            args.append(f"--trainer.max_epochs={size.epochs}")
+            epochs = size.posttrain_epochs if self.export else size.epochs
+            args += [f"--trainer.max_epochs={epochs}", f"--trainer.check_val_every_n_epoch={epochs}"]
         folder = out / "runs" / self.slug
         args += [f"--trainer.default_root_dir={folder}", f"--trainer.logger.init_args.save_dir={folder}",
                  *self.overrides]
+        host = enhanced_host(out, self.seed, self.column, self.host)
         if self.needs_posttrain:
-            args.append(f"--model.init_args.host.init_from={enhanced_host(out, self.seed, self.column)}")
+            args.append(f"--model.init_args.host.init_from={host}")
+        if self.export:
+            args.append(f"--model.init_args.export_path={host}")
         return args
 
     @property
@@ -100,33 +119,60 @@ class Run:
         text = f"{self.table}-{self.row}-{self.column}-seed{self.seed}"
         return "".join(c if c.isalnum() else "_" for c in text).strip("_")
 
+    @property
+    def dependency(self) -> str | None:
+        """The slug of the post-training this run starts from, if any."""
+        return posttrain_run(self.seed, self.column, self.host, ()).slug if self.needs_posttrain else None
 
-def enhanced_host(out: Path, seed: int, split: str = "standard") -> Path:
-    """Where the post-training of ``seed`` on ``split``'s training clips exports the enhanced host."""
-    return out / "hosts" / f"enhanced_host_{split}_seed{seed}.pt"
+
+def enhanced_host(out: Path, seed: int, split: str = "standard", host: str = "small_vlm") -> Path:
+    """Where the post-training of ``seed`` on ``split``'s training clips exports the enhanced ``host``."""
+    return out / "hosts" / f"enhanced_{host}_{split}_seed{seed}.pt"
 
 
-def posttrain_runs(size: Size) -> list[Run]:
-    """One post-training per seed (captions of the world, Finsta's losses and distillation), and one on the
-    compositional training clips where a task has that split: its held-out combinations must stay unseen."""
-    splits = ("standard", "compositional") if size.compositional else ("standard",)
-    return [Run("posttrain", "post-training", split, s, ("experiments/posttrain_synthetic.yaml",),
-                (f"--trainer.max_epochs={size.posttrain_epochs}", *((COMPOSITIONAL,) if split == "compositional" else ())),
-                "val/t2v_r1") for s in size.seeds for split in splits]
+def clip_checkpoint(out: Path) -> Path:
+    """The tiny random CLIP the CLIP4Clip rows use (written by :func:`write_clip_checkpoint`)."""
+    return out / "tiny-clip"
+
+
+def clip4clip_overrides(out: Path) -> tuple[str, ...]:
+    """A task's built-in-host config turned into the same run with a tiny random CLIP4Clip host."""
+    clip = clip_checkpoint(out)
+    return ("--model.init_args.host.name=clip4clip", f"--model.init_args.host.checkpoint={clip}",
+            f"--data.init_args.tokenizer={clip}", "--model.init_args.host.fusion_layers=1")
+
+
+def posttrain_run(seed: int, split: str, host: str, overrides: tuple[str, ...]) -> Run:
+    """The post-training of ``seed`` on ``split``'s training clips (a compositional split's held-out
+    combinations stay unseen), exporting the enhanced ``host``."""
+    table = "posttrain" if host == "small_vlm" else f"posttrain ({host})"
+    return Run(table, "post-training", split, seed, ("experiments/posttrain_synthetic.yaml",),
+               (*overrides, *((COMPOSITIONAL,) if split == "compositional" else ())), "val/t2v_r1",
+               host=host, export=True)
+
+
+def _three_rows(task: str, table: str, split: str, seed: int, overrides: tuple[str, ...], host: str) -> list[Run]:
+    metric = METRIC[task]
+    host_only = (f"experiments/{task}_host_only.yaml",)
+    return [Run(table, HOST_ONLY, split, seed, host_only, overrides, metric, host=host),
+            Run(table, JOINT, split, seed, (f"experiments/{task}.yaml",), overrides, metric, host=host),
+            Run(table, POSTTRAINED, split, seed, host_only, overrides, metric, needs_posttrain=True, host=host)]
 
 
 def plan(size: Size, out: Path) -> list[Run]:
     """Every run of a reproduction, post-trainings first."""
-    runs = posttrain_runs(size)
+    clip = clip4clip_overrides(out)
+    splits = SPLITS if size.compositional else SPLITS[:1]
+    runs = [posttrain_run(s, split, "small_vlm", ()) for s in size.seeds for split in splits]
+    if size.clip4clip:
+        runs += [posttrain_run(s, "standard", CLIP4CLIP, clip) for s in size.seeds]
     for s in size.seeds:
         for task in size.tasks:
-            for split in ("standard", "compositional") if task in size.compositional else ("standard",):
-                split_args = (COMPOSITIONAL,) if split == "compositional" else ()
-                metric = METRIC[task]
-                runs += [Run(task, "host only", split, s, (f"experiments/{task}_host_only.yaml",), split_args, metric),
-                         Run(task, JOINT, split, s, (f"experiments/{task}.yaml",), split_args, metric),
-                         Run(task, "post-trained host, no graphs", split, s, (f"experiments/{task}_host_only.yaml",),
-                             split_args, metric, needs_posttrain=True)]
+            for split in SPLITS if task in size.compositional else SPLITS[:1]:
+                runs += _three_rows(task, task, split, s, (COMPOSITIONAL,) if split == "compositional" else (),
+                                    "small_vlm")
+        for task in size.clip4clip:
+            runs += _three_rows(task, f"{task}, CLIP4Clip host (tiny, random init)", "standard", s, clip, CLIP4CLIP)
         for task in size.ablation_tasks:
             runs += [Run(f"ablation: {task}", row, "standard", s, (f"experiments/{task}.yaml",),
                          (f"--model.init_args.finsta.{switch}=false",), METRIC[task])
@@ -151,15 +197,145 @@ def execute(run: Run, size: Size, out: Path) -> float:
     """Run ``run`` in this process and return its metric (the last validation's value)."""
     from finsta_pl.cli import build_cli, expand_config_args
 
-    args = run.args(size, out)
-    if run.table == "posttrain":
-        enhanced_host(out, run.seed, run.column).parent.mkdir(parents=True, exist_ok=True)
-        args.append(f"--model.init_args.export_path={enhanced_host(out, run.seed, run.column)}")
-    cli = build_cli(expand_config_args(args))
+    if run.export:
+        enhanced_host(out, run.seed, run.column, run.host).parent.mkdir(parents=True, exist_ok=True)
+    cli = build_cli(expand_config_args(run.args(size, out)))
     metrics = cli.trainer.callback_metrics
     if run.metric not in metrics:
         raise RuntimeError(f"{run.slug}: no {run.metric} among the logged metrics {sorted(metrics)}")
     return float(metrics[run.metric])
+
+
+def execute_logged(run: Run, size: Size, out: Path) -> float:
+    """:func:`execute` with the run's console output in ``out/logs/<slug>.log`` (the runs of a pool would
+    interleave theirs); a failure raises naming the run and its log."""
+    import contextlib
+    import traceback
+
+    log = out / "logs" / f"{run.slug}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+        try:
+            return execute(run, size, out)
+        except Exception as exc:
+            traceback.print_exc(file=f)
+            raise RuntimeError(f"{run.slug} failed ({type(exc).__name__}: {exc}); its log: {log}") from None
+
+
+def _one_thread() -> None:
+    """A pool process's initialiser: one thread each, the pool is as wide as the cores it was given."""
+    import os
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def write_clip_checkpoint(size: Size, out: Path) -> None:
+    """The tiny random CLIP of the CLIP4Clip rows, its BPE merges built from the reproduction world's words
+    (the vocabularies of the captions and questions the built-in host's word tokenizer collects)."""
+    from finsta_pl.cli import build_cli, expand_config_args
+    from finsta_pl.tools.tiny_clip import write_tiny_clip
+
+    if (clip_checkpoint(out) / "config.json").is_file():
+        return
+    texts = []
+    for task in ("posttrain_synthetic", *size.clip4clip):
+        probe = Run("vocabulary", task, "standard", size.seeds[0], (f"experiments/{task}.yaml",), (), "")
+        cli = build_cli(expand_config_args(probe.args(size, out)[1:]), run=False)
+        texts.append(json.dumps(cli.model.data_info))
+    write_tiny_clip(clip_checkpoint(out), texts, width=64, layers=2, image_size=32, patch_size=8)
+
+
+def run_all(runs: Sequence[Run], size: Size, out: Path, done: dict[str, float],
+            record: Callable[[Run, float, float], None], run_one: Callable[[Run, Size, Path], float],
+            jobs: int) -> None:
+    """Run what ``done`` lacks, at most ``jobs`` at once, each as soon as the post-training it starts from
+    has finished; ``record(run, value, seconds)`` as each ends.  The first failure stops the pool."""
+    pending = [r for r in runs if r.slug not in done]
+    if jobs <= 1:
+        for run in pending:
+            start = time.perf_counter()
+            record(run, run_one(run, size, out), time.perf_counter() - start)
+        return
+    import multiprocessing
+
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread) as pool:
+        running: dict[Future, tuple[Run, float]] = {}
+        while pending or running:
+            for run in [r for r in pending if r.dependency is None or r.dependency in done]:
+                if len(running) >= jobs:
+                    break
+                pending.remove(run)
+                running[pool.submit(run_one, run, size, out)] = (run, time.perf_counter())
+            if not running:
+                raise RuntimeError(f"{len(pending)} runs wait on post-trainings that are not in the plan")
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                run, start = running.pop(future)
+                value = future.result()  # a failed run raises here, naming its log
+                done[run.slug] = value
+                record(run, value, time.perf_counter() - start)
+
+
+def reproduce(size_name: str, out: Path, report: Path, run_one: Callable[[Run, Size, Path], float] | None = None,
+              jobs: int | None = None) -> dict[Run, float]:
+    """Run every run of ``size_name`` (each result kept in ``out/results.jsonl``, so a rerun skips what is
+    done), then write ``report`` and its plots.  ``run_one`` defaults to a real fit, logged to a file when
+    runs go in parallel; ``jobs`` to the size's."""
+    size = SIZES[size_name]
+    jobs = size.jobs if jobs is None else jobs
+    run_one = run_one or (execute_logged if jobs > 1 else execute)
+    out.mkdir(parents=True, exist_ok=True)
+    done_file = out / "results.jsonl"
+    done: dict[str, float] = {}
+    seconds: dict[str, float] = {}
+    if done_file.is_file():
+        for line in done_file.read_text().splitlines():
+            entry = json.loads(line)
+            done[entry["slug"]] = entry["value"]
+            seconds[entry["slug"]] = entry.get("seconds", 0.0)
+    runs = plan(size, out)
+    if size.clip4clip and any(r.slug not in done for r in runs if r.host == CLIP4CLIP):
+        write_clip_checkpoint(size, out)
+
+    def record(run: Run, value: float, took: float) -> None:
+        done[run.slug], seconds[run.slug] = value, took
+        with done_file.open("a") as f:
+            f.write(json.dumps({"slug": run.slug, "value": value, "seconds": round(took, 1)}) + "\n")
+        print(f"[{len(seconds)}/{len(runs)}] {run.slug}: {run.metric} {value:.3f} ({took:.0f} s)", flush=True)
+
+    start = time.perf_counter()
+    run_all(runs, size, out, done, record, run_one, jobs)
+    results = {run: done[run.slug] for run in runs}
+    cells = with_references(results)
+    write_results(report, size_name, size, cells, time.perf_counter() - start,
+                  sum(seconds.get(r.slug, 0.0) for r in runs), jobs, out)
+    return results
+
+
+#: tables of variations of the joint model, led by it: (table prefix, the reference row's name).
+_LED_BY_JOINT = (("ablation: ", "full model"), ("robustness: ", "node drop 0%"),
+                 ("vocabulary-free detector: ", "host + Finsta, motion detector (its labels)"))
+
+
+def with_references(results: dict[Run, float]) -> dict[Run, float]:
+    """The report's cells: post-trainings left out, and each table of variations (ablations, node drop, the
+    detector) led by the joint runs of its task on the standard split (not run twice), the row its ``*``
+    marks compare with."""
+    out: dict[Run, float] = {}
+    for run, value in results.items():
+        if run.export:
+            continue
+        for prefix, name in _LED_BY_JOINT:
+            if run.table.startswith(prefix) and not any(r.table == run.table for r in out):
+                task = run.table.removeprefix(prefix)
+                for joint, v in results.items():
+                    if (joint.table, joint.row, joint.column) == (task, JOINT, "standard"):
+                        out[replace(joint, table=run.table, row=name)] = v
+        out[run] = value
+    return out
 
 
 def summarise(values: Sequence[float]) -> tuple[float, float]:
@@ -175,15 +351,23 @@ def beyond_spread(a: Sequence[float], b: Sequence[float]) -> bool:
     return abs(ma - mb) > sa + sb
 
 
+Cells = dict[str, dict[str, dict[str, list[float]]]]  # table -> row -> column -> one value per seed
+
+
+def cells_by_table(results: dict[Run, float]) -> Cells:
+    """The results grouped for the tables and plots, rows and columns in plan order."""
+    by_table: Cells = {}
+    for run, value in results.items():
+        by_table.setdefault(run.table, {}).setdefault(run.row, {}).setdefault(run.column, []).append(value)
+    return by_table
+
+
 def tables(results: dict[Run, float]) -> str:
     """Markdown: one table per ``Run.table``, rows x columns of mean +- std, the first row the reference;
     a ``*`` marks a cell whose interval does not overlap the reference row's in that column."""
-    by_table: dict[str, dict[str, dict[str, list[float]]]] = {}
-    for run, value in results.items():
-        by_table.setdefault(run.table, {}).setdefault(run.row, {}).setdefault(run.column, []).append(value)
     parts = []
-    for table, rows in by_table.items():
-        columns = sorted({c for cells in rows.values() for c in cells}, key=("standard", "compositional").index)
+    for table, rows in cells_by_table(results).items():
+        columns = sorted({c for cells in rows.values() for c in cells}, key=SPLITS.index)
         reference = next(iter(rows))
         lines = [f"### {table}", "", "| | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
         for row, cells in rows.items():
@@ -201,66 +385,66 @@ def tables(results: dict[Run, float]) -> str:
     return "\n\n".join(parts)
 
 
-def reproduce(size_name: str, out: Path, report: Path,
-              run_one: Callable[[Run, Size, Path], float] = execute) -> dict[Run, float]:
-    """Run every run of ``size_name`` (each result kept in ``out/results.jsonl``, so a rerun skips what is
-    done), then write ``report``."""
-    size = SIZES[size_name]
-    out.mkdir(parents=True, exist_ok=True)
-    done_file = out / "results.jsonl"
-    done = {}
-    if done_file.is_file():
-        for line in done_file.read_text().splitlines():
-            entry = json.loads(line)
-            done[entry["slug"]] = entry["value"]
-    results: dict[Run, float] = {}
-    start = time.perf_counter()
-    for run in plan(size, out):
-        if run.slug not in done:
-            value = run_one(run, size, out)
-            with done_file.open("a") as f:
-                f.write(json.dumps({"slug": run.slug, "value": value}) + "\n")
-            done[run.slug] = value
-        results[run] = done[run.slug]
-    write_results(report, size_name, size, with_references(results), time.perf_counter() - start)
-    return results
+def plot(results: dict[Run, float], folder: Path) -> list[Path]:
+    """Bar charts with seed-spread error bars: the three rows of every task (one panel per table of rows
+    host only / joint / post-trained), and one panel per table of variations; returns the PNGs written."""
+    import matplotlib
 
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
-#: tables of variations of the joint model, led by it: (table prefix, the reference row's name).
-_LED_BY_JOINT = (("ablation: ", "full model"), ("robustness: ", "node drop 0%"),
-                 ("vocabulary-free detector: ", "host + Finsta, motion detector (its labels)"))
-
-
-def with_references(results: dict[Run, float]) -> dict[Run, float]:
-    """The report's cells: post-trainings left out, and each table of variations (ablations, node drop, the
-    detector) led by the joint runs of its task on the standard split (not run twice), the row its ``*``
-    marks compare with."""
-    out: dict[Run, float] = {}
-    for run, value in results.items():
-        if run.table == "posttrain":
+    folder.mkdir(parents=True, exist_ok=True)
+    by_table = cells_by_table(results)
+    groups = {"tasks": [t for t, rows in by_table.items() if HOST_ONLY in rows],
+              "variations": [t for t, rows in by_table.items() if HOST_ONLY not in rows]}
+    written = []
+    for name, names in groups.items():
+        if not names:
             continue
-        for prefix, name in _LED_BY_JOINT:
-            if run.table.startswith(prefix) and not any(r.table == run.table for r in out):
-                task = run.table.removeprefix(prefix)
-                for joint, v in results.items():
-                    if (joint.table, joint.row, joint.column) == (task, JOINT, "standard"):
-                        out[replace(joint, table=run.table, row=name)] = v
-        out[run] = value
-    return out
+        cols = min(3, len(names))
+        fig, axes = plt.subplots((len(names) + cols - 1) // cols, cols, figsize=(4.2 * cols, 3.4 * ((len(names) + cols - 1) // cols)),
+                                 squeeze=False)
+        for ax, table in zip(axes.flat, names):
+            rows = by_table[table]
+            columns = sorted({c for cells in rows.values() for c in cells}, key=SPLITS.index)
+            width = 0.8 / len(columns)
+            for j, column in enumerate(columns):
+                stats = [summarise(rows[r][column]) if rows[r].get(column) else (0.0, 0.0) for r in rows]
+                ax.bar([i + j * width for i in range(len(rows))], [m for m, _ in stats], width,
+                       yerr=[s for _, s in stats], capsize=3, label=column, hatch="//" if j else None)
+            ax.set_xticks([i + 0.4 - width / 2 for i in range(len(rows))],
+                          [r.replace(" (", "\n(").replace(", ", ",\n") for r in rows], fontsize=6)
+            ax.set_title(table, fontsize=8)
+            ax.set_ylabel(next(r.metric for r in results if r.table == table), fontsize=7)
+            if len(columns) > 1:
+                ax.legend(fontsize=6)
+        for ax in list(axes.flat)[len(names):]:
+            ax.axis("off")
+        fig.tight_layout()
+        path = folder / f"{name}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
 
 
-def write_results(report: Path, size_name: str, size: Size, results: dict[Run, float], seconds: float) -> None:
-    """RESULTS.md: how it was made, then the tables."""
-    example = next(iter(results), None)
+def write_results(report: Path, size_name: str, size: Size, results: dict[Run, float], seconds: float,
+                  run_seconds: float, jobs: int, out: Path) -> None:
+    """RESULTS.md: how it was made, the plots, then the tables."""
+    example = next((r for r in results if r.row == JOINT), next(iter(results), None))
     lines = ["# finsta-pl results", "",
-             f"`make reproduce SIZE={size_name}` ({seconds / 60:.0f} min here): the embedded world at "
-             f"{size.world[0]}/{size.world[1]}/{size.world[2]} videos, {size.epochs} epochs "
+             f"`finsta-pl reproduce --size {size_name}` (`make reproduce SIZE={size_name}`): {seconds / 60:.1f} min "
+             f"wall here with {jobs} run(s) at once ({run_seconds / 60:.1f} min of runs); the embedded world at "
+             f"{size.world[0]}/{size.world[1]}/{size.world[2]} videos per seed, {size.epochs} epochs "
              f"(post-training {size.posttrain_epochs}), seeds {', '.join(map(str, size.seeds))}.  Cells: mean +- "
              "std of the validation metric over seeds; `*`: the interval does not overlap the table's first row's.",
              ""]
     if example is not None:
-        lines += ["Each cell is one `finsta-pl` command per seed, e.g.:", "", "```",
-                  "finsta-pl " + " ".join(example.args(size, Path("runs/reproduce") / size_name)), "```", ""]
+        lines += ["Each cell is one `finsta-pl` command per seed, its arguments in the run's `config.yaml` under "
+                  f"`{out}/runs/`; e.g. (seed {example.seed}):", "", "```",
+                  "finsta-pl " + " ".join(example.args(size, out)), "```", ""]
+    for path in plot(results, report.parent / "results"):
+        lines += [f"![{path.stem}](results/{path.name})", ""]
     lines.append(tables(results))
     report.write_text("\n".join(lines) + "\n")
 
@@ -271,13 +455,17 @@ def main(argv: list[str]) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
     parser.add_argument("--out", type=Path, default=Path("runs/reproduce"), help="runs, hosts and results.jsonl")
-    parser.add_argument("--report", type=Path, default=Path("RESULTS.md"))
+    parser.add_argument("--report", type=Path, default=None,
+                        help="default: RESULTS.md for --size full, else OUT/SIZE/RESULTS.md (the committed report "
+                             "is a full run's)")
+    parser.add_argument("--jobs", type=int, default=None, help="runs at once (default: the size's)")
     parser.add_argument("--list", action="store_true", help="print the runs and stop")
     args = parser.parse_args(argv)
     if args.list:
         for run in plan(SIZES[args.size], args.out / args.size):
             print(run.slug)
         return 0
-    reproduce(args.size, args.out / args.size, args.report)
-    print(f"wrote {args.report}")
+    report = args.report or (Path("RESULTS.md") if args.size == "full" else args.out / args.size / "RESULTS.md")
+    reproduce(args.size, args.out / args.size, report, jobs=args.jobs)
+    print(f"wrote {report}")
     return 0
