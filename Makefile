@@ -47,7 +47,7 @@ bench: $(STAMP)
 # Host only / host + Finsta / post-trained host per task, ablations and studies over seeds.  SIZE=full (under
 # 60 min on 2 cores) writes RESULTS.md and results/*.png; SIZE=small (under 10 min) runs/reproduce/small/RESULTS.md.
 reproduce: $(STAMP)
-	$(VENV)/bin/finsta-pl reproduce --size $(SIZE)
+	$(VENV)/bin/finsta-pl reproduce --size $(SIZE) $(ARGS)
 
 # Clone, install and fit one step from nothing, timed (benchmarks/results/fresh_clone.json, read by make bench).
 bench-fresh-clone:

@@ -79,8 +79,8 @@ def test_a_rerun_skips_what_is_done(tmp_path: Path) -> None:
 
 def _fake_fit(run: Run, size: Size, out: Path) -> float:
     """A run of the pool test: a post-training writes its host, a run that needs one checks it is there."""
-    host = out / run.dependency if run.dependency else None
-    if host is not None and not host.is_file():
+    marker = out / run.dependency if run.dependency else None
+    if marker is not None and not marker.is_file():
         raise AssertionError(f"{run.slug} started before {run.dependency}")
     if run.export:
         (out / run.slug).write_text("host")
@@ -102,7 +102,7 @@ def test_minimal_reproduction_runs_for_real(tiny_world: Path, tmp_path: Path, mo
     """Post-training, host only, joint, post-trained fine-tuning and one ablation, really fitted at toy size;
     the report holds every table and the post-trained host was loaded from the exported file."""
     monkeypatch.chdir(REPO)
-    results = reproduce("minimal", tmp_path / "out", tmp_path / "RESULTS.md")
+    results = reproduce("minimal", tmp_path / "out", tmp_path / "RESULTS.md", jobs=2)  # as make reproduce: a pool
     assert len(results) == 5 and all(0.0 <= v <= 1.0 for v in results.values())
     assert (tmp_path / "out" / "hosts" / "enhanced_small_vlm_standard_seed0.pt").is_file()
     report = (tmp_path / "RESULTS.md").read_text()
@@ -110,3 +110,6 @@ def test_minimal_reproduction_runs_for_real(tiny_world: Path, tmp_path: Path, mo
         assert heading in report
     assert "post-trained host, no graphs" in report and "| w/o PTC |" in report
     assert any((tmp_path / "out" / "runs").glob("*/*/version_*/metrics.csv"))
+    saved = next((tmp_path / "out" / "runs").glob("videoqa_post_trained*/*/version_0/config.yaml")).read_text()
+    assert "init_from: " + str(tmp_path / "out" / "hosts" / "enhanced_small_vlm_standard_seed0.pt") in saved
+    assert (tmp_path / "results" / "tasks.png").is_file() and "![tasks](results/tasks.png)" in report

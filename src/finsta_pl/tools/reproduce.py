@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -306,11 +307,17 @@ def reproduce(size_name: str, out: Path, report: Path, run_one: Callable[[Run, S
             f.write(json.dumps({"slug": run.slug, "value": value, "seconds": round(took, 1)}) + "\n")
         print(f"[{len(seconds)}/{len(runs)}] {run.slug}: {run.metric} {value:.3f} ({took:.0f} s)", flush=True)
 
-    start = time.perf_counter()
+    start, before = time.perf_counter(), len(seconds)
     run_all(runs, size, out, done, record, run_one, jobs)
+    # Wall time over every invocation that ran something, so a resumed reproduction (or a rerun that only
+    # rewrites the report) states the whole run's.
+    wall_file = out / "wall_seconds.txt"
+    wall = float(wall_file.read_text()) if wall_file.is_file() else 0.0
+    if len(seconds) > before:
+        wall += time.perf_counter() - start
+        wall_file.write_text(f"{wall:.1f}\n")
     results = {run: done[run.slug] for run in runs}
-    cells = with_references(results)
-    write_results(report, size_name, size, cells, time.perf_counter() - start,
+    write_results(report, size_name, size, with_references(results), wall,
                   sum(seconds.get(r.slug, 0.0) for r in runs), jobs, out)
     return results
 
@@ -413,7 +420,7 @@ def plot(results: dict[Run, float], folder: Path) -> list[Path]:
                 ax.bar([i + j * width for i in range(len(rows))], [m for m, _ in stats], width,
                        yerr=[s for _, s in stats], capsize=3, label=column, hatch="//" if j else None)
             ax.set_xticks([i + 0.4 - width / 2 for i in range(len(rows))],
-                          [r.replace(" (", "\n(").replace(", ", ",\n") for r in rows], fontsize=6)
+                          [textwrap.fill(r, 14) for r in rows], fontsize=6)
             ax.set_title(table, fontsize=8)
             ax.set_ylabel(next(r.metric for r in results if r.table == table), fontsize=7)
             if len(columns) > 1:
@@ -430,7 +437,8 @@ def plot(results: dict[Run, float], folder: Path) -> list[Path]:
 
 def write_results(report: Path, size_name: str, size: Size, results: dict[Run, float], seconds: float,
                   run_seconds: float, jobs: int, out: Path) -> None:
-    """RESULTS.md: how it was made, the plots, then the tables."""
+    """RESULTS.md: how it was made, the reading of the numbers (``results/analysis.md`` beside the report, when
+    there is one: written by a person, so a rerun keeps it), the plots, then the tables."""
     example = next((r for r in results if r.row == JOINT), next(iter(results), None))
     lines = ["# finsta-pl results", "",
              f"`finsta-pl reproduce --size {size_name}` (`make reproduce SIZE={size_name}`): {seconds / 60:.1f} min "
@@ -443,6 +451,9 @@ def write_results(report: Path, size_name: str, size: Size, results: dict[Run, f
         lines += ["Each cell is one `finsta-pl` command per seed, its arguments in the run's `config.yaml` under "
                   f"`{out}/runs/`; e.g. (seed {example.seed}):", "", "```",
                   "finsta-pl " + " ".join(example.args(size, out)), "```", ""]
+    analysis = report.parent / "results" / "analysis.md"
+    if analysis.is_file():
+        lines += [analysis.read_text().strip(), ""]
     for path in plot(results, report.parent / "results"):
         lines += [f"![{path.stem}](results/{path.name})", ""]
     lines.append(tables(results))
