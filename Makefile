@@ -44,8 +44,8 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks $(if $(QUICK),--quick)
 
-# Host only / host + Finsta / post-trained host per task, ablations and studies over seeds.  SIZE=full (under
-# 60 min on 2 cores) writes RESULTS.md and results/*.png; SIZE=small (under 10 min) runs/reproduce/small/RESULTS.md.
+# Host only / host + Finsta / post-trained host per task, ablations and studies over seeds.  SIZE=full (61 min
+# on 2 cores) writes RESULTS.md and results/*.png; SIZE=small (under 10 min) runs/reproduce/small/RESULTS.md.
 reproduce: $(STAMP)
 	$(VENV)/bin/finsta-pl reproduce --size $(SIZE) $(ARGS)
 

@@ -258,7 +258,8 @@ def run_all(runs: Sequence[Run], size: Size, out: Path, done: dict[str, float],
     if jobs <= 1:
         for run in pending:
             start = time.perf_counter()
-            record(run, run_one(run, size, out), time.perf_counter() - start)
+            done[run.slug] = value = run_one(run, size, out)
+            record(run, value, time.perf_counter() - start)
         return
     import multiprocessing
 
@@ -297,17 +298,17 @@ def reproduce(size_name: str, out: Path, report: Path, run_one: Callable[[Run, S
             entry = json.loads(line)
             done[entry["slug"]] = entry["value"]
             seconds[entry["slug"]] = entry.get("seconds", 0.0)
+    start, before = time.perf_counter(), len(seconds)
     runs = plan(size, out)
     if size.clip4clip and any(r.slug not in done for r in runs if r.host == CLIP4CLIP):
         write_clip_checkpoint(size, out)
 
     def record(run: Run, value: float, took: float) -> None:
-        done[run.slug], seconds[run.slug] = value, took
+        seconds[run.slug] = took
         with done_file.open("a") as f:
             f.write(json.dumps({"slug": run.slug, "value": value, "seconds": round(took, 1)}) + "\n")
         print(f"[{len(seconds)}/{len(runs)}] {run.slug}: {run.metric} {value:.3f} ({took:.0f} s)", flush=True)
 
-    start, before = time.perf_counter(), len(seconds)
     run_all(runs, size, out, done, record, run_one, jobs)
     # Wall time over every invocation that ran something, so a resumed reproduction (or a rerun that only
     # rewrites the report) states the whole run's.
