@@ -32,8 +32,8 @@ def test_plan_covers_every_table_and_posttrains_first(tmp_path: Path) -> None:
     assert {r.table for r in clip} == {"videoqa, CLIP4Clip host (tiny, random init)",
                                        "retrieval, CLIP4Clip host (tiny, random init)"} and len(clip) == 18
     assert all("--model.init_args.host.name=clip4clip" in r.overrides for r in clip)
-    post = [r for r in clip if r.row == POSTTRAINED]
-    assert all("enhanced_clip4clip_standard" in " ".join(r.args(full, tmp_path)) for r in post)
+    clip_post = [r for r in clip if r.row == POSTTRAINED]
+    assert clip_post and all("enhanced_clip4clip_standard" in " ".join(r.args(full, tmp_path)) for r in clip_post)
     assert len({r.slug for r in runs}) == len(runs)  # one folder and one result line per run
     post = [r for r in runs if r.needs_posttrain]
     assert post and all(f"_seed{r.seed}.pt" in " ".join(r.args(SIZES["full"], tmp_path)) for r in post)
