@@ -52,7 +52,7 @@ class Size:
     tasks: tuple[str, ...]
     compositional: tuple[str, ...]  # tasks that also get the compositional split
     ablation_tasks: tuple[str, ...]
-    extra: tuple[str, ...] = ()  # further overrides of every run (model and batch sizes of a reproduction)
+    extra: tuple[str, ...] = ()  # further overrides of every run (frames, loader, trainer output)
     studies: bool = True  # robustness, vocabulary-free detector, zero-shot
     ablations: tuple[str, ...] = tuple(switch for _, switch in ABLATIONS)
     clip4clip: tuple[str, ...] = ()  # tasks that get the three rows with a (tiny, random) CLIP4Clip host
@@ -143,12 +143,17 @@ def clip4clip_overrides(out: Path) -> tuple[str, ...]:
             f"--data.init_args.tokenizer={clip}", "--model.init_args.host.fusion_layers=1")
 
 
+def split_overrides(split: str) -> tuple[str, ...]:
+    """The data overrides that select ``split`` (the standard split is each config's own)."""
+    return (COMPOSITIONAL,) if split == "compositional" else ()
+
+
 def posttrain_run(seed: int, split: str, host: str, overrides: tuple[str, ...]) -> Run:
     """The post-training of ``seed`` on ``split``'s training clips (a compositional split's held-out
     combinations stay unseen), exporting the enhanced ``host``."""
     table = "posttrain" if host == "small_vlm" else f"posttrain ({host})"
     return Run(table, "post-training", split, seed, ("experiments/posttrain_synthetic.yaml",),
-               (*overrides, *((COMPOSITIONAL,) if split == "compositional" else ())), "val/t2v_r1",
+               (*overrides, *split_overrides(split)), "val/t2v_r1",
                host=host, export=True)
 
 
@@ -170,8 +175,7 @@ def plan(size: Size, out: Path) -> list[Run]:
     for s in size.seeds:
         for task in size.tasks:
             for split in SPLITS if task in size.compositional else SPLITS[:1]:
-                runs += _three_rows(task, task, split, s, (COMPOSITIONAL,) if split == "compositional" else (),
-                                    "small_vlm")
+                runs += _three_rows(task, task, split, s, split_overrides(split), "small_vlm")
         for task in size.clip4clip:
             runs += _three_rows(task, f"{task}, CLIP4Clip host (tiny, random init)", "standard", s, clip, CLIP4CLIP)
         for task in size.ablation_tasks:
