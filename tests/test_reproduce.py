@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from finsta_pl.tools.reproduce import (CLIP4CLIP, JOINT, POSTTRAINED, SIZES, Run, Size, beyond_spread, plan,
-                                       reproduce, run_all, tables, with_references)
+from finsta_pl.tools.reproduce import (CLIP4CLIP, HOST_LOSS_ONLY, JOINT, POSTTRAINED, SIZES, Run, Size, beyond_spread,
+                                       plan, reproduce, run_all, tables, with_references)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -17,7 +17,7 @@ def test_plan_covers_every_table_and_posttrains_first(tmp_path: Path) -> None:
     full = SIZES["full"]
     runs = plan(full, tmp_path)
     exports = [r for r in runs if r.export]
-    assert runs[: len(exports)] == exports and len(exports) == 9  # 3 seeds x (2 splits + CLIP4Clip), first
+    assert runs[: len(exports)] == exports and len(exports) == 12  # 3 seeds x (2 splits, CLIP4Clip, control), first
     # The compositional rows fine-tune a host post-trained without the held-out combinations.
     comp = [r for r in runs if r.needs_posttrain and r.column == "compositional"]
     assert comp and all("enhanced_small_vlm_compositional" in " ".join(r.args(full, tmp_path)) for r in comp)
@@ -27,6 +27,13 @@ def test_plan_covers_every_table_and_posttrains_first(tmp_path: Path) -> None:
     for task in ("videoqa", "retrieval", "captioning", "mcqa", "inference", "action"):
         assert task in tables_ and len([r for r in runs if r.table == task]) == 3 * 2 * 3  # rows x splits x seeds
     assert {"ablation: videoqa", "ablation: retrieval", "robustness: videoqa", "zero-shot retrieval"} <= tables_
+    # The control: the same clips, the host's own loss, no graphs; its rows fine-tune (or validate) that host.
+    control = [r for r in runs if r.host == HOST_LOSS_ONLY]
+    assert [r.overrides for r in control if r.export] == [("--model.init_args.finsta.enabled=false",)] * 3
+    assert {r.table for r in control if not r.export} == {"post-training control: retrieval",
+                                                          "post-training control: mcqa", "zero-shot retrieval"}
+    assert all("enhanced_small_vlm_host_loss_only_standard" in " ".join(r.args(full, tmp_path))
+               for r in control if not r.export)
     # The CLIP4Clip rows: the same task configs with the tiny CLIP as host, post-trained as a CLIP4Clip host.
     clip = [r for r in runs if r.host == CLIP4CLIP and not r.export]
     assert {r.table for r in clip} == {"videoqa, CLIP4Clip host (tiny, random init)",
@@ -61,6 +68,12 @@ def test_tables_mark_only_differences_beyond_the_seed_spread() -> None:
     robust = {_run("robustness: videoqa", "node drop 50%", s): v for s, v in enumerate([0.60, 0.62, 0.61])}
     md = tables(with_references({**results, **robust}))
     assert "| node drop 0% | 0.810 +- 0.010 (n=3) |\n| node drop 50% | 0.610 +- 0.010 (n=3)* |" in md
+    post = {_run("videoqa", POSTTRAINED, s): v for s, v in enumerate([0.70, 0.72, 0.71])}
+    control = {_run("post-training control: videoqa", "host loss only", s): v for s, v in enumerate([0.6, 0.6, 0.6])}
+    md = tables(with_references({**results, **post, **control}))  # led by the Finsta post-trained runs
+    assert ("### post-training control: videoqa\n\n| | standard |\n|---|---|\n"
+            "| post-trained with Finsta, no graphs | 0.710 +- 0.010 (n=3) |\n| host loss only | 0.600 +- 0.000 (n=3)* |"
+            in md)
 
 
 def test_a_rerun_skips_what_is_done(tmp_path: Path) -> None:
@@ -113,3 +126,6 @@ def test_minimal_reproduction_runs_for_real(tiny_world: Path, tmp_path: Path, mo
     saved = next((tmp_path / "out" / "runs").glob("videoqa_post_trained*/*/version_0/config.yaml")).read_text()
     assert "init_from: " + str(tmp_path / "out" / "hosts" / "enhanced_small_vlm_standard_seed0.pt") in saved
     assert (tmp_path / "results" / "tasks.png").is_file() and "![tasks](results/tasks.png)" in report
+    # Two processes ran five fits: a process's later runs still log, and into their own file.
+    logs = {p.stem: p.read_text() for p in (tmp_path / "out" / "logs").glob("*.log")}
+    assert len(logs) == 5 and all("Seed set to 0" in text and "Logging error" not in text for text in logs.values())
