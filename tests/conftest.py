@@ -57,3 +57,27 @@ def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: int = 600) 
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "finsta_pl.cli", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def run_cli_here(*args: str, cwd: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
+                 env: dict | None = None) -> subprocess.CompletedProcess:
+    """``finsta-pl ARGS`` through the console script's own ``main``, in this process: its exit status and what it
+    printed, without the ten seconds a new interpreter spends importing Lightning.  For the CLI's messages
+    (``--print_config``, errors that stop a run before it trains); fits that should finish use :func:`run_cli`."""
+    from finsta_pl.cli import main
+
+    for key, value in (env or {}).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(cwd)
+    capfd.readouterr()
+    environ = dict(os.environ)  # the CLI sets some (Lightning's PL_GLOBAL_SEED): none may leak into later tests
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:  # argparse, --print_config and main's one-line errors all end this way
+        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
+    out, err = capfd.readouterr()
+    return subprocess.CompletedProcess(["finsta-pl", *args], code, out, err)

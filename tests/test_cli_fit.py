@@ -7,7 +7,9 @@ from pathlib import Path
 
 import torch
 
-from conftest import REPO, TINY, run_cli
+import pytest
+
+from conftest import REPO, TINY, run_cli, run_cli_here
 
 BASE = ["--config", str(REPO / "experiments" / "videoqa.yaml"), "--config", str(TINY)]
 
@@ -74,36 +76,40 @@ def test_host_only_config_builds_no_graphs(tiny_world: Path, tmp_path: Path) -> 
     assert not any(k.startswith("finsta.") for k in state)
 
 
-def test_print_config_resolves_extends(tmp_path: Path) -> None:
-    proc = run_cli("fit", "--config", str(REPO / "experiments" / "msrvtt.yaml"), "--print_config", cwd=tmp_path,
-                   env={"FINSTA_PL_DATA_ROOT": "/datasets"})
+def test_print_config_resolves_extends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       capfd: pytest.CaptureFixture[str]) -> None:
+    proc = run_cli_here("fit", "--config", str(REPO / "experiments" / "msrvtt.yaml"), "--print_config", cwd=tmp_path,
+                        env={"FINSTA_PL_DATA_ROOT": "/datasets"}, monkeypatch=monkeypatch, capfd=capfd)
     _assert_ok(proc)
     assert "dataset: msrvtt_qa" in proc.stdout
     assert "/datasets/msrvtt" in proc.stdout
     assert "class_path: finsta_pl.tasks.VideoQATask" in proc.stdout  # inherited from videoqa.yaml
 
 
-def test_null_on_the_command_line_is_none_not_a_string(tmp_path: Path) -> None:
+def test_null_on_the_command_line_is_none_not_a_string(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capfd: pytest.CaptureFixture[str]) -> None:
     import yaml
 
-    proc = run_cli("fit", "--config", str(REPO / "experiments" / "videoqa_enhanced.yaml"),
-                   "--model.init_args.host.init_from=null", "--model.init_args.optim.pretrained_lr=null",
-                   "--print_config", cwd=tmp_path)
+    proc = run_cli_here("fit", "--config", str(REPO / "experiments" / "videoqa_enhanced.yaml"),
+                        "--model.init_args.host.init_from=null", "--model.init_args.optim.pretrained_lr=null",
+                        "--print_config", cwd=tmp_path, monkeypatch=monkeypatch, capfd=capfd)
     _assert_ok(proc)
     model = yaml.safe_load(proc.stdout)["model"]["init_args"]
     assert model["host"]["init_from"] is None and model["optim"]["pretrained_lr"] is None
     assert model["finsta"]["enabled"] is False  # the rest of the composed config is untouched
 
 
-def test_missing_real_dataset_says_where_to_put_it(tmp_path: Path) -> None:
-    proc = run_cli("fit", "--config", str(REPO / "experiments" / "msrvtt.yaml"), cwd=tmp_path,
-                   env={"FINSTA_PL_DATA_ROOT": str(tmp_path / "nowhere")})
+def test_missing_real_dataset_says_where_to_put_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capfd: pytest.CaptureFixture[str]) -> None:
+    proc = run_cli_here("fit", "--config", str(REPO / "experiments" / "msrvtt.yaml"), cwd=tmp_path,
+                        env={"FINSTA_PL_DATA_ROOT": str(tmp_path / "nowhere")}, monkeypatch=monkeypatch, capfd=capfd)
     assert proc.returncode == 2
     assert "msrvtt_qa was not found at" in proc.stderr and "train_qa.json" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
-def test_malformed_annotation_names_file_and_record(tmp_path: Path) -> None:
+def test_malformed_annotation_names_file_and_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capfd: pytest.CaptureFixture[str]) -> None:
     root = tmp_path / "msrvtt"
     (root / "msrvtt_qa").mkdir(parents=True)
     (root / "videos").mkdir()
@@ -114,15 +120,15 @@ def test_malformed_annotation_names_file_and_record(tmp_path: Path) -> None:
 
     write_ramp(root / "videos" / "video1.mp4", frames=12)
     # A malformed record is a bad sample (skipped and counted by default); with `raise` it ends the run by name.
-    proc = run_cli("fit", "--config", str(REPO / "experiments" / "msrvtt.yaml"), "--data.init_args.on_bad_sample=raise",
-                   cwd=tmp_path, env={"FINSTA_PL_DATA_ROOT": str(tmp_path)})
+    here = {"cwd": tmp_path, "env": {"FINSTA_PL_DATA_ROOT": str(tmp_path)}, "monkeypatch": monkeypatch, "capfd": capfd}
+    proc = run_cli_here("fit", "--config", str(REPO / "experiments" / "msrvtt.yaml"),
+                        "--data.init_args.on_bad_sample=raise", **here)
     assert proc.returncode == 2
     assert "train_qa.json: record 1 is malformed" in proc.stderr and "'answer'" in proc.stderr
     assert "Traceback" not in proc.stderr
     # Without a validation file the run stops with one message naming the split, no traceback.
     (root / "msrvtt_qa" / "val_qa.json").unlink()
-    proc = run_cli("fit", "--config", str(REPO / "experiments" / "msrvtt.yaml"), cwd=tmp_path,
-                   env={"FINSTA_PL_DATA_ROOT": str(tmp_path)})
+    proc = run_cli_here("fit", "--config", str(REPO / "experiments" / "msrvtt.yaml"), **here)
     assert proc.returncode == 2 and "has no 'val' split" in proc.stderr and "Traceback" not in proc.stderr
 
 

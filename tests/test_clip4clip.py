@@ -11,7 +11,7 @@ import torch
 
 pytest.importorskip("transformers")
 
-from conftest import REPO, TINY, run_cli  # noqa: E402
+from conftest import REPO, TINY, run_cli, run_cli_here  # noqa: E402
 
 from finsta_pl.data_modules import ClipConfig, LoaderConfig, VideoQADataModule  # noqa: E402
 from finsta_pl.data_modules.synthetic import WorldConfig  # noqa: E402
@@ -146,9 +146,11 @@ def test_cli_fit_with_the_clip4clip_config(clip_dir: Path, tmp_path: Path) -> No
     assert "clip4clip" in saved and "vocab:" not in saved  # the tokenizer folder is saved, not a word list
 
 
-def test_missing_clip_checkpoint_says_where_to_get_one(tmp_path: Path, tiny_world: Path) -> None:
-    proc = run_cli("fit", "--config", str(REPO / "experiments" / "videoqa_clip4clip.yaml"), "--config", str(TINY),
-                   cwd=tmp_path, env={"FINSTA_PL_CLIP": str(tmp_path / "nowhere")})
+def test_missing_clip_checkpoint_says_where_to_get_one(tmp_path: Path, tiny_world: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capfd: pytest.CaptureFixture[str]) -> None:
+    proc = run_cli_here("fit", "--config", str(REPO / "experiments" / "videoqa_clip4clip.yaml"), "--config", str(TINY),
+                        cwd=tmp_path, env={"FINSTA_PL_CLIP": str(tmp_path / "nowhere")}, monkeypatch=monkeypatch,
+                        capfd=capfd)
     assert proc.returncode == 2
     assert "nowhere" in proc.stderr and "hf download openai/clip-vit-base-patch32" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -85,7 +85,8 @@ def ddp_results(prerequisites: dict[str, str], tmp_path_factory: pytest.TempPath
         port = s.getsockname()[1]
     specs = ["::".join([str(c), *_config_args(c, prerequisites)[4:]]) for c in CONFIGS]
     common = ["--config", str(TINY), "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp",
-              "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1"]
+              "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1",
+              "--trainer.num_sanity_val_steps=0"]  # the one validation batch runs after training anyway
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
            "WORLD_SIZE": "2", "NODE_RANK": "0", "FINSTA_PL_CLIP": prerequisites["FINSTA_PL_CLIP"],
            "FINSTA_PL_DATA_ROOT": prerequisites["FINSTA_PL_DATA_ROOT"]}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, TINY, run_cli
+from conftest import REPO, TINY, run_cli, run_cli_here
 from finsta_pl.data_info import DataInfo
 from finsta_pl.errors import FinstaError
 from finsta_pl.hosts.base import HostConfig
@@ -108,14 +108,16 @@ def test_every_switch_on_every_task(batches: dict, name: str, switch: str | None
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
-def test_a_task_on_the_wrong_data_stops_with_one_message(batches: dict, tmp_path: Path) -> None:
+def test_a_task_on_the_wrong_data_stops_with_one_message(batches: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capfd: pytest.CaptureFixture[str]) -> None:
     from finsta_pl.tasks import VideoQATask
 
     dm, _ = batches["retrieval"]
     with pytest.raises(FinstaError, match=r"VideoQATask reads the targets \['label', 'index'\].*'retrieval' data"):
         VideoQATask(data_info=dm.info(), host=HOST)
-    proc = run_cli("fit", "--config", str(REPO / "experiments" / "videoqa.yaml"), "--config", str(TINY),
-                   "--data=finsta_pl.data_modules.RetrievalDataModule", cwd=tmp_path)
+    proc = run_cli_here("fit", "--config", str(REPO / "experiments" / "videoqa.yaml"), "--config", str(TINY),
+                        "--data=finsta_pl.data_modules.RetrievalDataModule", cwd=tmp_path, monkeypatch=monkeypatch,
+                        capfd=capfd)
     assert proc.returncode == 2 and "reads the targets" in proc.stderr and "Traceback" not in proc.stderr
 
 

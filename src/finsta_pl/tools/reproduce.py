@@ -68,7 +68,7 @@ class Size:
     jobs: int = 2
 
 
-#: what every reproduction changes in the shipped configs, to fit its 186 runs of the full size into an hour
+#: what every reproduction changes in the shipped configs, to fit its 198 runs of the full size into an hour
 #: on 2 cores: 4 frames a clip (the shipped 8 double each run's cost; 4 still show each motion), graphs built
 #: in the run's own process (the pool keeps every core busy), validation only after the last epoch.
 _REPRO = ("--data.init_args.clip.num_frames=4", "--data.init_args.loader.num_workers=0",
