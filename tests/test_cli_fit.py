@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-
 import pytest
+import torch
 
 from conftest import REPO, TINY, run_cli, run_cli_here
 
