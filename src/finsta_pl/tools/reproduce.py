@@ -88,8 +88,10 @@ SIZES: dict[str, Size] = {
 @dataclass(frozen=True)
 class Run:
     """One fit: where its number goes (table, row, column, seed), its configs and overrides, the metric.
-    ``command`` is ``fit`` or ``validate``; ``needs_posttrain``: the post-training of its seed, split
-    (``column``) and ``host`` must have run first; ``export``: a post-training, which writes that host."""
+    ``command`` is ``fit`` or ``validate``; ``host``: the enhanced host it loads or writes, named by the host
+    (``small_vlm``, ``clip4clip``) or by how it was post-trained (``HOST_LOSS_ONLY``); ``needs_posttrain``: the
+    post-training of its seed, split (``column``) and ``host`` must have run first; ``export``: a
+    post-training, which writes that host."""
 
     table: str
     row: str
