@@ -34,11 +34,14 @@ def _worker(rank: int, port: int, counts: tuple[int, int], out: str) -> None:
     lo = sum(counts[:rank])
     rows = slice(lo, lo + counts[rank])
     anchors = data["anchors"][rows].clone().requires_grad_()
+    positives = data["positives"][rows].clone().requires_grad_()
     scale = torch.tensor(2.0, requires_grad=True)
-    loss = info_nce(anchors, data["positives"][rows], scale, data["keys"][rows], data["hard"][rows],
-                    data["hard_mask"][rows])
-    loss.backward()  # hung forever on the rank with pairs when the other returned early
-    torch.save({"loss": loss.detach(), "n": counts[rank]}, f"{out}/rank{rank}.pt")
+    loss = info_nce(anchors, positives, scale, data["keys"][rows], data["hard"][rows], data["hard_mask"][rows])
+    # Weighted by the rank's share of the pairs, the ranks' losses add up to the single-process loss, so each
+    # rank's gradient of its rows must be that loss's gradient: it reaches them from every rank's loss.
+    (loss * counts[rank] / sum(counts)).backward()  # hung forever on the rank with pairs when the other returned early
+    torch.save({"loss": loss.detach(), "n": counts[rank], "anchors": anchors.grad, "positives": positives.grad},
+               f"{out}/rank{rank}.pt")
     dist.destroy_process_group()
 
 
@@ -59,17 +62,23 @@ def _run_two_ranks(counts: tuple[int, int], tmp_path: Path, timeout: float = 120
     return [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
 
 
-def _reference(counts: tuple[int, int]) -> torch.Tensor:
+def _reference(counts: tuple[int, int]) -> dict[str, torch.Tensor]:
+    """The single-process loss over all pairs and its gradients."""
     data = _case(0, counts)
-    return info_nce(data["anchors"], data["positives"], torch.tensor(2.0), data["keys"], data["hard"],
-                    data["hard_mask"])
+    anchors, positives = data["anchors"].requires_grad_(), data["positives"].requires_grad_()
+    loss = info_nce(anchors, positives, torch.tensor(2.0), data["keys"], data["hard"], data["hard_mask"])
+    loss.backward()
+    return {"loss": loss.detach(), "anchors": anchors.grad, "positives": positives.grad}
 
 
 @pytest.mark.parametrize("counts", [(0, 3), (3, 0), (2, 3)])
 def test_two_ranks_agree_with_one_process(counts: tuple[int, int], tmp_path: Path) -> None:
     results = _run_two_ranks(counts, tmp_path)
+    reference = _reference(counts)
     total = sum(r["loss"] * r["n"] for r in results) / sum(counts)
-    torch.testing.assert_close(total, _reference(counts))
+    torch.testing.assert_close(total, reference["loss"])
+    for name in ("anchors", "positives"):
+        torch.testing.assert_close(torch.cat([r[name] for r in results]), reference[name], msg=name)
 
 
 def test_shared_region_keys_remove_false_negatives() -> None:

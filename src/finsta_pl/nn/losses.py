@@ -2,8 +2,8 @@
 
 :func:`info_nce` is the symmetric InfoNCE both alignment losses use (OSC and PTC differ only in what is
 pooled into the anchor and the region).  Under DDP the other ranks' pairs are gathered *with gradient*
-(``torch.distributed.nn.functional.all_gather``) and serve as extra negatives; ranks may hold different
-numbers of pairs, so each pads to the largest count and the padding is cut off after the gather.
+(:class:`_GatherWithGrad`) and serve as extra negatives; ranks may hold different numbers of pairs, so each
+pads to the largest count and the padding is cut off after the gather.
 """
 
 from __future__ import annotations
@@ -25,6 +25,29 @@ def _gather_sizes(n: int, device: torch.device) -> list[int]:
     return [int(c) for c in counts]
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    """``all_gather`` whose backward sums every rank's gradient of the gathered copies and keeps this rank's part.
+
+    Why not ``torch.distributed.nn.functional.all_gather``: it is deprecated, and on gloo its backward is one
+    rooted ``scatter`` per rank; a rank that finished the last scatter as its root and exited aborted its peer
+    ("terminate called without an active exception", SIGABRT) in about one two-rank run in six
+    (``tests/test_ddp_losses.py``). An ``all_reduce`` is symmetric and runs on every backend.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> tuple[Tensor, ...]:  # noqa: D102 - see the class
+        x = x.contiguous()
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x)
+        return tuple(parts)
+
+    @staticmethod
+    def backward(ctx, *grads: Tensor) -> Tensor:  # noqa: D102 - see the class
+        stacked = torch.stack(grads).contiguous()
+        dist.all_reduce(stacked)
+        return stacked[dist.get_rank()]
+
+
 def gather_with_grad(x: Tensor) -> tuple[Tensor, int]:
     """Rows of ``x`` from every rank (differentiable) and the offset of this rank's rows in the result.
 
@@ -33,11 +56,9 @@ def gather_with_grad(x: Tensor) -> tuple[Tensor, int]:
     """
     if not _distributed():
         return x, 0
-    from torch.distributed.nn.functional import all_gather
-
     sizes = _gather_sizes(x.shape[0], x.device)
     padded = F.pad(x, (0, 0, 0, max(sizes) - x.shape[0]))
-    parts = all_gather(padded)
+    parts = _GatherWithGrad.apply(padded)
     rank = dist.get_rank()
     return torch.cat([p[:s] for p, s in zip(parts, sizes)]), sum(sizes[:rank])
 
