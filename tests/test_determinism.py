@@ -1,11 +1,11 @@
 """A shipped config reruns bit-identically on a multi-core CPU.
 
 Without ``trainer.deterministic``, two seeded fits of ``experiments/videoqa.yaml`` on two threads already
-differed after one step in about 40 of 285 tensors (40 and 42 in two tries) (the host's video encoder and Finsta's input projections: CPU's
-accumulating ``index_put``, the backward of indexing, sums in thread order), and eight epochs of
-``make train TASK=videoqa`` ended at 0.904, 0.900 and 0.896 in three fresh clones.  The model here keeps the
-shipped sizes (batch 32, width 128, 8 frames), where those kernels run on several threads; only the world and
-the number of steps are small.
+differed after one step in 40 and 42 of 285 tensors in two tries (the host's video encoder and Finsta's input
+projections, upstream of CPU's accumulating ``index_put``: the backward of indexing sums in thread order), and
+eight epochs of ``make train TASK=videoqa`` ended at 0.904, 0.900 and 0.896 in three fresh clones.  The model
+here keeps the shipped sizes (batch 32, width 128, 8 frames), where those kernels run on several threads; only
+the world and the number of steps are small.
 """
 
 from __future__ import annotations
