@@ -38,8 +38,9 @@ def _worker(rank: int, port: int, counts: tuple[int, int], out: str) -> None:
     scale = torch.tensor(2.0, requires_grad=True)
     loss = info_nce(anchors, positives, scale, data["keys"][rows], data["hard"][rows], data["hard_mask"][rows])
     # Weighted by the rank's share of the pairs, the ranks' losses add up to the single-process loss, so each
-    # rank's gradient of its rows must be that loss's gradient: it reaches them from every rank's loss.
-    (loss * counts[rank] / sum(counts)).backward()  # hung forever on the rank with pairs when the other returned early
+    # rank's gradient of its rows must be that loss's gradient: it reaches them from every rank's loss.  (This
+    # backward hung forever on the rank with pairs when the other returned early.)
+    (loss * counts[rank] / sum(counts)).backward()
     torch.save({"loss": loss.detach(), "n": counts[rank], "anchors": anchors.grad, "positives": positives.grad},
                f"{out}/rank{rank}.pt")
     dist.destroy_process_group()

@@ -57,6 +57,7 @@ def test_every_trainable_parameter_gets_a_gradient(config: Path, prerequisites: 
 
     for key in ("FINSTA_PL_CLIP", "FINSTA_PL_DATA_ROOT"):
         monkeypatch.setenv(key, prerequisites[key])
+    torch.use_deterministic_algorithms(False)  # the module's fixtures built a Trainer too; conftest restores
     cli = build_cli(expand_config_args(_config_args(config, prerequisites)), run=False)
     # Every shipped config reruns bit-identically (test_determinism.py measures it on one of them).
     assert torch.are_deterministic_algorithms_enabled(), f"{config.name}: trainer.deterministic is off"
