@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +16,7 @@ import finsta_pl  # noqa: F401  first: it makes a mismatched torchvision importa
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
+RECORDED_FIT = REPO / "tests" / "resume_runner.py"
 
 
 @pytest.fixture(autouse=True)
@@ -94,3 +97,19 @@ def run_cli_here(*args: str, cwd: Path, monkeypatch: pytest.MonkeyPatch, capfd: 
         os.environ.update(environ)
     out, err = capfd.readouterr()
     return subprocess.CompletedProcess(["finsta-pl", *args], code, out, err)
+
+
+def recorded_fit(out: Path, name: str, fit_args: list[str], signal_name: str = "-", signal_at: int = 0,
+                 ckpt: str = "-", env: dict[str, str] | None = None) -> dict[str, Any]:
+    """One ``finsta-pl fit`` in a fresh process through ``tests/resume_runner.py`` (optionally signalled at step
+    ``signal_at``, or resumed from ``ckpt``): its record (per-step ids and losses, final metrics, how it stopped)
+    with the final ``state`` dict."""
+    import torch
+
+    done = subprocess.run([sys.executable, str(RECORDED_FIT), str(out), name, signal_name, str(signal_at), ckpt, "--",
+                           *fit_args], env={**os.environ, **(env or {})}, cwd=out, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    result = json.loads((out / f"{name}.json").read_text())
+    result["state"] = torch.load(out / f"{name}.pt", weights_only=True)
+    return result

@@ -1,4 +1,4 @@
-"""One fit for ``test_exact_resume``: ``finsta-pl fit`` arguments, optionally interrupted by a real signal.
+"""One recorded fit (``conftest.recorded_fit``, for the exact-resume and determinism tests): ``finsta-pl fit``
 
     python tests/resume_runner.py OUT NAME SIGNAL STEP CKPT -- <finsta-pl fit args>
 

@@ -10,17 +10,11 @@ the world and the number of steps are small.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
 
-from conftest import REPO
-
-RUNNER = REPO / "tests" / "resume_runner.py"  # one fit, writing its step losses and final weights
+from conftest import REPO, recorded_fit
 
 
 def _fit(out: Path, name: str) -> tuple[list[float], dict[str, torch.Tensor]]:
@@ -31,12 +25,8 @@ def _fit(out: Path, name: str) -> tuple[list[float], dict[str, torch.Tensor]]:
             "--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=0",
             "--trainer.enable_progress_bar=false", "--trainer.callbacks=[]", "--trainer.accelerator=cpu",
             f"--trainer.default_root_dir={root}", f"--trainer.logger.init_args.save_dir={root}"]
-    env = {**os.environ, "OMP_NUM_THREADS": "2"}  # nondeterminism needs more than one thread
-    done = subprocess.run([sys.executable, str(RUNNER), str(out), name, "-", "0", "-", "--", *args], env=env,
-                          cwd=out, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    steps = json.loads((out / f"{name}.json").read_text())["steps"]
-    return [s["loss"] for s in steps], torch.load(out / f"{name}.pt", weights_only=True)
+    result = recorded_fit(out, name, args, env={"OMP_NUM_THREADS": "2"})  # nondeterminism needs >1 thread
+    return [s["loss"] for s in result["steps"]], result["state"]
 
 
 def test_two_seeded_fits_of_a_shipped_config_end_with_equal_weights(tiny_world: Path, tmp_path: Path) -> None:

@@ -3,19 +3,15 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
-from conftest import REPO, TINY
+from conftest import REPO, TINY, recorded_fit
 
-RUNNER = REPO / "tests" / "resume_runner.py"
 SIGNAL_AT = 5  # global step 5 of 8: the second of the four steps of the second epoch
 
 
@@ -24,12 +20,7 @@ def _fit(out: Path, name: str, root: Path, signal_name: str = "-", ckpt: str = "
     args = ["--config", str(REPO / "experiments" / "videoqa.yaml"), "--config", str(TINY), "--trainer.max_epochs=2",
             "--trainer.limit_train_batches=4", f"--trainer.default_root_dir={root}",
             f"--trainer.logger.init_args.save_dir={root}", "--trainer.accelerator=cpu", "--trainer.devices=1"]
-    done = subprocess.run([sys.executable, str(RUNNER), str(out), name, signal_name, str(SIGNAL_AT), ckpt, "--", *args],
-                          env={**os.environ, **(env or {})}, cwd=out, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    result = json.loads((out / f"{name}.json").read_text())
-    result["state"] = torch.load(out / f"{name}.pt", weights_only=True)
-    return result
+    return recorded_fit(out, name, args, signal_name, SIGNAL_AT, ckpt, env)
 
 
 @pytest.fixture(scope="module")
