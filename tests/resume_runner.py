@@ -1,4 +1,5 @@
-"""One recorded fit (``conftest.recorded_fit``, for the exact-resume and determinism tests): ``finsta-pl fit``
+"""One recorded fit (``conftest.recorded_fit``: exact-resume and determinism tests), optionally interrupted by
+a real signal.
 
     python tests/resume_runner.py OUT NAME SIGNAL STEP CKPT -- <finsta-pl fit args>
 
