@@ -3,7 +3,7 @@
 A TSG object is linked to the DSG tracks whose label and attributes agree with it (the same word, or words
 that name one class of the shipped lexicon, ``graphs/lexicon.py``: "chef" and a detector's "person").  When the detector gives no
 labels, the model links by host embedding similarity instead (``nn/linking.py``; :class:`LinkConfig`).  The same links define what the
-two alignment losses contrast (DESIGN.md §1):
+two alignment losses contrast (docs/DESIGN-NOTES.md §1):
 - OSC: a TSG object against the multi-hop neighbourhood of its linked track's nodes;
 - PTC: a TSG predicate with its adverbs against the linked subject track's nodes over the time interval
   in which the DSG shows a predicate of that track (the same predicate when there is one).

@@ -1,4 +1,4 @@
-"""The host protocol (DESIGN.md §6): what Finsta needs from a video-language model to plug into it."""
+"""The host protocol (docs/DESIGN-NOTES.md §6): what Finsta needs from a video-language model to plug into it."""
 
 from __future__ import annotations
 

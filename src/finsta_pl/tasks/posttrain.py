@@ -1,6 +1,6 @@
-"""Finsta post-training (DESIGN.md §1): the host's own objective (video-text contrastive, CLIP-style) plus OSC,
-PTC and distillation of the graph streams into the host; the result is exported as an *enhanced host* that
-downstream tasks load with ``host.init_from`` and fine-tune without scene graphs."""
+"""Finsta post-training (docs/DESIGN-NOTES.md §1): the host's own objective (video-text contrastive,
+CLIP-style) plus OSC, PTC and distillation of the graph streams into the host; the result is exported as an
+*enhanced host* that downstream tasks load with ``host.init_from`` and fine-tune without scene graphs."""
 
 from __future__ import annotations
 

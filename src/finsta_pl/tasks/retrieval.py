@@ -1,8 +1,8 @@
 """Text-video retrieval (MSR-VTT 1k-A style): symmetric InfoNCE in training, full-matrix ranking in evaluation.
 
-How Finsta serves retrieval while evaluation stays one pass per item (DESIGN.md §8): the TSG stream enriches
-the caption side (dual-stream-sum into the text embedding) and the DSG stream the video side; both run once per
-caption and once per video.  The HSG and the alignment losses need a known (video, caption) pair, so they
+How Finsta serves retrieval while evaluation stays one pass per item (docs/DESIGN-NOTES.md §8): the TSG
+stream enriches the caption side (dual-stream-sum into the text embedding) and the DSG stream the video side;
+both run once per caption and once per video.  The HSG and the alignment losses need a known (video, caption) pair, so they
 act in training, where every caption comes with its video.  Each video is embedded once, each caption once,
 and the whole similarity matrix is ranked; no Finsta pass runs per (caption, video) pair.
 """
