@@ -9,10 +9,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from finsta_pl.batch import FinstaBatch
-from finsta_pl.hosts.base import HostConfig
 from finsta_pl.metrics import ClassAccuracy
-from finsta_pl.nn.finsta import FinstaConfig
-from finsta_pl.tasks.base import Features, FinstaTask, OptimConfig
+from finsta_pl.tasks.base import Features, FinstaTask
 
 
 class ActionRecognitionTask(FinstaTask):
@@ -23,14 +21,8 @@ class ActionRecognitionTask(FinstaTask):
     epoch_metrics = "accuracy"
     uses_text = False
 
-    def __init__(
-        self,
-        data_info: dict[str, Any] | None = None,
-        host: HostConfig | None = None,
-        finsta: FinstaConfig | None = None,
-        optim: OptimConfig | None = None,
-    ) -> None:
-        super().__init__(data_info, host, finsta, optim)
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.classes = list(self.info.labels)
         self.head = self.classifier(len(self.classes))
         self.accuracy = nn.ModuleDict({s: ClassAccuracy(len(self.classes)) for s in ("val", "test")})

@@ -53,7 +53,11 @@ class Features:
 
 
 class FinstaTask(L.LightningModule):
-    """Base task module.  ``data_info`` is linked from the DataModule by the CLI (vocabulary, labels, ...)."""
+    """Base task module.  ``data_info`` is linked from the DataModule by the CLI (vocabulary, labels, ...).
+
+    A task subclass takes its own arguments and hands the shared ones on unchanged (``**kwargs`` to this
+    ``__init__``): the CLI reads their types from here, ``save_hyperparameters`` records them all.
+    """
 
     #: host features the task's head reads; only these get Finsta's dual-stream-sum (and its parameters).
     fused_features: tuple[str, ...] = ("text", "video", "joint")
@@ -99,9 +103,11 @@ class FinstaTask(L.LightningModule):
                 p.requires_grad_(False)
 
     def classifier(self, num_outputs: int, dropout: float = 0.1) -> nn.Sequential:
-        """The task heads' shape: ``Linear(d, 2d) -> GELU -> Dropout -> Linear(2d, num_outputs)`` on host width."""
+        """The task heads' shape: ``Linear(d, 2d) -> GELU -> Dropout -> Linear(2d, num_outputs)`` on host width
+        (``dropout=0``: no Dropout layer at all, so the last layer's index is 2, not 3)."""
         d = self.host.dim
-        return nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Dropout(dropout), nn.Linear(2 * d, num_outputs))
+        drop = [nn.Dropout(dropout)] if dropout > 0 else []
+        return nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), *drop, nn.Linear(2 * d, num_outputs))
 
     def _freeze_unread_features(self) -> None:
         """Freeze host parameters that only feed features no loss reads (QA reads the joint feature alone,

@@ -20,10 +20,8 @@ from torch import Tensor, nn
 
 from finsta_pl.batch import FinstaBatch
 from finsta_pl.caption_metrics import CaptionScores, score_captions
-from finsta_pl.hosts.base import HostConfig
 from finsta_pl.nn.decoder import CaptionDecoder
-from finsta_pl.nn.finsta import FinstaConfig
-from finsta_pl.tasks.base import Features, FinstaTask, OptimConfig
+from finsta_pl.tasks.base import Features, FinstaTask
 from finsta_pl.text import tokenizer_from_info
 
 
@@ -39,16 +37,13 @@ class CaptioningTask(FinstaTask):
 
     def __init__(
         self,
-        data_info: dict[str, Any] | None = None,
-        host: HostConfig | None = None,
-        finsta: FinstaConfig | None = None,
-        optim: OptimConfig | None = None,
         decoder_layers: int = 2,
         beam_size: int = 3,
         length_penalty: float = 0.6,
         max_caption_len: int = 20,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(data_info, host, finsta, optim)
+        super().__init__(**kwargs)
         if self.finsta is None:  # host-only: nothing reads the host's text tower (captions are targets here)
             for p in self.host.text_only_parameters(word_embeddings=True):
                 p.requires_grad_(False)

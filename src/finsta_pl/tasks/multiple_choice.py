@@ -10,10 +10,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from finsta_pl.batch import FinstaBatch
-from finsta_pl.hosts.base import HostConfig
 from finsta_pl.metrics import DedupMean
-from finsta_pl.nn.finsta import FinstaConfig
-from finsta_pl.tasks.base import Features, FinstaTask, OptimConfig
+from finsta_pl.tasks.base import Features, FinstaTask
 
 
 def candidate_scores(scores: Tensor, text_sample: Tensor, num_samples: int) -> Tensor:
@@ -31,16 +29,11 @@ class MultipleChoiceQATask(FinstaTask):
     fused_features = ("joint",)
     reads_targets = ("label", "index")
 
-    def __init__(
-        self,
-        data_info: dict[str, Any] | None = None,
-        host: HostConfig | None = None,
-        finsta: FinstaConfig | None = None,
-        optim: OptimConfig | None = None,
-    ) -> None:
-        super().__init__(data_info, host, finsta, optim)
-        d = self.host.dim
-        self.scorer = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, 1))
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # The task heads' shape with one output; no dropout, so no Dropout layer: the layers keep the indices
+        # (scorer.0, scorer.2) that checkpoints written before it was built here hold.
+        self.scorer = self.classifier(1, dropout=0.0)
         self.accuracy = nn.ModuleDict({s: DedupMean() for s in ("val", "test")})
 
     def scores(self, feats: Features, batch: FinstaBatch) -> Tensor:

@@ -12,11 +12,9 @@ from torch import Tensor, nn
 
 from finsta_pl.batch import FinstaBatch
 from finsta_pl.hosts.io import export_host
-from finsta_pl.hosts.base import HostConfig
 from finsta_pl.metrics import RetrievalRecall
-from finsta_pl.nn.finsta import FinstaConfig
 from finsta_pl.nn.losses import info_nce
-from finsta_pl.tasks.base import Features, FinstaTask, OptimConfig
+from finsta_pl.tasks.base import Features, FinstaTask
 
 
 class PostTrainTask(FinstaTask):
@@ -32,13 +30,10 @@ class PostTrainTask(FinstaTask):
 
     def __init__(
         self,
-        data_info: dict[str, Any] | None = None,
-        host: HostConfig | None = None,
-        finsta: FinstaConfig | None = None,
-        optim: OptimConfig | None = None,
         export_path: str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(data_info, host, finsta, optim)
+        super().__init__(**kwargs)
         self.export_path = export_path
         # The host's own temperature when it has one (CLIP's, pretrained), else a new one at CLIP's init.
         own = self.host.contrastive_scale()

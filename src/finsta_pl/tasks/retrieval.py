@@ -15,11 +15,9 @@ import torch
 from torch import Tensor, nn
 
 from finsta_pl.batch import FinstaBatch
-from finsta_pl.hosts.base import HostConfig
 from finsta_pl.metrics import RetrievalRecall
-from finsta_pl.nn.finsta import FinstaConfig
 from finsta_pl.nn.losses import info_nce
-from finsta_pl.tasks.base import Features, FinstaTask, OptimConfig
+from finsta_pl.tasks.base import Features, FinstaTask
 
 
 class RetrievalTask(FinstaTask):
@@ -32,13 +30,10 @@ class RetrievalTask(FinstaTask):
 
     def __init__(
         self,
-        data_info: dict[str, Any] | None = None,
-        host: HostConfig | None = None,
-        finsta: FinstaConfig | None = None,
-        optim: OptimConfig | None = None,
         temperature: float = 0.05,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(data_info, host, finsta, optim)
+        super().__init__(**kwargs)
         self.logit_scale = nn.Parameter(torch.tensor(1 / temperature).log())
         self.retrieval = nn.ModuleDict({s: RetrievalRecall() for s in ("val", "test")})
 

@@ -8,10 +8,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from finsta_pl.batch import FinstaBatch
-from finsta_pl.hosts.base import HostConfig
 from finsta_pl.metrics import DedupMean
-from finsta_pl.nn.finsta import FinstaConfig
-from finsta_pl.tasks.base import Features, FinstaTask, OptimConfig
+from finsta_pl.tasks.base import Features, FinstaTask
 
 
 class VideoQATask(FinstaTask):
@@ -20,14 +18,8 @@ class VideoQATask(FinstaTask):
     fused_features = ("joint",)
     reads_targets = ("label", "index")
 
-    def __init__(
-        self,
-        data_info: dict[str, Any] | None = None,
-        host: HostConfig | None = None,
-        finsta: FinstaConfig | None = None,
-        optim: OptimConfig | None = None,
-    ) -> None:
-        super().__init__(data_info, host, finsta, optim)
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.answers: list[str] = list(self.info.labels)
         self.head = self.classifier(len(self.answers))
         self.accuracy = nn.ModuleDict({s: DedupMean() for s in ("val", "test")})
