@@ -20,8 +20,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from finsta_pl.batch import BadSample, FinstaBatch, Sample, SampleText, collate_samples
 from finsta_pl.data_modules.graph_builder import GraphBuilder, GraphConfig
+from finsta_pl.data_modules.registry import STAGE_SPLITS, DatasetFormat, check_unique_ids
 from finsta_pl.data_modules.sampler import ResumableDataLoader, ResumableSampler
-from finsta_pl.data_modules.video import BadSampleError, decode_clip, index_videos
+from finsta_pl.data_modules.video import BadSampleError, decode_clip, index_videos, names_tried
 from finsta_pl.data_info import DataInfo
 from finsta_pl.errors import DataNotFoundError
 from finsta_pl.text import TextTokenizer, make_tokenizer
@@ -38,18 +39,15 @@ R = TypeVar("R", bound=_HasVideo)
 
 def read_video_list(path: Path) -> list[str]:
     """Video ids of a split list: one id per line (``train_list_jsfusion.txt``) or a CSV with a ``video_id``
-    column (``MSRVTT_train.9k.csv``, ``MSRVTT_JSFUSION_test.csv``; comma, semicolon or tab, sniffed)."""
+    column (``MSRVTT_train.9k.csv``, ``MSRVTT_JSFUSION_test.csv``; comma, semicolon or tab, sniffed; each row's
+    field count checked against the header)."""
+    from finsta_pl.data_modules.annotation_io import Table, read_table
+
     if not path.is_file():
         raise DataNotFoundError(f"split list not found: {path}")
     lines = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
-    if lines and lines[0] == "video_id":  # MSRVTT_train.9k.csv: a one-column CSV
-        return list(dict.fromkeys(lines[1:]))
-    if lines and any(d in lines[0] for d in ",;\t"):
-        delimiter = csv.Sniffer().sniff(lines[0], delimiters=",;\t").delimiter
-        rows = list(csv.DictReader(lines, delimiter=delimiter))
-        if not rows or "video_id" not in rows[0]:
-            raise DataNotFoundError(f"{path}: a CSV split list needs a 'video_id' column (header: {lines[0]!r})")
-        return list(dict.fromkeys(r["video_id"].strip() for r in rows))
+    if lines and (lines[0] == "video_id" or any(d in lines[0] for d in ",;\t")):
+        return list(dict.fromkeys(row["video_id"].strip() for _, row in read_table(path, Table(("video_id",), None))))
     return list(dict.fromkeys(lines))
 
 
@@ -178,7 +176,7 @@ class FinstaDataModule(L.LightningDataModule):
         loader: LoaderConfig | None = None,
         graphs: GraphConfig | None = None,
         build_graphs: bool = True,
-        max_text_len: int = 32,
+        max_text_len: int | None = None,
         on_bad_sample: str = "skip",
         seed: int = 0,
         tokenizer: str = "words",
@@ -188,7 +186,9 @@ class FinstaDataModule(L.LightningDataModule):
         """``split_lists``: split -> video list file (relative to the dataset root), replacing the
         annotation's own splits (see :meth:`regroup`): MSR-VTT's 9k/7k/1k-A lists, the compositional split.
         ``video_pattern``: the video file name with ``{id}`` for the annotation's video id (``video{id}``,
-        ``{id}_360p``, ``{id}.webm``; see :func:`~finsta_pl.data_modules.video.index_videos`)."""
+        ``{id}_360p``, ``{id}.webm``; see :func:`~finsta_pl.data_modules.video.index_videos`).
+        ``max_text_len``: tokens per text; ``None`` takes the format's default (long enough for its texts:
+        paragraphs get more than captions)."""
         super().__init__()
         if on_bad_sample not in {"skip", "raise"}:
             raise ValueError(f"on_bad_sample must be 'skip' or 'raise', not {on_bad_sample!r}")
@@ -205,6 +205,9 @@ class FinstaDataModule(L.LightningDataModule):
         self.vocab: TextTokenizer | None = None
         self.datasets: dict[str, VideoTextDataset] = {}
         self._graph_builder: GraphBuilder | None = None
+        self.format: DatasetFormat | None = None
+        self.files: dict[str, str] = {}
+        self._mapping: dict[str, str] = {}
 
     @staticmethod
     def resolve_root(dataset: str, root: str | None, synthetic: Any = None) -> Path:
@@ -215,6 +218,89 @@ class FinstaDataModule(L.LightningDataModule):
 
             return ensure_world(synthetic or WorldConfig(), Path(root) if root else None)
         return Path(root or f"data/{dataset}").expanduser()
+
+    def locate(self, fmt: DatasetFormat, dataset: str, root: str | None, annotation_dir: str, video_dir: str,
+               synthetic: Any = None, files: dict[str, str] | None = None) -> None:
+        """Set the format, ``root``, ``annotation_dir``, ``video_dir`` and the annotation file per split (the
+        format's, with ``files`` overriding), and stop with :meth:`missing` when a folder is not there.  The
+        one place every DataModule finds its files."""
+        self.format = fmt
+        self.root = self.resolve_root(dataset, root, synthetic)
+        self.annotation_dir = self.root / annotation_dir
+        self.video_dir = self.root / video_dir
+        self.files = {**fmt.files, **(files or {})}
+        if self.max_text_len is None:
+            self.max_text_len = fmt.max_text_len
+        for folder, what in ((self.annotation_dir, "annotation folder"), (self.video_dir, "video folder")):
+            if not folder.is_dir():
+                raise self.missing(f"the {what} {folder} does not exist")
+
+    def missing(self, what: str) -> DataNotFoundError:
+        """The one message for missing data: what is missing, the layout expected and where the files come from."""
+        fmt = self.format
+        assert fmt is not None, "locate() sets the format"
+        files = ", ".join(dict.fromkeys([*self.files.values(), *fmt.extra_files]))
+        return DataNotFoundError(
+            f"{fmt.title} (format {fmt.name}): {what}.\n"
+            f"Expected layout (docs/DATASETS.md, {fmt.title}):\n"
+            f"  {self.annotation_dir}/{{{files}}}\n"
+            f"  {self.video_dir}/...   (the videos, any sub-folder)\n"
+            + (f"Official files: {fmt.source}\n" if fmt.source else "")
+            + "Put the files there, or point data.init_args.root (or annotation_dir / video_dir / files) at them.")
+
+    def read_annotations(self, need_train: bool = True, **options: Any) -> dict[str, list[Any]]:
+        """Records per split through the format's reader (with ``options``), ids checked to be unique per split,
+        then :meth:`regroup`.  The training split must exist when ``need_train`` (the vocabulary is built from
+        it); otherwise at least one split must."""
+        fmt = self.format
+        assert fmt is not None, "locate() sets the format"
+        records = fmt.read_splits(self.annotation_dir, self.files, **options)
+        if not records:
+            raise self.missing(f"none of {', '.join(dict.fromkeys(self.files.values()))} is in {self.annotation_dir}")
+        check_unique_ids(records, f"{fmt.title} under {self.annotation_dir}")
+        records = self.regroup(records)
+        if need_train and "train" not in records:
+            raise self.missing(self._split_missing("train"))
+        return records
+
+    def _split_missing(self, split: str) -> str:
+        """Why ``split`` has no records: its split list, or the annotation file expected for it."""
+        if self.split_lists:
+            return f"split_lists names no {split!r} list (it has {sorted(self.split_lists)})"
+        name = self.files.get(split)
+        if name is None:
+            return (f"the {split} split has no annotation file in this format; name one with "
+                    f"data.init_args.files.{split} (e.g. a test file to validate on)")
+        path = self.annotation_dir / name
+        return (f"the {split} split is read from {name} in {self.annotation_dir}, " +
+                ("which is not there" if not path.is_file() else "which holds no record of it"))
+
+    def needed_splits(self, stage: str | None) -> tuple[str, ...]:
+        """The splits ``stage`` reads: ``fit`` trains, and validates when a trainer that runs validation is
+        attached (Lightning attaches it before ``setup``; ``data check`` attaches the config's), ``validate``
+        reads val, ``test`` and ``predict`` read test."""
+        needed = STAGE_SPLITS.get(stage or "", ())
+        if stage == "fit" and (self.trainer is None or not self.trainer.limit_val_batches):
+            needed = ("train",)
+        return needed
+
+    def require_splits(self, stage: str | None) -> None:
+        """Stop, naming the expected file and folder, when ``stage`` needs a split that has no records: the
+        same check in ``fit`` and ``data check``, before any loader is made."""
+        records = getattr(self, "records", {})
+        for split in self.needed_splits(stage):
+            if not records.get(split):
+                raise self.missing(f"{stage} needs the {split} split, but {self._split_missing(split)}")
+
+    def setup(self, stage: str | None = None) -> None:
+        """Check that the splits ``stage`` needs exist, then build the datasets once (:meth:`build_datasets`)."""
+        self.require_splits(stage)
+        if not self.datasets:
+            self.build_datasets()
+
+    def build_datasets(self) -> None:
+        """Fill ``self.datasets`` (split -> :class:`VideoTextDataset`) from the records; subclasses define it."""
+        raise NotImplementedError(f"{type(self).__name__} does not build datasets")
 
     def regroup(self, records: dict[str, list[R]]) -> dict[str, list[R]]:
         """Apply ``split_lists``: each named split takes, in file order, the records of every annotation split
@@ -237,29 +323,49 @@ class FinstaDataModule(L.LightningDataModule):
                             len(listed) - found, len(listed), split)
         return out
 
-    def find_videos(self) -> dict[str, Path]:
-        """Video id -> file under ``self.video_dir`` (set by the subclass), by ``video_pattern``: one walk of
-        the folder per run, in the main process (see :func:`index_videos`)."""
-        return index_videos(Path(self.video_dir), self.video_pattern)
+    def video_keys(self, key: str) -> tuple[str, ...]:
+        """The file stems a record's video key may have: the format's own (``v_<id>`` and ``<id>``, a name with
+        and without its extension), then its name in the format's mapping file (MSVD's YouTube clip names)."""
+        keys = self.format.video_keys(key) if self.format is not None else (key,)
+        mapped = self._mapping.get(key)
+        return keys + (mapped,) if mapped and mapped not in keys else keys
 
-    @staticmethod
-    def alias_videos(videos: dict[str, Path], records: dict[str, list[R]],
-                     keys_of: Callable[[str], tuple[str, ...]]) -> dict[str, Path]:
-        """``videos`` plus, for each record's video (and ``file``, where records have one) that is not a file
-        stem, the first of ``keys_of(key)`` that is (e.g. ActivityNet's ``v_<id>`` keys with ``<id>.mp4``)."""
+    def find_videos(self, records: dict[str, list[R]] | None = None) -> dict[str, Path]:
+        """Video key -> file under ``self.video_dir``, by ``video_pattern``: one walk of the folder per run, in
+        the main process (see :func:`index_videos`); with ``records``, each record's video (and ``file``)
+        that is not a file stem is added under the first of :meth:`video_keys` that is."""
+        if self.format is not None and self.format.mapping and not self._mapping:
+            from finsta_pl.data_modules.qa_formats import read_msvd_mapping
+
+            path = self.annotation_dir / self.format.mapping
+            if not path.is_file():
+                raise self.missing(f"{path}: the video-name mapping was not found")
+            self._mapping = read_msvd_mapping(path)
+        videos = index_videos(Path(self.video_dir), self.video_pattern)
+        if records is None:
+            return videos
         out = dict(videos)
         for split_records in records.values():
             for r in split_records:
                 for key in (r.video, getattr(r, "file", None)):
                     if key is not None and key not in out:
-                        path = next((videos[k] for k in keys_of(key) if k in videos), None)
+                        path = next((videos[k] for k in self.video_keys(key) if k in videos), None)
                         if path is not None:
                             out[key] = path
         return out
 
-    def report_unknown_labels(self, split: str, unknown: int, total: int, what: str) -> None:
+    def names_tried(self, key: str) -> list[str]:
+        """The file names searched for video key ``key`` (for missing-video messages and ``data check``)."""
+        return names_tried(self.video_keys(key), self.video_pattern)
+
+    def report_unknown_labels(self, split: str, unknown: int, total: int, what: str, unlabelled: int = 0) -> None:
         """Log how many records of ``split`` have a label (answer, class) outside the training labels: left
-        out of training, counted wrong in evaluation (the field's convention), never an error mid-run."""
+        out of training, counted wrong in evaluation (the field's convention), never an error mid-run.
+        ``unlabelled`` records carry no label at all (Kinetics' official test CSV): they can be predicted, and
+        are said to be unscored rather than outside the vocabulary."""
+        if unlabelled:
+            log.warning("%s: %d of %d %s records carry no %s (the release does not label this split); they can "
+                        "be predicted but not scored", type(self).__name__, unlabelled, total, split, what)
         if unknown:
             fate = "left out of training" if split == "train" else "counted wrong"
             log.warning("%s: %d of %d %s records have their %s outside the training vocabulary; they are %s",
@@ -283,25 +389,45 @@ class FinstaDataModule(L.LightningDataModule):
         if "train" in self.datasets:
             self.datasets["train"].epoch = epoch
 
-    def make_dataset(self, specs: Sequence[SampleSpec], videos: dict[str, Path], train: bool) -> VideoTextDataset:
-        """A :class:`VideoTextDataset` with this module's settings.  Records without a video file are bad
-        samples (skipped and counted, or raised, per ``on_bad_sample``); when *no* record has one, the
-        annotation and the video folder do not belong together, and that is one clear error."""
-        assert self.vocab is not None
+    def make_dataset(self, split: str, specs: Sequence[SampleSpec], videos: dict[str, Path]) -> VideoTextDataset:
+        """A :class:`VideoTextDataset` of ``split`` with this module's settings.  Records without a video file
+        are bad samples (skipped and counted, or raised, per ``on_bad_sample``), reported once per split with
+        the folder searched and the names tried; when *no* record has one, the annotation and the video folder
+        do not belong together, and that is one clear error.  Texts longer than ``max_text_len`` are counted
+        once per split (their share, in one warning)."""
+        assert self.vocab is not None and self.max_text_len is not None
         missing = [s.video for s in specs if s.video not in videos and not s.problem]
-        if specs and len(missing) == len(specs):
-            where = getattr(self, "video_dir", "the video folder")
-            raise DataNotFoundError(f"{type(self).__name__}: none of the {len(specs)} {'training' if train else 'evaluation'} "
-                                    f"records has a video under {where} (first: {missing[0]!r}, {len(videos)} "
-                                    "videos indexed); check data.init_args.video_dir and the file-name pattern")
+        source = f"{split} split ({self.files.get(split, 'split list')})"
         if missing:
-            log.warning("%s: %d of %d records have no video file; they are skipped as bad samples",
-                        type(self).__name__, len(missing), len(specs))
+            where = (f"under {self.video_dir} (any sub-folder; {len(videos)} videos indexed); for {missing[0]!r} "
+                     f"it tried {', '.join(self.names_tried(missing[0]))}")
+            if len(missing) == len(specs):
+                raise DataNotFoundError(f"{type(self).__name__}: none of the {len(specs)} records of the {source} has "
+                                        f"a video {where}; check data.init_args.video_dir and video_pattern")
+            log.warning("%s: %d of %d records of the %s have no video file %s; they are skipped as bad samples "
+                        "(`finsta-pl data check` lists them all)", type(self).__name__, len(missing), len(specs),
+                        source, where)
+        self.report_truncation(split, [t.text for s in specs for t in s.texts])
         if self.build_graphs and self._graph_builder is None:  # one per DataModule: parsers load models
             self._graph_builder = GraphBuilder(self.graph_config)
         builder = self._graph_builder if self.build_graphs else None
-        return VideoTextDataset(specs, videos, self.vocab, self.clip, builder, train, self.max_text_len,
+        return VideoTextDataset(specs, videos, self.vocab, self.clip, builder, split == "train", self.max_text_len,
                                 self.on_bad_sample, self.seed)
+
+    def report_truncation(self, split: str, texts: list[str]) -> float:
+        """Warn once for ``split`` with the share of its texts longer than ``max_text_len`` tokens (they are cut
+        at that length); returns the share."""
+        assert self.vocab is not None and self.max_text_len is not None
+        unique = set(texts)
+        if not unique:
+            return 0.0
+        long = {t for t in unique if len(self.vocab.encode(t, 1 << 30)[0]) > self.max_text_len}
+        cut = sum(t in long for t in texts)
+        if cut:
+            log.warning("%s: %d of %d %s texts (%.1f%%) are longer than max_text_len=%d tokens and are cut; raise "
+                        "data.init_args.max_text_len (the host must accept that length)", type(self).__name__, cut,
+                        len(texts), split, 100.0 * cut / len(texts), self.max_text_len)
+        return cut / len(texts)
 
     def _collate(self) -> Callable[[list], FinstaBatch]:
         assert self.vocab is not None
@@ -310,8 +436,9 @@ class FinstaDataModule(L.LightningDataModule):
     def _loader(self, split: str, train: bool) -> DataLoader:
         if split not in self.datasets:
             # An input error (exit 2 with this line), not a crash: a fit needs a validation file the data lacks.
-            raise DataNotFoundError(f"{type(self).__name__} has no {split!r} split: no annotation for it under "
-                                    f"{getattr(self, 'root', 'the data root')} (or setup did not run); see docs/DATASETS.md")
+            if self.format is not None:
+                raise self.missing(f"no {split!r} split to load: {self._split_missing(split)}")
+            raise DataNotFoundError(f"{type(self).__name__} has no {split!r} split (setup did not run)")
         bs = self.loader.batch_size if train else (self.loader.eval_batch_size or self.loader.batch_size)
         single_threaded_opencv()
         dataset = self.datasets[split]

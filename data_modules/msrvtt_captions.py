@@ -4,10 +4,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from finsta_pl.data_modules.annotation_io import load_json
+from finsta_pl.data_modules.registry import FORMATS
 from finsta_pl.errors import BadSampleError, DataNotFoundError
 
 OFFICIAL_FILES = ("train_val_videodatainfo.json", "test_videodatainfo.json")
@@ -30,15 +31,21 @@ class CaptionRecord:
     window: tuple[float, float] | None = None
 
 
-def read_msrvtt_official(folder: Path) -> dict[str, list[CaptionRecord]]:
+@FORMATS.register("msrvtt", kind="caption", title="MSR-VTT", per_file=False,
+                  files={"train": OFFICIAL_FILES[0], "val": OFFICIAL_FILES[0], "test": OFFICIAL_FILES[1]},
+                  record_id="`sen_id` (per caption)", fields=("videos[].video_id", "videos[].split",
+                  "sentences[].sen_id", "sentences[].video_id", "sentences[].caption"),
+                  source="the MSR-VTT 10K release: train_val_videodatainfo.json, test_videodatainfo.json")
+def read_msrvtt_official(folder: Path, files: dict[str, str] | None = None) -> dict[str, list[CaptionRecord]]:
     """Captions per split from whichever official files are in ``folder`` (at least one must be)."""
-    files = [folder / name for name in OFFICIAL_FILES if (folder / name).is_file()]
-    if not files:
-        raise DataNotFoundError(f"{folder}: none of {', '.join(OFFICIAL_FILES)} found (MSR-VTT official release)")
+    names = dict.fromkeys((files or {}).values()) or dict.fromkeys(OFFICIAL_FILES)
+    paths = [folder / name for name in names if (folder / name).is_file()]
+    if not paths:
+        raise DataNotFoundError(f"{folder}: none of {', '.join(names)} found (MSR-VTT official release)")
     out: dict[str, list[CaptionRecord]] = {}
-    for path in files:
+    for path in paths:
+        data = load_json(path, dict)
         try:
-            data = json.loads(path.read_text())
             split_of = {v["video_id"]: SPLITS[v["split"]] for v in data["videos"]}
             for k, s in enumerate(data["sentences"]):
                 caption = str(s["caption"]).strip()
@@ -46,8 +53,6 @@ def read_msrvtt_official(folder: Path) -> dict[str, list[CaptionRecord]]:
                     raise ValueError(f"empty caption (sentence {s.get('sen_id', k)} of {s['video_id']})")
                 out.setdefault(split_of[s["video_id"]], []).append(
                     CaptionRecord(str(s.get("sen_id", k)), s["video_id"], caption))
-        except json.JSONDecodeError as exc:
-            raise BadSampleError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
         except (KeyError, TypeError, ValueError) as exc:
             raise BadSampleError(f"{path}: malformed MSR-VTT annotation ({type(exc).__name__}: {exc})") from None
     return out

@@ -7,11 +7,12 @@ adds ``category_id``).  MSRVTT-QA ids are 0-based and name ``video{id}.mp4``; MS
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from finsta_pl.data_modules.annotation_io import load_json
+from finsta_pl.data_modules.registry import FORMATS
 from finsta_pl.errors import BadSampleError
 
 SPLIT_FILES = {"train": "train_qa.json", "val": "val_qa.json", "test": "test_qa.json"}
@@ -30,30 +31,35 @@ class QARecord:
     problem: str = ""
 
 
+_QA_FIELDS = ("id", "video_id", "question", "answer", "category_id (MSRVTT-QA)")
+
+
+@FORMATS.register("msrvtt_qa", kind="qa", title="MSRVTT-QA", files=SPLIT_FILES, record_id="`id` (per question)",
+                  fields=_QA_FIELDS, options={"video_prefix": "video"},
+                  source="xudejing/video-question-answering (Mendeley Data): train_qa.json, val_qa.json, test_qa.json")
+@FORMATS.register("msvd_qa", kind="qa", title="MSVD-QA", files=SPLIT_FILES, record_id="`id` (per question)",
+                  fields=_QA_FIELDS[:4], options={"video_prefix": "vid"}, extra_files=("youtube_mapping.txt",),
+                  mapping="youtube_mapping.txt",
+                  source="xudejing/video-question-answering: {train,val,test}_qa.json and youtube_mapping.txt")
 def read_qa_file(path: Path, video_prefix: str = "video", strict: bool = False) -> list[QARecord]:
     """Parse one ``*_qa.json``.  A file that is not a JSON list raises :class:`BadSampleError`; a malformed
     record (missing field, empty question, not an object) raises too when ``strict``, else it is returned as a
     record with its ``problem`` (id ``<file>:<position>``), so the dataset counts it as a bad sample under
-    ``on_bad_sample`` like an unreadable video."""
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise BadSampleError(f"{path}: annotation file not found") from None
-    except json.JSONDecodeError as exc:
-        raise BadSampleError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-    if not isinstance(data, list):
-        raise BadSampleError(f"{path}: expected a JSON list of question records, got {type(data).__name__}")
+    ``on_bad_sample`` like an unreadable video.  A ``video_id`` that already carries the prefix (ClipBERT's
+    ``"video6513"``) is kept as it is."""
+    data = load_json(path, list)
     records = []
     for k, item in enumerate(data):
         try:
             question = str(item["question"]).strip()
             answer = str(item["answer"]).strip().lower()
-            vid = item["video_id"]
+            vid = str(item["video_id"]).strip()
             if not question:
                 raise ValueError("empty question")
             qtype = str(item.get("category_id", question.split()[0].lower()))
-            records.append(QARecord(str(item.get("id", k)), f"{video_prefix}{vid}", question, answer, qtype))
-        except (KeyError, TypeError, ValueError) as exc:
+            video = vid if vid.startswith(video_prefix) else f"{video_prefix}{vid}"
+            records.append(QARecord(str(item.get("id", k)), video, question, answer, qtype))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             problem = f"{path}: record {k} is malformed ({type(exc).__name__}: {exc}): {str(item)[:120]}"
             if strict:
                 raise BadSampleError(problem) from None

@@ -13,20 +13,15 @@ from typing import Any
 
 from finsta_pl.data_info import DataInfo
 from finsta_pl.data_modules.base import FinstaDataModule, SampleSpec, TextSpec
-from finsta_pl.data_modules.caption_formats import FORMATS, CaptionRecord
+from finsta_pl.data_modules.caption_formats import CaptionRecord
+from finsta_pl.data_modules.registry import FORMATS
 from finsta_pl.data_modules.synthetic import WorldConfig
-from finsta_pl.errors import DataNotFoundError
-
-_WHERE = """{name} was not found at {root}.
-Expected layout (docs/DATASETS.md, {name}):
-  {root}/{ann}/{files}
-  {root}/{vid}/...   (the videos, any sub-folder)
-Put the files there, or point data.init_args.root (or annotation_dir / video_dir) at them."""
 
 
 class RetrievalDataModule(FinstaDataModule):
     """``dataset``: ``synthetic`` (generated on first use) or the folder name of a real dataset under the data
-    root; ``format``: a name of :data:`FORMATS` (default: ``msrvtt``, or the dataset's name when it is one)."""
+    root; ``format``: a ``caption`` format of :data:`~finsta_pl.data_modules.registry.FORMATS` (default:
+    ``msrvtt``, or the dataset's name when it is one)."""
 
     task = "retrieval"
     target_keys = ("video_index",)
@@ -37,20 +32,12 @@ class RetrievalDataModule(FinstaDataModule):
                  format: str | None = None, **kwargs: Any) -> None:
         """Shared arguments (clip, loader, graphs, split lists, ...) are :class:`FinstaDataModule`'s."""
         super().__init__(**kwargs)
-        name = format or (dataset if dataset in FORMATS else "msrvtt")
-        if name not in FORMATS:
-            raise ValueError(f"unknown caption format {name!r}; choose one of {sorted(FORMATS)}")
+        name = format or (dataset if dataset in FORMATS.names("caption") else "msrvtt")
         if eval_captions not in {"all", "first"}:
             raise ValueError(f"eval_captions must be 'all' or 'first', not {eval_captions!r}")
-        self.format, self.eval_captions = FORMATS[name], eval_captions
-        self.root = self.resolve_root(dataset, root, synthetic)
-        self.video_dir = self.root / video_dir
-        if not (self.root / annotation_dir).is_dir() or not self.video_dir.is_dir():
-            raise DataNotFoundError(_WHERE.format(name=name, root=self.root, ann=annotation_dir, vid=video_dir,
-                                                  files=self.format.files))
-        self.records = self.regroup(self.format.read(self.root / annotation_dir))
-        if "train" not in self.records:
-            raise DataNotFoundError(f"{self.root / annotation_dir}: no training captions (split 'train')")
+        self.eval_captions = eval_captions
+        self.locate(FORMATS.get(name, "caption"), dataset, root, annotation_dir, video_dir, synthetic)
+        self.records = self.read_annotations()
         self.build_vocab(r.caption for r in self.records["train"])
 
     def data_info(self) -> DataInfo:
@@ -58,11 +45,9 @@ class RetrievalDataModule(FinstaDataModule):
         videos = len({r.video for r in self.records.get("val", [])})
         return replace(super().data_info(), baselines={"random_ranking_r1": 1 / videos if videos else 0.0})
 
-    def setup(self, stage: str | None = None) -> None:
+    def build_datasets(self) -> None:
         """Training: a sample per (video, caption); evaluation: a sample per video with its captions."""
-        if self.datasets:
-            return
-        videos = self.alias_videos(self.find_videos(), self.records, self.format.video_keys)
+        videos = self.find_videos(self.records)
         for split, records in self.records.items():
             order = {v: k for k, v in enumerate(dict.fromkeys(r.video for r in records))}
             if split == "train":
@@ -71,7 +56,7 @@ class RetrievalDataModule(FinstaDataModule):
                          for k, r in enumerate(records) for file, window in [self._source(r, videos)]]
             else:
                 specs = self._per_video(records, order, videos)
-            self.datasets[split] = self.make_dataset(specs, videos, train=split == "train")
+            self.datasets[split] = self.make_dataset(split, specs, videos)
 
     @staticmethod
     def _source(record: CaptionRecord, videos: dict[str, Any]) -> tuple[str, tuple[float, float] | None]:

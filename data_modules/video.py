@@ -22,17 +22,52 @@ from finsta_pl.graphs.keyframes import candidate_indices, sample_indices, select
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BadSampleError", "VIDEO_EXTENSIONS", "decode_clip", "decode_frames", "index_videos", "probe_video", "sample_indices", "VideoInfo", "window_frames"]
+__all__ = ["BadSampleError", "NOT_VIDEO_EXTENSIONS", "VIDEO_EXTENSIONS", "decode_clip", "decode_frames", "index_videos",
+           "names_tried", "probe_video", "sample_indices", "split_video_name", "VideoInfo", "window_frames"]
 
-#: the extensions the datasets ship their videos in.
-# DiDeMo keeps its Flickr originals (.mov, .m4v, .mpg, .3gp, ...); the others ship mp4, webm, mkv, avi or gif.
-VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".gif", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp")
+#: container extensions FFmpeg (under decord and OpenCV) demuxes: a file name ending in one of these has it as
+#: its extension.  DiDeMo keeps its Flickr originals (.mov, .m4v, .mpg, .3gp, .3g2, .mts, .avi, ...); the
+#: other datasets ship mp4, webm, mkv, avi or gif.
+VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".gif", ".mov", ".qt", ".m4v", ".mpg", ".mpeg", ".mpe", ".m1v",
+                    ".m2v", ".mp2", ".wmv", ".asf", ".flv", ".f4v", ".3gp", ".3g2", ".mts", ".m2ts", ".ts", ".vob",
+                    ".ogv", ".ogg", ".dv", ".mxf", ".rm", ".rmvb", ".divx", ".xvid", ".nut", ".mj2", ".y4m", ".ivf",
+                    ".h264", ".264", ".hevc", ".avc", ".wtv")
+#: extensions that are never a video (annotations, frames, features, subtitles, archives, audio): skipped by
+#: the walk.  Any other name is a candidate video: an unknown suffix, a name ending in "." or no extension at
+#: all is taken whole as the stem (42 of DiDeMo's 1,037 test videos end in "."; LSMDC clip ids hold dots).
+NOT_VIDEO_EXTENSIONS = frozenset(
+    ".json .jsonl .csv .tsv .txt .md .rst .html .pdf .xml .yaml .yml .ini .cfg .log .py .sh .pkl .pickle .h5 .hdf5 "
+    ".npy .npz .pt .pth .ckpt .lmdb .mdb .jpg .jpeg .png .bmp .webp .tif .tiff .srt .vtt .ass .ssa .sub .zip .tar "
+    ".gz .tgz .bz2 .xz .7z .rar .part .tmp .crdownload .lock .wav .mp3 .m4a .aac .flac .opus .wma .db .ds_store".split())
+
+
+def split_video_name(name: str) -> tuple[str, str] | None:
+    """``(stem, extension)`` of a video file name, or ``None`` for a file that is not a video.  The extension is
+    one of :data:`VIDEO_EXTENSIONS` (any case) or empty: ``a.MTS`` -> ``("a", ".mts")``, ``a.`` -> ``("a", "")``,
+    ``1012_X_00.05.41.120`` -> itself; hidden files (``.DS_Store``, macOS's ``._clip.mp4``) are not videos."""
+    if not name or name.startswith("."):
+        return None
+    stem, dot, ext = name.rpartition(".")
+    ext = f".{ext.lower()}" if dot else ""
+    if dot and stem and ext in VIDEO_EXTENSIONS:
+        return stem, ext
+    if dot and stem and ext in NOT_VIDEO_EXTENSIONS:
+        return None
+    return name.rstrip(".") or None, ""
+
+
+def names_tried(keys: tuple[str, ...], pattern: str = "{id}") -> list[str]:
+    """The file names :func:`index_videos` would accept for any of ``keys`` under ``pattern`` (``<ext>``: any
+    video extension, or none), for missing-video messages."""
+    extension = Path(pattern).suffix.lower() if Path(pattern).suffix.lower() in VIDEO_EXTENSIONS else ""
+    base = pattern[: -len(extension)] if extension else pattern
+    return [base.replace("{id}", k) + (extension or "[.<ext>]") for k in dict.fromkeys(keys)]
 
 
 def index_videos(video_dir: Path, pattern: str = "{id}") -> dict[str, Path]:
-    """Map video keys to paths by one walk of ``video_dir`` (any depth, the extensions in
-    :data:`VIDEO_EXTENSIONS`), once per run in the main process; workers inherit the map (no per-sample
-    directory scans).
+    """Map video keys to paths by one walk of ``video_dir`` (any depth; any file that is not known to be
+    something else, see :func:`split_video_name`), once per run in the main process; workers inherit the map
+    (no per-sample directory scans).
 
     ``pattern`` is the file name with ``{id}`` where the annotation's video id stands (``"{id}"``: the file
     stem is the id; ``"video{id}"``, ``"v_{id}"``, ``"{id}_360p"``; with an extension, ``"{id}.webm"``, only
@@ -46,7 +81,7 @@ def index_videos(video_dir: Path, pattern: str = "{id}") -> dict[str, Path]:
     out: dict[str, Path] = {}
     duplicates: list[Path] = []
     for path in sorted(video_dir.rglob("*")):
-        if path.suffix.lower() not in VIDEO_EXTENSIONS:
+        if not path.is_file():
             continue
         key = match(path)
         if key is None:
@@ -74,9 +109,10 @@ def _pattern_matcher(pattern: str) -> Callable[[Path], str | None]:
     regex = re.compile(re.escape(prefix) + "(?P<id>.+?)" + re.escape(suffix) + r"\Z")
 
     def match(path: Path) -> str | None:
-        if extension and path.suffix.lower() != extension:
+        name = split_video_name(path.name)
+        if name is None or (extension and name[1] != extension):
             return None
-        found = regex.match(path.stem)
+        found = regex.match(name[0])
         return found.group("id") if found else None
 
     return match

@@ -1,5 +1,5 @@
-"""Open-ended video QA data: MSRVTT-QA, MSVD-QA and TGIF-QA FrameQA files (``qa_formats``), or the embedded
-synthetic world in MSRVTT-QA's format."""
+"""Open-ended video QA data: MSRVTT-QA, MSVD-QA and TGIF-QA FrameQA files (the ``qa`` formats of the registry),
+or the embedded synthetic world in MSRVTT-QA's format."""
 
 from __future__ import annotations
 
@@ -9,25 +9,18 @@ from typing import Any
 
 from finsta_pl.data_modules.base import FinstaDataModule, SampleSpec, TextSpec
 from finsta_pl.data_modules.msrvtt_qa import AnswerVocab, QARecord, prior_baselines
-from finsta_pl.data_modules.qa_formats import QA_FORMATS
+from finsta_pl.data_modules.qa_formats import read_tgif_frameqa  # noqa: F401  (registers tgif_frameqa)
+from finsta_pl.data_modules.registry import FORMATS
 from finsta_pl.data_modules.synthetic import WorldConfig
 from finsta_pl.data_info import DataInfo
-from finsta_pl.errors import DataNotFoundError
 
 log = logging.getLogger(__name__)
-
-_WHERE = """\
-{name} was not found at {root}.
-Expected layout (docs/DATASETS.md, {name}):
-  {root}/{ann}/{files}
-  {root}/{vid}/...   (the dataset's video clips, any sub-folder)
-Put the files there, or point data.init_args.root (or annotation_dir / video_dir / files) at them."""
 
 
 class VideoQADataModule(FinstaDataModule):
     """Question + clip -> answer class.  ``dataset: synthetic`` generates the embedded world on first use
-    (``$FINSTA_PL_DATA`` or ``root`` moves its cache); the other names of ``QA_FORMATS`` read real files from
-    ``root``.
+    (``$FINSTA_PL_DATA`` or ``root`` moves its cache, written as MSRVTT-QA); the ``qa`` formats of the registry
+    read real files from ``root``.
     ``tokenizer``: ``words`` (a vocabulary of the training questions, for the built-in host) or the folder of
     the host checkpoint's `transformers` tokenizer (CLIP4Clip)."""
 
@@ -47,21 +40,11 @@ class VideoQADataModule(FinstaDataModule):
     ) -> None:
         """Shared arguments (clip, loader, graphs, tokenizer, ...) are :class:`FinstaDataModule`'s."""
         super().__init__(**kwargs)
-        if dataset not in QA_FORMATS:
-            raise ValueError(f"unknown video-QA dataset {dataset!r}; choose one of {sorted(QA_FORMATS)}")
-        self.dataset, self.format = dataset, QA_FORMATS[dataset]
-        names = {**self.format.files, **(files or {})}
-        self.root = self.resolve_root(dataset, root, synthetic)
-        self.annotation_dir = self.root / annotation_dir
-        self.video_dir = self.root / video_dir
-        if not (self.annotation_dir / names["train"]).is_file() or not self.video_dir.is_dir():
-            raise DataNotFoundError(_WHERE.format(name=dataset, root=self.root, ann=annotation_dir, vid=video_dir,
-                                                  files=", ".join(names.values())))
+        self.dataset = dataset
+        fmt = FORMATS.get("msrvtt_qa" if dataset == "synthetic" else dataset, "qa")
+        self.locate(fmt, dataset, root, annotation_dir, video_dir, synthetic, files)
         # Annotations are read now (cheap) because the model's sizes depend on them (LightningCLI links them).
-        self.records: dict[str, list[QARecord]] = self.regroup({
-            split: self.format.read(self.annotation_dir / name)
-            for split, name in names.items() if (self.annotation_dir / name).is_file()
-        })
+        self.records: dict[str, list[QARecord]] = self.read_annotations()
         self.answers = AnswerVocab.build(self.records["train"], max_answers)
         self.build_vocab(r.question for r in self.records["train"] if not r.problem)
         # TGIF-QA has no validation split: its prior baselines are measured on test.
@@ -71,12 +54,9 @@ class VideoQADataModule(FinstaDataModule):
         """Vocabulary, answer list and the prior baselines (for the run summary)."""
         return replace(super().data_info(), labels=tuple(self.answers.answers), baselines=self.baselines)
 
-    def setup(self, stage: str | None = None) -> None:
+    def build_datasets(self) -> None:
         """Index the videos and build the split datasets (training keeps only in-vocabulary answers)."""
-        if self.datasets:
-            return
-        videos = self.alias_videos(self.find_videos(), self.records,
-                                   self.format.video_keys(self.annotation_dir))
+        videos = self.find_videos(self.records)
         for split, records in self.records.items():
             unknown = sum(self.answers.label(r.answer) < 0 and not r.problem for r in records)
             self.report_unknown_labels(split, unknown, len(records), "answer")
@@ -84,4 +64,4 @@ class VideoQADataModule(FinstaDataModule):
                 records = [r for r in records if self.answers.label(r.answer) >= 0 or r.problem]
             specs = [SampleSpec(r.id, r.video, [TextSpec(r.question)], {"label": self.answers.label(r.answer), "index": k},
                                 problem=r.problem) for k, r in enumerate(records)]
-            self.datasets[split] = self.make_dataset(specs, videos, train=split == "train")
+            self.datasets[split] = self.make_dataset(split, specs, videos)

@@ -41,7 +41,9 @@ def test_didemo_paragraphs_moments_and_original_extensions(tmp_path: Path, caplo
     assert records[b].segments == ((0.0, 20.0),)
     with caplog.at_level("WARNING"):
         dm.setup("fit")
-    assert "1 of 2 records have no video file" in caplog.text  # the missing video is counted, not fatal
+    # the missing video is counted, not fatal, and the message names the split, its file, the folder and names
+    assert "1 of 2 records of the val split (val_data.json) have no video file under" in caplog.text
+    assert "it tried 1@N01_2_x.avi[.<ext>], 1@N01_2_x[.<ext>]" in caplog.text
     assert dm.datasets["val"][0] is not None and dm.datasets["val"][0].id == b
     bad = dm.datasets["val"][1]  # skipped as a bad sample (on_bad_sample: skip), named with its reason
     assert isinstance(bad, BadSample) and bad.id == "1@N01_2_x.avi" and "no video file" in bad.reason
@@ -70,7 +72,7 @@ def test_lsmdc_lines_without_header_or_quoting(tmp_path: Path) -> None:
     assert len(dm.datasets["train"]) == 3 and len(dm.datasets["test"]) == 1
     assert dm.datasets["test"][0] is not None
     (root / "ann" / "LSMDC16_annos_val.csv").write_text(lines[0] + "\nbroken\tline\n")
-    with pytest.raises(BadSampleError, match=r"LSMDC16_annos_val.csv:2: malformed LSMDC line \(2 fields"):
+    with pytest.raises(BadSampleError, match=r"LSMDC16_annos_val.csv:2: 2 fields where 6 are expected \(tab-separated clip_id, "):
         read_lsmdc(root / "ann")
 
 

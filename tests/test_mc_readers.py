@@ -42,7 +42,7 @@ def test_tgif_action_reader_and_datamodule(tmp_path: Path) -> None:
     for r in rows:
         _gif(videos / f"{r[0]}.gif")
     records = read_tgif_mc(ann / "Train_action_question.csv")
-    assert [(r.id, r.video, r.answer) for r in records] == [("7", "tumblr_abc_250", 1), ("8", "tumblr_def_250", 3)]
+    assert [(r.id, r.video, r.answer) for r in records] == [("ACTION1", "tumblr_abc_250", 1), ("ACTION2", "tumblr_def_250", 3)]
     assert records[0].options[1] == "what does the man do 3 times ? repeatedly wave"  # artefact undone
     assert records[1].options[0].startswith('what does the "girl" do ?')  # quotes are text in a TSV
     dm = MultipleChoiceDataModule(dataset="tgif_action", root=str(tmp_path / "tgif"), annotation_dir="dataset",
@@ -57,11 +57,12 @@ def test_tgif_action_reader_and_datamodule(tmp_path: Path) -> None:
 
 def test_multiple_choice_rows_name_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "MSR_MC_test.csv"
-    path.write_text("key\tvid_key\ta1\ta2\tanswer\nmc1\tmsr7\ta dog runs\ta cat\t1\nmc2\tmsr8\ta dog\t\t0\n")
+    header = "key\tvid_key\ta1\ta2\ta3\ta4\ta5\tanswer\n"
+    path.write_text(header + "mc1\tmsr7\ta dog runs\ta cat\tb\tc\td\t1\nmc2\tmsr8\ta dog\t\tb\tc\td\t0\n")
     with pytest.raises(BadSampleError, match=r"MSR_MC_test.csv:3: malformed multiple-choice row .*empty candidate"):
         read_jsfusion_mc(path)
-    path.write_text("key\tvid_key\ta1\ta2\tanswer\nmc1\tmsr7\ta dog runs\ta cat\t5\n")
-    with pytest.raises(BadSampleError, match=r":2: .*answer 5 outside 0..1"):
+    path.write_text(header + "mc1\tmsr7\ta dog runs\ta cat\tb\tc\td\t5\n")
+    with pytest.raises(BadSampleError, match=r":2: .*answer 5 outside 0..4"):
         read_jsfusion_mc(path)
 
 

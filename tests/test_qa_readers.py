@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -53,14 +54,19 @@ def test_tgif_frameqa_reads_tsv_gifs_and_undoes_the_artefact(tmp_path: Path) -> 
         images = [Image.fromarray(np.full((30, 40, 3), 20 * i, np.uint8)) for i in range(6)]
         images[0].save(root / "gifs" / f"{name}.gif", save_all=True, append_images=images[1:], duration=100)
     dm = VideoQADataModule(dataset="tgif_frameqa", root=str(root), annotation_dir="dataset", video_dir="gifs", **SMALL)
+    dm.trainer = SimpleNamespace(limit_val_batches=1.0)  # a fit that validates, as Lightning attaches it
+    with pytest.raises(DataNotFoundError, match=r"fit needs the val split.*data.init_args.files.val"):
+        dm.setup("fit")  # no val split in TGIF-QA; none invented, and fit says how to name one
+    dm.trainer = None
     dm.setup("fit")
-    assert set(dm.datasets) == {"train", "test"}  # no val split in TGIF-QA; none invented
+    assert set(dm.datasets) == {"train", "test"}
     train = dm.records["train"]
-    assert [r.id for r in train] == ["87751", "87752", "5"] and train[1].question == "what does the man repeatedly hit ?"
+    assert [r.id for r in train] == ["FRAMEQA4460", "FRAMEQA4461", "FRAMEQA1"]  # per question: vid_id, not key
+    assert train[1].question == "what does the man repeatedly hit ?"
     assert [r.qtype for r in train] == ["color", "object", "location"] and train[2].question == 'where is the "cat" ?'
     assert dm.baselines["majority"] == 1.0  # measured on test when there is no val
     sample = dm.datasets["train"][2]
     assert sample is not None and sample.frames.shape == (4, 32, 32, 3)
     (root / "dataset" / "Test_frameqa_question.csv").write_text(header + "x\t\tblack\t2\tF\t1\td\n")
-    with pytest.raises(BadSampleError, match=r"Test_frameqa_question.csv:2: malformed FrameQA row"):
+    with pytest.raises(BadSampleError, match=r"Test_frameqa_question.csv:2: malformed FrameQA row \(empty"):
         VideoQADataModule(dataset="tgif_frameqa", root=str(root), annotation_dir="dataset", video_dir="gifs", **SMALL)

@@ -128,8 +128,9 @@ def _tgif(w: _World, root: Path) -> None:
     files = {"train": "Train", "val": "Test"}  # TGIF-QA has train and test only; the world's val is its test
     labels = sorted(SSV2_TEMPLATES)
     for split, prefix in files.items():
+        # As the release: ``vid_id`` names the question (FRAMEQA<n>), ``key`` the GIF its questions share.
         frameqa = [[f"tumblr_syn{r['video_id']}_250", r["question"], r["answer"], _FRAMEQA_TYPE[r["category_id"]],
-                    f"FRAMEQA{r['video_id']}", r["id"], w.graphs[r["video_id"]]["captions"][0]] for r in w.qa[split]]
+                    f"FRAMEQA{r['id']}", r["video_id"], w.graphs[r["video_id"]]["captions"][0]] for r in w.qa[split]]
         _write_rows(root / "dataset" / f"{prefix}_frameqa_question.csv", frameqa, "\t",
                     ["gif_name", "question", "answer", "type", "vid_id", "key", "description"])
         action = []

@@ -44,7 +44,8 @@ from finsta_pl.data_modules.synthetic.video_file import write_mp4
 
 # Bump whenever the generator's output changes: it is part of the fingerprint, so stale caches are not reused.
 # Version 3 added files (paragraphs, compositional lists); the clips and the version-2 files are unchanged.
-WORLD_VERSION = 3
+# Version 4: TGIF-QA FrameQA rows carry a per-question vid_id and a per-GIF key, as the release does.
+WORLD_VERSION = 4
 
 COLORS: dict[str, tuple[int, int, int]] = {  # BGR, saturated and far apart so codec blur cannot confuse them
     "red": (40, 40, 220), "green": (40, 190, 40), "blue": (220, 80, 40), "yellow": (40, 220, 220)}
