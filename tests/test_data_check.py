@@ -48,9 +48,9 @@ def test_data_check_lists_missing_and_unreadable_videos(tmp_path: Path, monkeypa
     lines = report.read_text().splitlines()[1:]
     assert sorted((line.split("\t")[0], line.split("\t")[2], line.split("\t")[3][:20]) for line in lines) == [
         ("train", "id2_000000_000002", str(root / "videos" / "abseiling" / "id2")[:20]),
-        ("train", "id3_000000_000002", "no video file"),
+        ("train", "id3_000000_000002", "no video file: tried"),
         ("val", "id2_000000_000002", str(root / "videos" / "abseiling" / "id2")[:20]),
-        ("val", "id3_000000_000002", "no video file")]
+        ("val", "id3_000000_000002", "no video file: tried")]
     shutil.rmtree(root / "annotations")
     with pytest.raises(Exception, match="kinetics_train.csv"):  # no annotations at all: the usual message
         main(["check", "--config", str(REPO / "experiments" / "kinetics400_action.yaml"), "--config", str(TINY)])
