@@ -126,8 +126,8 @@ def docs_table() -> str:
     """The docs/DATASETS.md table: per format, the record id, the fields read, and the split files fit needs."""
     import finsta_pl.data_modules  # noqa: F401  (imports every reader, so every format is registered)
 
-    rows = ["| format (`dataset` / `format`) | dataset | record id | fields read | fit reads (train; val) | test reads |",
-            "| --- | --- | --- | --- | --- | --- |"]
+    rows = ["| format (`dataset` / `format`) | dataset | record id | fields read | fit reads (train; val) | test reads "
+            "| default `max_text_len` |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for f in FORMATS:
         def split_file(split: str) -> str:
             return f"`{f.files[split]}`" if split in f.files else "none shipped: set `files: {" + split + ": ...}`"
@@ -135,16 +135,20 @@ def docs_table() -> str:
         extra = "".join(f" + `{x}`" for x in f.extra_files)
         fit = f"{split_file('train')}{extra}; {split_file('val')}"
         test = split_file("test") if "test" in f.files else "-"
-        rows.append(f"| `{f.name}` | {f.title} | {f.record_id} | {', '.join(f'`{x}`' for x in f.fields)} | {fit} | {test} |")
+        fields = ", ".join(f"`{x}`" for x in f.fields)
+        rows.append(f"| `{f.name}` | {f.title} | {f.record_id} | {fields} | {fit} | {test} | {f.max_text_len} |")
     return "\n".join([DOCS_BEGIN, *rows, DOCS_END])
 
 
 def main() -> None:
     """Rewrite the generated table in docs/DATASETS.md."""
+    # Run as ``python -m``, this file is ``__main__``, whose FORMATS the readers never fill: use the package's.
+    from finsta_pl.data_modules import registry
+
     path = Path(__file__).resolve().parents[1] / "docs" / "DATASETS.md"
     text = path.read_text()
     start, end = text.index(DOCS_BEGIN), text.index(DOCS_END) + len(DOCS_END)
-    path.write_text(text[:start] + docs_table() + text[end:])
+    path.write_text(text[:start] + registry.docs_table() + text[end:])
     print(f"rewrote the formats table in {path}")
 
 
