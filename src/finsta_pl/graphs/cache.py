@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from finsta_pl.graphs.container import SceneGraph
-from finsta_pl.graphs.detect import Detection, Detector, frame_local
+from finsta_pl.graphs.detection import Detection, Detector, frame_local
 
 #: bytes hashed at each end of a video file.
 HASH_CHUNK = 1 << 20
@@ -164,7 +164,7 @@ def detections_key(video_hash: str, detector_config: Mapping[str, Any], frame_si
 class DetectionCache:
     """A folder of per-video JSON files, source frame index -> that frame's detections.
 
-    Only frames the detector marks as frame-local (:func:`~finsta_pl.graphs.detect.frame_local`: their
+    Only frames the detector marks as frame-local (:func:`~finsta_pl.graphs.detection.frame_local`: their
     detections depend on that frame alone) are stored, so a cached frame gives exactly what detecting it again
     in any clip would.  JSON, not pickle: the files are read back without executing anything.  Writers merge
     with the file as they find it and ``os.replace`` atomically; two workers writing one video at once may

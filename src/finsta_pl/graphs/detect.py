@@ -9,65 +9,17 @@ Frames are RGB ``uint8`` arrays ``[T, H, W, 3]`` as decord returns them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-#: OpenCV hue (0-180) upper bounds of the named chromatic colours, in order.
-_HUE_NAMES: tuple[tuple[int, str], ...] = (
-    (9, "red"), (22, "orange"), (35, "yellow"), (85, "green"), (100, "cyan"), (130, "blue"),
-    (150, "purple"), (170, "pink"), (181, "red"),
-)
+# Detection, Detector, frame_local and color_name live one layer down (graphs/detection.py), shared with the
+# torchvision detector; they are named here too for the callers that build detectors.
+from finsta_pl.graphs.detection import HUE_NAMES, Detection, Detector, color_name, color_names, frame_local
 
-
-@dataclass
-class Detection:
-    """One detected object in one frame: pixel box ``x1, y1, x2, y2`` (exclusive end), label and cues."""
-
-    box: tuple[float, float, float, float]
-    label: str
-    score: float
-    color: str
-    mean_rgb: tuple[float, float, float]
-    attributes: list[str] = field(default_factory=list)
-
-    @property
-    def center(self) -> tuple[float, float]:
-        """Box centre in pixels."""
-        return ((self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2)
-
-    @property
-    def area(self) -> float:
-        """Box area in pixels."""
-        return max(self.box[2] - self.box[0], 0.0) * max(self.box[3] - self.box[1], 0.0)
-
-
-class Detector(Protocol):
-    """Anything that turns a clip into per-frame detections.
-
-    A detector may also define ``frame_local(frames) -> bool [T]``: which frames' detections depend on that
-    frame alone, so they can be cached per source frame (``graphs.cache.DetectionCache``); see
-    :func:`frame_local`.
-    """
-
-    def __call__(self, frames: np.ndarray) -> list[list[Detection]]:
-        """Detections for each frame of ``frames`` (``[T, H, W, 3]`` RGB uint8)."""
-        ...
-
-
-def frame_local(detector: Detector, frames: np.ndarray) -> np.ndarray:
-    """``bool [T]``: the frames whose detections ``detector`` makes from that frame alone; none for a detector
-    that does not say (it may look across the clip)."""
-    fn = getattr(detector, "frame_local", None)
-    return np.asarray(fn(frames), dtype=bool) if fn is not None else np.zeros(len(frames), dtype=bool)
-
-
-def color_name(rgb: np.ndarray | tuple[float, float, float]) -> str:
-    """The basic colour name of an RGB value (hue bins for saturated colours, value for grays)."""
-    pixel = np.asarray(rgb, dtype=np.uint8).reshape(1, 1, 3)
-    return _hsv_name(*(int(x) for x in cv2.cvtColor(pixel, cv2.COLOR_RGB2HSV)[0, 0]))
+__all__ = ["DETECTORS", "Detection", "Detector", "GridDetector", "MotionDetector", "color_name", "frame_local",
+           "make_detector"]
 
 
 def _shape_of(mask: np.ndarray) -> str:
@@ -92,9 +44,9 @@ def _shape_of(mask: np.ndarray) -> str:
     return "circle" if fill >= 0.55 else "object"
 
 
-#: OpenCV hue (0-255 lookup) -> colour bin of ``_HUE_NAMES`` (red's two ends are bin 0).
-_HUE_BIN_LUT = np.searchsorted(np.array([b for b, _ in _HUE_NAMES]), np.arange(256), side="right")
-_HUE_BIN_LUT = np.where(_HUE_BIN_LUT == len(_HUE_NAMES) - 1, 0, _HUE_BIN_LUT).astype(np.uint8)
+#: OpenCV hue (0-255 lookup) -> colour bin of ``HUE_NAMES`` (red's two ends are bin 0).
+_HUE_BIN_LUT = np.searchsorted(np.array([b for b, _ in HUE_NAMES]), np.arange(256), side="right")
+_HUE_BIN_LUT = np.where(_HUE_BIN_LUT == len(HUE_NAMES) - 1, 0, _HUE_BIN_LUT).astype(np.uint8)
 
 
 def _channel_max_absdiff(frames: np.ndarray, other: np.ndarray) -> np.ndarray:
@@ -262,7 +214,7 @@ class MotionDetector:
             blob = parts.labels[y0 : y0 + bh, x : x + bw] == part
             blobs.append((frame, x, y, bw, bh, blob))
             means.append(frames[frame, y : y + bh, x : x + bw][blob].mean(0))
-        names = _color_names(np.array(means))
+        names = color_names(np.array(means))
         out = []
         for (frame, x, y, bw, bh, blob), mean, name, order in zip(blobs, means, names, parts.order):
             size = "large" if np.sqrt(bw * bh) / max(h, w) > self.size_threshold else "small"
@@ -278,20 +230,6 @@ def _owner(labels: np.ndarray, sub_labels: np.ndarray, sub_stats: np.ndarray, pa
     x, y, bw, bh = (int(v) for v in sub_stats[part, :4])
     window = sub_labels[y : y + bh, x : x + bw] == part
     return int(labels[y : y + bh, x : x + bw][window][0])
-
-
-def _color_names(rgb: np.ndarray) -> list[str]:
-    """:func:`color_name` of every row of ``rgb [n, 3]`` with one colour conversion."""
-    pixels = np.asarray(rgb, dtype=np.float64).astype(np.uint8).reshape(-1, 1, 3)
-    hsv = cv2.cvtColor(pixels, cv2.COLOR_RGB2HSV).reshape(-1, 3).astype(int)
-    return [_hsv_name(*row) for row in hsv]
-
-
-def _hsv_name(h: int, s: int, v: int) -> str:
-    """The colour name of an OpenCV HSV value (see :func:`color_name`)."""
-    if s < 60:
-        return "black" if v < 50 else ("white" if v > 200 else "gray")
-    return next(name for bound, name in _HUE_NAMES if h < bound)
 
 
 @dataclass

@@ -16,7 +16,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from finsta_pl.graphs.container import EDGE, NODE, SceneGraph
-from finsta_pl.graphs.detect import Detection
+from finsta_pl.graphs.detection import Detection
 from finsta_pl.graphs.precomputed import given_tracks
 
 

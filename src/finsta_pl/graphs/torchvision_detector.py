@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from finsta_pl.errors import FinstaError
-from finsta_pl.graphs.detect import Detection, color_name
+from finsta_pl.graphs.detection import Detection, color_name
 
 #: model name -> (torchvision builder, its weights enum).
 MODELS: dict[str, tuple[str, str]] = {
@@ -39,7 +39,7 @@ _UNUSED = {"__background__", "N/A"}
 
 @dataclass
 class TorchvisionDetector:
-    """A torchvision COCO detector behind the :class:`~finsta_pl.graphs.detect.Detector` protocol.
+    """A torchvision COCO detector behind the :class:`~finsta_pl.graphs.detection.Detector` protocol.
 
     ``score_threshold``/``top_k``: kept detections per frame; ``min_size``/``max_size``: the model's input
     resize (torchvision's defaults, 800/1333, when ``None``; small clips need far less); ``device``: where

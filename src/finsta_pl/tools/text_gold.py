@@ -3,7 +3,7 @@
 The gold file holds one hand-annotated sentence (or paragraph) per line in the styles of the datasets
 (``style``: msrvtt, qa, activitynet, lsmdc), with objects, attributes, relations and adverbs under the
 conventions of ``tests/data/tsg_gold/README.md``.  Each parser is scored with the multiset tuples of
-:mod:`finsta_pl.tools.sg_eval` (objects by name; attributes ``(object, attribute)``; relations ``(subject,
+:mod:`finsta_pl.tools.sg_match` (objects by name; attributes ``(object, attribute)``; relations ``(subject,
 predicate, object)``; adverbs ``(predicate, adverb)``), overall and per style, side by side with the
 SceneGraphParser package (``sng_parser``, spaCy rules; ``pip install 'finsta-pl[sgp]'``) when it is installed.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from finsta_pl.errors import BadSampleError, DataNotFoundError
-from finsta_pl.tools.sg_eval import Counts, gold_text_tuples, score_tsg, tsg_tuples
+from finsta_pl.tools.sg_match import Counts, gold_text_tuples, score_tsg, tsg_tuples
 
 METRICS = ("objects", "attributes", "relations", "adverbs")
 SCENE_GRAPH_PARSER = "scenegraphparser"
