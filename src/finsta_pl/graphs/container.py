@@ -19,6 +19,10 @@ NODE_TYPES: tuple[str, ...] = ("scene", "object", "attribute", "relation", "adve
 EDGE_TYPES: tuple[str, ...] = ("attribute", "subject", "object", "adverb", "scene", "temporal", "crossmodal")
 NODE = {name: i for i, name in enumerate(NODE_TYPES)}
 EDGE = {name: i for i, name in enumerate(EDGE_TYPES)}
+#: Edge groups in the order :class:`GraphIndex` sorts edges: every selection the streams make (``SPATIAL``, or
+#: ``SPATIAL`` + cross-modal) is then a prefix, a slice rather than a boolean mask (which syncs on a GPU).
+SPATIAL: tuple[str, ...] = ("attribute", "subject", "object", "adverb", "scene")
+EDGE_GROUPS: tuple[tuple[str, ...], ...] = (SPATIAL, ("crossmodal",), ("temporal",))
 #: words kept per node label ("left of" -> 2 words); longer labels are cut.
 LABEL_WORDS = 3
 
@@ -103,6 +107,110 @@ class SceneGraph:
 
 
 @dataclass
+class GraphIndex:
+    """Everything about a :class:`GraphBatch` that depends only on the graphs' shapes, computed once on the host
+    (in the DataLoader worker, by :func:`collate_graphs`) so the model's forward and backward never wait for the
+    device: no ``nonzero``, ``item``, boolean-mask indexing or data-dependent shape on it.
+
+    ``nmax``/``node_slot``: the largest graph and each node's row in the ``[G * nmax]`` per-graph padding (the
+    dense attention kernel); ``graph_count``: nodes per graph (the lengths of sorted-segment reductions);
+    ``edge_order``/``group_end``: edges sorted stably by :data:`EDGE_GROUPS` (then direction), so the edges of
+    the first ``k`` groups are ``edge_order[:group_end[k - 1]]``; ``node_prev``/``node_prev_track``: the node a
+    node continues in an earlier frame along a temporal edge / along its track (``-1``: none);
+    ``frame_order``/``frame_end``: the nodes that have a frame, by frame (then node), and where each frame's run
+    ends (``num_frames`` runs); ``frame_count`` ``[num_frames, G]``: nodes per frame and graph, so a frame's run
+    is sorted by graph and reduces per graph with those lengths; ``frame_prev``: for each node of
+    ``frame_order``, the position in ``frame_order`` of its ``node_prev`` (``-1``: none).
+    """
+
+    nmax: int
+    node_slot: Tensor
+    graph_count: Tensor
+    edge_order: Tensor
+    group_end: list[int]
+    node_prev: Tensor
+    node_prev_track: Tensor
+    num_frames: int
+    frame_order: Tensor
+    frame_end: list[int]
+    frame_count: Tensor
+    frame_prev: Tensor
+    frame_width: int
+    frame_slot: Tensor
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "GraphIndex":
+        """Move every tensor to ``device``."""
+        return replace(self, **{f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
+                                for f in fields(self) if isinstance(getattr(self, f.name), Tensor)})
+
+    def pin_memory(self) -> "GraphIndex":
+        """Pin every tensor."""
+        return replace(self, **{f.name: getattr(self, f.name).pin_memory()
+                                for f in fields(self) if isinstance(getattr(self, f.name), Tensor)})
+
+    @staticmethod
+    def padding(node_graph: Tensor, num_graphs: int) -> "GraphIndex":
+        """An index with only the per-graph padding (``nmax``, ``node_slot``, ``graph_count``) and no frames or
+        edges: for a lone layer call on graphs that came without one (tests, benchmarks of one layer)."""
+        count = torch.bincount(node_graph, minlength=num_graphs)
+        nmax = int(count.max()) if node_graph.numel() else 0
+        slot = node_graph * max(nmax, 1) + (torch.arange(node_graph.numel()) - (torch.cumsum(count, 0) - count)[node_graph])
+        empty = torch.zeros(0, dtype=torch.long)
+        return GraphIndex(nmax, slot, count, empty, [0] * len(EDGE_GROUPS), empty, empty, 0, empty, [],
+                          torch.zeros(0, num_graphs, dtype=torch.long), empty, 0, empty)
+
+    @staticmethod
+    def build(node_graph: Tensor, num_graphs: int, node_frame: Tensor, node_track: Tensor, node_type: Tensor,
+              edge_index: Tensor, edge_type: Tensor) -> "GraphIndex":
+        """The index of a batch's tensors (on the host; any device works, at the cost of syncs)."""
+        n = int(node_graph.numel())
+        pad = GraphIndex.padding(node_graph, num_graphs)
+        base = edge_type % len(EDGE_TYPES)
+        group = torch.full_like(base, len(EDGE_GROUPS))
+        for k, kinds in enumerate(EDGE_GROUPS):
+            group[torch.isin(base, torch.tensor([EDGE[x] for x in kinds]))] = k
+        reverse = (edge_type >= len(EDGE_TYPES)).long()
+        edge_order = torch.argsort(group * 2 + reverse, stable=True)
+        group_end = torch.bincount(group, minlength=len(EDGE_GROUPS) + 1).cumsum(0)[: len(EDGE_GROUPS)].tolist()
+        prev = torch.full((n,), -1, dtype=torch.long)
+        fwd = edge_type == EDGE["temporal"]
+        prev[edge_index[1, fwd]] = edge_index[0, fwd]
+        num_frames = int(node_frame.max()) + 1 if n and bool((node_frame >= 0).any()) else 0
+        framed = torch.nonzero(node_frame >= 0).squeeze(1)
+        frame_order = framed[torch.argsort(node_frame[framed], stable=True)]
+        frame_count = torch.zeros(num_frames, num_graphs, dtype=torch.long)
+        frame_count.index_put_((node_frame[frame_order], node_graph[frame_order]),
+                               torch.ones_like(frame_order), accumulate=True)
+        position = torch.full((n,), -1, dtype=torch.long)
+        position[frame_order] = torch.arange(frame_order.numel())
+        p = prev[frame_order]
+        frame_prev = torch.where(p >= 0, position[p.clamp(min=0)], p)
+        # Frame-major runs are sorted by graph: a node's place in its (frame, graph) run is its offset from the
+        # run's first position.
+        run = node_frame[frame_order] * num_graphs + node_graph[frame_order]
+        run_count = frame_count.flatten()
+        width = int(run_count.max()) if run_count.numel() else 0
+        within = torch.arange(frame_order.numel()) - (torch.cumsum(run_count, 0) - run_count)[run]
+        return GraphIndex(pad.nmax, pad.node_slot, pad.graph_count, edge_order, group_end, prev,
+                          _previous_in_track(node_track, node_type, node_frame), num_frames, frame_order,
+                          frame_count.sum(1).cumsum(0).tolist(), frame_count, frame_prev, width,
+                          run * width + within)
+
+
+def _previous_in_track(node_track: Tensor, node_type: Tensor, node_frame: Tensor) -> Tensor:
+    """For each object node with a track, the same track's object node in the latest earlier frame, else ``-1``."""
+    prev = torch.full_like(node_track, -1)
+    idx = torch.nonzero((node_track >= 0) & (node_type == NODE["object"])).squeeze(1)
+    if idx.numel() < 2:
+        return prev
+    span = int(node_frame.max()) + 2
+    order = idx[torch.argsort(node_track[idx] * span + node_frame[idx] + 1, stable=True)]
+    same = node_track[order[1:]] == node_track[order[:-1]]
+    prev[order[1:][same]] = order[:-1][same]
+    return prev
+
+
+@dataclass
 class GraphBatch:
     """Many :class:`SceneGraph` objects as one set of tensors (device-agnostic, ``pin_memory`` friendly).
 
@@ -122,6 +230,23 @@ class GraphBatch:
     edge_type: Tensor
     num_graphs: int
     labels: list[list[str]] = field(default_factory=list)  # kept for pictures and debugging
+    _index: GraphIndex | None = None
+
+    @property
+    def index(self) -> GraphIndex:
+        """The batch's :class:`GraphIndex`: built by collation in the worker; a batch made any other way gets
+        one here, once, from a host copy of its tensors (a sync, outside the hot path)."""
+        if self._index is None:
+            cpu = [x.cpu() for x in (self.node_graph, self.node_frame, self.node_track, self.node_type,
+                                     self.edge_index, self.edge_type)]
+            self._index = GraphIndex.build(cpu[0], self.num_graphs, *cpu[1:]).to(self.node_graph.device)
+        return self._index
+
+    def edges_in(self, groups: int) -> tuple[Tensor, Tensor]:
+        """The edges of the first ``groups`` of :data:`EDGE_GROUPS` (both directions): ``(edge_index, edge_type)``,
+        by index, without a sync."""
+        take = self.index.edge_order[: self.index.group_end[groups - 1]]
+        return self.edge_index.index_select(1, take), self.edge_type.index_select(0, take)
 
     @property
     def num_nodes(self) -> int:
@@ -133,13 +258,14 @@ class GraphBatch:
         moved = {
             f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
             for f in fields(self)
-            if isinstance(getattr(self, f.name), Tensor)
+            if isinstance(getattr(self, f.name), (Tensor, GraphIndex))
         }
         return replace(self, **moved)
 
     def pin_memory(self) -> "GraphBatch":
         """Pin every tensor (called by the DataLoader when ``pin_memory=True``)."""
-        pinned = {f.name: getattr(self, f.name).pin_memory() for f in fields(self) if isinstance(getattr(self, f.name), Tensor)}
+        pinned = {f.name: getattr(self, f.name).pin_memory() for f in fields(self)
+                  if isinstance(getattr(self, f.name), (Tensor, GraphIndex))}
         return replace(self, **pinned)
 
     def edges_of(self, kinds: Sequence[str], both_directions: bool = True) -> tuple[Tensor, Tensor]:
@@ -152,25 +278,14 @@ class GraphBatch:
         return self.edge_index[:, keep], self.edge_type[keep]
 
     def previous_node(self) -> Tensor:
-        """For each node, the node it continues in the previous frame along a temporal edge, else ``-1``."""
-        prev = torch.full((self.num_nodes,), -1, dtype=torch.long, device=self.edge_index.device)
-        fwd = self.edge_type == EDGE["temporal"]
-        prev[self.edge_index[1, fwd]] = self.edge_index[0, fwd]
-        return prev
+        """For each node, the node it continues in an earlier frame along a temporal edge, else ``-1``."""
+        return self.index.node_prev
 
     def previous_in_track(self) -> Tensor:
         """For each object node with a track, the same track's object node in the latest earlier frame, else
         ``-1``.  Read from track ids, not from temporal edges, so motion (STGD) stays defined when the temporal
         coreference edges are switched off."""
-        prev = torch.full((self.num_nodes,), -1, dtype=torch.long, device=self.node_track.device)
-        idx = torch.nonzero((self.node_track >= 0) & (self.node_type == NODE["object"])).squeeze(1)
-        if idx.numel() < 2:
-            return prev
-        span = int(self.node_frame.max()) + 2
-        order = idx[torch.argsort(self.node_track[idx] * span + self.node_frame[idx] + 1, stable=True)]
-        same = self.node_track[order[1:]] == self.node_track[order[:-1]]
-        prev[order[1:][same]] = order[:-1][same]
-        return prev
+        return self.index.node_prev_track
 
     def to_dgl(self) -> Any:
         """The batch as one ``DGLGraph`` (both directions), with node and edge tensors as ``ndata``/``edata``."""
@@ -226,16 +341,21 @@ def collate_graphs(graphs: Sequence[SceneGraph], encode_label: Any) -> GraphBatc
         if ids:
             table[row, : len(ids)] = torch.tensor(ids)
     words = table[torch.tensor(index, dtype=torch.long)]
+    node_type = torch.cat([g.node_type for g in graphs])
+    node_frame = torch.cat([g.node_frame for g in graphs])
+    edge_index = torch.cat([edge_index, edge_index.flip(0)], dim=1)
+    edge_type = torch.cat([edge_type, edge_type + len(EDGE_TYPES)])
     return GraphBatch(
-        node_type=torch.cat([g.node_type for g in graphs]),
+        node_type=node_type,
         node_words=words,
         node_span=torch.cat([g.node_span for g in graphs]),
-        node_frame=torch.cat([g.node_frame for g in graphs]),
+        node_frame=node_frame,
         node_track=track,
         node_box=torch.cat([g.node_box for g in graphs]).float(),
         node_graph=graph_of_node,
-        edge_index=torch.cat([edge_index, edge_index.flip(0)], dim=1),
-        edge_type=torch.cat([edge_type, edge_type + len(EDGE_TYPES)]),
+        edge_index=edge_index,
+        edge_type=edge_type,
         num_graphs=len(graphs),
         labels=labels,
+        _index=GraphIndex.build(graph_of_node, len(graphs), node_frame, track, node_type, edge_index, edge_type),
     )

@@ -19,9 +19,11 @@ from finsta_pl.nn.gtrm import GTrmLayer
 from finsta_pl.nn.linking import EmbeddingLinks, crossmodal_edges, embedding_links
 from finsta_pl.nn.losses import cosine_distill, info_nce
 from finsta_pl.nn.rgtrm import STGD, RGTrmBlock
-from finsta_pl.nn.scatter import scatter_mean, scatter_softmax, scatter_sum
+from finsta_pl.nn.scatter import scatter_mean, scatter_softmax, scatter_sum, segment_sum
 
-_SPATIAL = ("attribute", "subject", "object", "adverb", "scene")
+# Edge groups the streams attend over (graphs/container.py EDGE_GROUPS): the spatial edges, then with the
+# cross-modal ones.  Temporal edges are the recurrence's, never the attention's.
+_SPATIAL, _WITH_CROSSMODAL = 1, 2
 
 
 @dataclass
@@ -149,13 +151,13 @@ class FinstaStreams(nn.Module):
             self.ptc_text, self.ptc_video = nn.Linear(d, d), nn.Linear(d, d)
 
     # ----------------------------------------------------------------------------------------- node features
-    def _label_features(self, g: GraphBatch, host: Host, active: Tensor) -> Tensor:
+    def _label_features(self, g: GraphBatch, host: Host, active: Tensor | None) -> Tensor:
         words = host.embed_words(g.node_words)
         mask = (g.node_words != 0).unsqueeze(-1).to(words.dtype)
-        label = (words * mask).sum(1) / mask.sum(1).clamp(min=1)
-        return self.node_type(g.node_type) + self.label_proj(label) * active[:, None]
+        label = self.label_proj((words * mask).sum(1) / mask.sum(1).clamp(min=1))
+        return self.node_type(g.node_type) + (label if active is None else label * active[:, None])
 
-    def _tsg_features(self, batch: FinstaBatch, host: Host, text: TextFeatures, active: Tensor) -> tuple[Tensor, Tensor]:
+    def _tsg_features(self, batch: FinstaBatch, host: Host, text: TextFeatures, active: Tensor | None) -> tuple[Tensor, Tensor]:
         """Node features and the host's own span-pooled token features (for embedding linking)."""
         g = batch.tsg
         h = self._label_features(g, host, active)
@@ -163,7 +165,7 @@ class FinstaStreams(nn.Module):
         span = scatter_mean(tokens, batch.span_node, g.num_nodes)
         return h + self.span_proj(span), span
 
-    def _dsg_features(self, g: GraphBatch, host: Host, video: VideoFeatures, active: Tensor) -> tuple[Tensor, Tensor]:
+    def _dsg_features(self, g: GraphBatch, host: Host, video: VideoFeatures, active: Tensor | None) -> tuple[Tensor, Tensor]:
         """Node features and the host's own RoI-pooled frame features (for embedding linking)."""
         h = self._label_features(g, host, active)
         frame = g.node_frame.clamp(0, video.maps.shape[1] - 1)
@@ -176,65 +178,76 @@ class FinstaStreams(nn.Module):
         return h + self.roi_proj(roi), roi
 
     # ----------------------------------------------------------------------------------------- graph streams
-    def _edges(self, g: GraphBatch, kinds: tuple[str, ...], active: Tensor) -> tuple[Tensor, Tensor]:
-        index, types = g.edges_of(kinds)
-        keep = active[index[0]] & active[index[1]]
-        index, types = index[:, keep], types[keep]
-        return index, self.edge_type(types)
+    def _edges(self, g: GraphBatch, groups: int, active: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
+        """``(edge_index, edge features, keep)`` of the first ``groups`` edge groups; ``keep`` masks the edges of
+        inactive nodes (``None`` when every node is active): a mask, not a selection, so nothing syncs."""
+        index, types = g.edges_in(groups)
+        keep = None if active is None else active[index[0]] & active[index[1]]
+        return index, self.edge_type(types), keep
 
     def _previous(self, g: GraphBatch, active: Tensor) -> Tensor:
         """Temporal coreference edges as "previous node" pointers (none when that switch is off)."""
         if not self.config.temporal_edges:
             return torch.full_like(g.node_frame, -1)
-        return _active_previous(g.previous_node(), active)
+        return _active_previous(g.index.node_prev, active)
 
-    @staticmethod
-    def _active(g: GraphBatch, text_nodes: Tensor | None = None) -> Tensor:
-        """Nodes every layer sees.  ``adverb_nodes: false`` is the paper's text-side row: it removes the
-        adverbial modifiers of the TSG (and their copies in the HSG, ``text_nodes``), never the DSG's
+    def _active(self, g: GraphBatch, text_nodes: Tensor | None = None, text: bool = False) -> Tensor | None:
+        """Nodes every layer sees, ``None`` when that is all of them (known from the configuration, so the
+        common case costs nothing).  ``adverb_nodes: false`` is the paper's text-side row: it removes the
+        adverbial modifiers of the TSG (``text``) and their copies in the HSG (``text_nodes``), never the DSG's
         direction and speed nodes."""
-        return torch.ones_like(g.node_type, dtype=torch.bool) if text_nodes is None else ~text_nodes
-
-    def _text_adverbs(self, g: GraphBatch, text_nodes: Tensor | None = None) -> Tensor:
-        if self.config.adverb_nodes:
-            return torch.zeros_like(g.node_type, dtype=torch.bool)
+        if self.config.adverb_nodes or not (text or text_nodes is not None):
+            return None
         adverb = g.node_type == NODE["adverb"]
-        return adverb if text_nodes is None else adverb & text_nodes
+        return ~adverb if text_nodes is None else ~(adverb & text_nodes)
 
-    def _recurrent(self, blocks: nn.ModuleList, g: GraphBatch, h: Tensor, kinds: tuple[str, ...],
-                   active: Tensor, stgd: nn.ModuleList | None, extra: tuple[Tensor, Tensor] | None = None) -> Tensor:
-        index, e = self._edges(g, kinds, active)
+    def _recurrent(self, blocks: nn.ModuleList, g: GraphBatch, h: Tensor, groups: int,
+                   active: Tensor | None, stgd: nn.ModuleList | None, extra: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        index, e, keep = self._edges(g, groups, active)
         if extra is not None:  # edges found in the model (embedding links), already both directions
             index, e = torch.cat([index, extra[0]], 1), torch.cat([e, self.edge_type(extra[1])])
+            if keep is not None:
+                keep = torch.cat([keep, torch.ones_like(extra[1], dtype=torch.bool)])
         prev = self._previous(g, active)
         key_bias = None
         if stgd is not None:
             # STGD reads motion from track identity, so it is independent of the temporal-edge switch.
-            track_prev = _active_previous(g.previous_in_track(), active)
-            t_max = int(g.node_frame.max()) + 2 if g.num_nodes else 1
+            track_prev = _active_previous(g.index.node_prev_track, active)
+            t_max = g.index.num_frames + 1
             group = g.node_graph * t_max + g.node_frame + 1
             center = (g.node_box[:, :2] + g.node_box[:, 2:]) / 2
-            is_object = (g.node_type == NODE["object"]) & active
+            is_object = g.node_type == NODE["object"]
+            if active is not None:
+                is_object = is_object & active
         for k, block in enumerate(blocks):
-            h, e = block(h, e, index, g.node_graph, g.num_graphs, g.node_frame, prev, key_bias, active)
+            h, e = block(h, e, index, g.node_graph, g.num_graphs, g.index, prev, key_bias, active, keep)
             if stgd is not None and k < len(stgd):
                 # Each STGD block has its own sigma, so each computes its own saliency.
                 saliency = stgd[k].saliency(center, track_prev, is_object, group, g.num_graphs * t_max)
                 h, key_bias = stgd[k](h, saliency, track_prev)
         return h
 
-    def _pool(self, h: Tensor, g: GraphBatch, active: Tensor) -> Tensor:
-        return scatter_mean(h[active], g.node_graph[active], g.num_graphs)
+    @staticmethod
+    def _pool(h: Tensor, g: GraphBatch, active: Tensor | None) -> Tensor:
+        """Mean of each graph's active nodes (0 for a graph without any): sorted-segment sums, no selection."""
+        lengths = g.index.graph_count
+        if active is None:
+            return segment_sum(h, lengths) / lengths.clamp(min=1).to(h.dtype)[:, None]
+        w = active.to(h.dtype)
+        return segment_sum(h * w[:, None], lengths) / segment_sum(w, lengths).clamp(min=1)[:, None]
 
     @staticmethod
-    def _has_content(g: GraphBatch, active: Tensor) -> Tensor:
+    def _has_content(g: GraphBatch, active: Tensor | None) -> Tensor:
         """[B] whether a sample's graph has an active node besides the lone "scene" node of an empty graph."""
-        real = (active & (g.node_type != NODE["scene"])).float()
-        return scatter_sum(real, g.node_graph, g.num_graphs) > 0
+        real = g.node_type != NODE["scene"]
+        if active is not None:
+            real = real & active
+        return segment_sum(real.float(), g.index.graph_count) > 0
 
-    def _readout(self, h: Tensor, g: GraphBatch, active: Tensor, query: Tensor) -> Tensor:
+    def _readout(self, h: Tensor, g: GraphBatch, active: Tensor | None, query: Tensor) -> Tensor:
         score = (self.readout_key(h) * self.readout_query(query)[g.node_graph]).sum(-1) / self.dim**0.5
-        score = score.masked_fill(~active, float("-inf"))
+        if active is not None:
+            score = score.masked_fill(~active, float("-inf"))
         weight = scatter_softmax(score, g.node_graph, g.num_graphs)
         return scatter_sum(h * weight[:, None], g.node_graph, g.num_graphs)
 
@@ -250,11 +263,11 @@ class FinstaStreams(nn.Module):
         h_d = self._recurrent(self.dsg_blocks, dsg, self.in_norm(h_d), _SPATIAL, a_d, self.stgd)
         out = FinstaOutput(None, self._pool(h_d, dsg, a_d), None, {})
         if "video" in self.token_students:
-            is_obj = (dsg.node_type == NODE["object"]) & a_d
+            is_obj = dsg.node_type == NODE["object"]
             student = _roi_pool(host.token_grid(video), dsg, is_obj)
             out.losses["token_distill"] = cosine_distill(self.token_heads["video"](student), h_d, is_obj)
         if self.node_states:  # only heads that attend to the nodes (captioning) pay for the padding
-            out.video_nodes, out.video_node_pad = _per_graph(h_d, dsg.node_graph, dsg.num_graphs, a_d)
+            out.video_nodes, out.video_node_pad = _per_graph(h_d, dsg, a_d)
         if not self.texts or text is None or batch.tsg is None:
             if self.config.distill:
                 out.losses["distill"] = cosine_distill(self.distill_heads["video"](video.pooled), out.video,
@@ -270,15 +283,15 @@ class FinstaStreams(nn.Module):
         c = self.config
         tsg, dsg, hsg = batch.tsg, batch.dsg, batch.hsg
         hsg_text = batch.hsg_source < tsg.num_nodes
-        a_t = self._active(tsg, self._text_adverbs(tsg))
-        a_h = self._active(hsg, self._text_adverbs(hsg, hsg_text))
+        a_t = self._active(tsg, text=True)
+        a_h = self._active(hsg, hsg_text)
         h_t, span = self._tsg_features(batch, host, text, a_t)
         h_t = self.in_norm(h_t)
-        index, e = self._edges(tsg, _SPATIAL, a_t)
+        index, e, keep = self._edges(tsg, _SPATIAL, a_t)
         for layer in self.tsg_layers:
-            h_t, e = layer(h_t, e, index, tsg.node_graph, tsg.num_graphs)
+            h_t, e = layer(h_t, e, index, tsg.node_graph, tsg.num_graphs, index=tsg.index, edge_keep=keep)
         h_h = torch.cat([h_t, h_d])[batch.hsg_source]
-        kinds = _SPATIAL + (("crossmodal",) if c.crossmodal_edges else ())
+        groups = _WITH_CROSSMODAL if c.crossmodal_edges else _SPATIAL
         osc_pairs, extra = batch.osc, None
         request = batch.embedding_link
         if request is not None and bool(request.samples.any()):
@@ -292,7 +305,7 @@ class FinstaStreams(nn.Module):
             osc_pairs = _with_links(osc_pairs, links, request.sample_key, dsg.node_track)
             if c.crossmodal_edges:
                 extra = crossmodal_edges(links, tsg, dsg, hsg, batch.text_sample)
-        h_h = self._recurrent(self.hsg_blocks, hsg, h_h, kinds, a_h, None, extra)
+        h_h = self._recurrent(self.hsg_blocks, hsg, h_h, groups, a_h, None, extra)
         out.text, out.joint = self._pool(h_t, tsg, a_t), self._readout(h_h, hsg, a_h, joint)
         if c.osc:
             out.losses["osc"] = self._contrast(osc_pairs, h_t, h_d, a_t, a_d, self.osc_text, self.osc_video)
@@ -302,7 +315,9 @@ class FinstaStreams(nn.Module):
             clip_key = batch.clip_key[batch.text_sample]
             out.losses["hsg"] = self._hsg_contrast(out.joint, video.pooled[batch.text_sample], text.pooled, clip_key)
         if "text" in self.token_students:
-            has_span = (torch.bincount(batch.span_node, minlength=tsg.num_nodes) > 0) & a_t
+            has_span = scatter_sum(torch.ones_like(batch.span_node, dtype=span.dtype), batch.span_node, tsg.num_nodes) > 0
+            if a_t is not None:
+                has_span = has_span & a_t
             text_loss = cosine_distill(self.token_heads["text"](span), h_t, has_span)
             video_loss = out.losses.get("token_distill")
             out.losses["token_distill"] = text_loss if video_loss is None else (text_loss + video_loss) / 2
@@ -315,21 +330,16 @@ class FinstaStreams(nn.Module):
                 + cosine_distill(heads["joint"](joint), out.joint, self._has_content(hsg, a_h))
             ) / 3
 
-    def _contrast(self, pairs: AlignmentBatch, h_t: Tensor, h_d: Tensor, a_t: Tensor, a_d: Tensor,
+    def _contrast(self, pairs: AlignmentBatch, h_t: Tensor, h_d: Tensor, a_t: Tensor | None, a_d: Tensor | None,
                   proj_t: nn.Module, proj_v: nn.Module) -> Tensor:
         """InfoNCE between pooled anchors and regions, with each pair's hard negative region where it has one.
         Inactive nodes are left out of every pooling."""
         n = pairs.num_pairs
-        keep = a_t[pairs.anchor_nodes]
-        anchor = scatter_mean(h_t[pairs.anchor_nodes[keep]], pairs.anchor_seg[keep], n)
-        keep = a_d[pairs.region_nodes]
-        region = scatter_mean(h_d[pairs.region_nodes[keep]], pairs.region_seg[keep], n)
-        keep = a_d[pairs.negative_nodes]
-        nodes, seg = pairs.negative_nodes[keep], pairs.negative_seg[keep]
-        negative = scatter_mean(h_d[nodes], seg, n)
-        has_negative = torch.bincount(seg, minlength=n) > 0
+        anchor, _ = _masked_mean(h_t, pairs.anchor_nodes, pairs.anchor_seg, n, a_t)
+        region, _ = _masked_mean(h_d, pairs.region_nodes, pairs.region_seg, n, a_d)
+        negative, count = _masked_mean(h_d, pairs.negative_nodes, pairs.negative_seg, n, a_d)
         return info_nce(proj_t(anchor), proj_v(region), self.logit_scale, pairs.region_key,
-                        proj_v(negative), has_negative)
+                        proj_v(negative), count > 0)
 
     def _hsg_contrast(self, readout: Tensor, video: Tensor, text: Tensor, clip_key: Tensor) -> Tensor:
         """The HSG's own objective: its readout of a (video, text) pair must single out that pair's video and
@@ -355,19 +365,39 @@ class FinstaStreams(nn.Module):
 
 def _roi_pool(grid: Tensor, g: GraphBatch, is_obj: Tensor) -> Tensor:
     """RoI pooling of ``grid [B, T, d, h, w]`` (frame feature maps, or a host's token grid): each object node
-    averages the cells its box covers, weighted by covered area, at its own frame; other nodes get zeros."""
+    averages the cells its box covers, weighted by covered area, at its own frame; other nodes get zeros.
+
+    One ``bmm`` per batch: the nodes of each (frame, graph) are padded to ``frame_width`` rows by the worker's
+    ``frame_slot`` (:class:`GraphIndex`), and their cell weights multiply that frame's cells.  Dense weights over
+    all cells rather than the covered ones: a node's covered cells are known only from the data (a sync)."""
     b, t, d, mh, mw = grid.shape
-    box, frame = g.node_box, g.node_frame.clamp(0, t - 1)
+    index = g.index
+    order, width, steps = index.frame_order, index.frame_width, index.num_frames
+    out = grid.new_zeros(g.num_nodes, d)
+    if steps == 0 or width == 0:
+        return out
+    box = g.node_box.index_select(0, order)
     ys = torch.arange(mh, device=box.device, dtype=box.dtype) / mh
     xs = torch.arange(mw, device=box.device, dtype=box.dtype) / mw
     ox = (torch.minimum(box[:, 2:3], xs + 1 / mw) - torch.maximum(box[:, 0:1], xs)).clamp(min=0)
     oy = (torch.minimum(box[:, 3:4], ys + 1 / mh) - torch.maximum(box[:, 1:2], ys)).clamp(min=0)
-    weight = (oy[:, :, None] * ox[:, None, :]).flatten(1) * is_obj[:, None].to(box.dtype)  # [N, mh*mw]
-    weight = weight / weight.sum(1, keepdim=True).clamp(min=1e-9)
-    node, cell = weight.nonzero(as_tuple=True)
-    cells = grid.permute(0, 1, 3, 4, 2).reshape(-1, d)  # [(B T mh mw), d]
-    flat = (g.node_graph[node] * t + frame[node]) * mh * mw + cell
-    return scatter_sum(cells[flat] * weight[node, cell, None], node, g.num_nodes)
+    weight = (oy[:, :, None] * ox[:, None, :]).flatten(1) * is_obj.index_select(0, order)[:, None].to(box.dtype)
+    weight = weight / weight.sum(1, keepdim=True).clamp(min=1e-9)  # [F, mh*mw], frame-major
+    padded = weight.new_zeros(steps * b * width, mh * mw).index_copy(0, index.frame_slot, weight)
+    # Cells of each (frame, graph) in the same order as the padding's runs: frame-major, then graph.
+    frames = torch.arange(steps, device=grid.device).clamp(max=t - 1)  # a node past the maps reads the last one
+    cells = grid.index_select(1, frames).permute(1, 0, 3, 4, 2).reshape(steps * b, mh * mw, d)
+    pooled = torch.bmm(padded.view(steps * b, width, mh * mw).to(cells.dtype), cells)
+    return out.index_copy(0, order, pooled.reshape(-1, d).index_select(0, index.frame_slot))
+
+
+def _masked_mean(h: Tensor, nodes: Tensor, seg: Tensor, n: int, active: Tensor | None) -> tuple[Tensor, Tensor]:
+    """Mean of ``h[nodes]`` per segment ``seg`` over the active nodes only, and each segment's active count;
+    inactive nodes are weighted 0 rather than selected out, which would sync."""
+    rows = h.index_select(0, nodes)
+    w = torch.ones_like(nodes, dtype=h.dtype) if active is None else active.index_select(0, nodes).to(h.dtype)
+    count = scatter_sum(w, seg, n)
+    return scatter_sum(rows * w[:, None], seg, n) / count.clamp(min=1)[:, None], count
 
 
 def _label_link_features(host: Host, tsg: GraphBatch, dsg: GraphBatch, text_sample: Tensor, by_label: Tensor,
@@ -384,24 +414,25 @@ def _label_link_features(host: Host, tsg: GraphBatch, dsg: GraphBatch, text_samp
     return text, video
 
 
-def _per_graph(h: Tensor, graph: Tensor, num_graphs: int, active: Tensor) -> tuple[Tensor, Tensor]:
-    """Active node rows of ``h`` as ``[G, N, d]`` padded per graph (nodes of a graph are contiguous), with the
-    padding mask ``[G, N]``; one scatter, no loop over graphs.  Every graph keeps at least one slot (its
-    "scene" node, or zeros marked valid) so attention over a row is never fully masked."""
-    h, graph = h[active], graph[active]
-    counts = torch.bincount(graph, minlength=num_graphs)
-    width = max(int(counts.max()) if counts.numel() else 0, 1)
-    first = torch.cumsum(counts, 0) - counts
-    slot = torch.arange(graph.numel(), device=h.device) - first[graph]
-    dense = h.new_zeros(num_graphs, width, h.shape[-1])
-    dense[graph, slot] = h
-    pad = torch.arange(width, device=h.device)[None, :] >= counts[:, None]
+def _per_graph(h: Tensor, g: GraphBatch, active: Tensor | None) -> tuple[Tensor, Tensor]:
+    """Node rows of ``h`` as ``[G, N, d]`` padded per graph by the worker's ``node_slot`` (nodes of a graph are
+    contiguous), with the padding mask ``[G, N]`` (inactive nodes count as padding); one copy, no loop over
+    graphs, no sync.  Every graph keeps at least one slot (its "scene" node, or zeros marked valid) so attention
+    over a row is never fully masked."""
+    index = g.index
+    width = max(index.nmax, 1)
+    dense = h.new_zeros(g.num_graphs * width, h.shape[-1]).index_copy(0, index.node_slot, h)
+    pad = torch.ones(g.num_graphs * width, dtype=torch.bool, device=h.device)
+    pad = pad.index_fill(0, index.node_slot, False) if active is None else pad.index_copy(0, index.node_slot, ~active)
+    pad = pad.view(g.num_graphs, width)
     pad[:, 0] = False
-    return dense, pad
+    return dense.view(g.num_graphs, width, -1), pad
 
 
-def _active_previous(prev: Tensor, active: Tensor) -> Tensor:
+def _active_previous(prev: Tensor, active: Tensor | None) -> Tensor:
     """``prev`` with links from or to inactive nodes cut."""
+    if active is None:
+        return prev
     return torch.where((prev >= 0) & active & active[prev.clamp(min=0)], prev, torch.full_like(prev, -1))
 
 

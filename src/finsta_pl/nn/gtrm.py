@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from finsta_pl.compat.dgl import load_dgl, why_missing
+from finsta_pl.graphs.container import GraphIndex
 from finsta_pl.nn.scatter import scatter_sum
 
 __all__ = ["CPU_AUTO_BACKEND", "CPU_AUTO_DGL_MIN_NMAX", "DEBUG", "DENSE_SDPA", "GTrmLayer", "available_backends", "check_graph_inputs"]
@@ -85,13 +86,12 @@ def _dgl_supports(device: torch.device) -> bool:
 
 
 def _dense_attention(q: Tensor, k: Tensor, v: Tensor, eb: Tensor, ev: Tensor, sb: Tensor,
-                     src: Tensor, dst: Tensor, node_graph: Tensor, num_graphs: int) -> Tensor:
-    """Padded per-graph attention; returns sum_j alpha_ij (v_j + ev_ij) as [N, H, d]."""
+                     src: Tensor, dst: Tensor, node_graph: Tensor, num_graphs: int, nmax: int, slot: Tensor) -> Tensor:
+    """Padded per-graph attention; returns sum_j alpha_ij (v_j + ev_ij) as [N, H, d].  ``nmax`` and ``slot`` (each
+    node's row in the flattened ``[G * nmax]`` padding) come from the worker (:class:`GraphIndex`): the padded
+    size must be known on the host, and reading it off the device would be a sync."""
     n, nh, d = q.shape
-    counts = torch.bincount(node_graph, minlength=num_graphs)
-    nmax = int(counts.max())  # one host sync: the padded size must be known
-    pos = torch.arange(n, device=q.device) - (counts.cumsum(0) - counts)[node_graph]
-    slot = node_graph * nmax + pos  # row of each node in the flattened [G * Nmax] padding
+    pos = slot - node_graph * nmax
     rows = num_graphs * nmax
 
     def pad(x: Tensor) -> Tensor:  # [N, H, d] -> [G, H, Nmax, d]
@@ -182,12 +182,6 @@ class GTrmLayer(nn.Module):
             self.norm_e1, self.norm_e2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
             self.ffn_e = _ffn(dim, ffn_mult * dim, dropout)
 
-    def _largest_graph(self, node_graph: Tensor, num_graphs: int) -> int:
-        # Only "auto" on CPU needs it (one bincount on CPU tensors, no device sync).
-        if self.backend != "auto" or node_graph.device.type != "cpu" or node_graph.numel() == 0:
-            return 0
-        return int(torch.bincount(node_graph, minlength=num_graphs).max())
-
     def _resolve(self, device: torch.device, nmax: int = 0) -> str:
         global _warned_dgl_device
         if self.backend not in _BACKENDS:
@@ -206,8 +200,13 @@ class GTrmLayer(nn.Module):
         return self.backend
 
     def forward(self, h: Tensor, e: Tensor, edge_index: Tensor, node_graph: Tensor, num_graphs: int,
-                key_bias: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Update nodes ``h`` [N, dim] and edges ``e`` [E, dim]; ``key_bias`` [N, H] biases attention to a source."""
+                key_bias: Tensor | None = None, index: GraphIndex | None = None,
+                edge_keep: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Update nodes ``h`` [N, dim] and edges ``e`` [E, dim]; ``key_bias`` [N, H] biases attention to a source.
+
+        ``index``: the graphs' :class:`GraphIndex` from the worker (without one, its padding is computed here,
+        which syncs); ``edge_keep`` [E] bool: edges that count (the others get no attention, as if absent: a
+        mask rather than a boolean selection, which would sync)."""
         if DEBUG:
             check_graph_inputs(edge_index, node_graph, num_graphs)
         n, nh, d = h.shape[0], self.num_heads, self.head_dim
@@ -220,12 +219,16 @@ class GTrmLayer(nn.Module):
         if key_bias is not None:  # bias every score whose key (source) is that node, self-loop included
             eb = eb + key_bias[src]
             sb = sb + key_bias
+        if edge_keep is not None:
+            eb = eb.masked_fill(~edge_keep[:, None], float("-inf"))
+        if index is None and n:
+            index = GraphIndex.padding(node_graph.cpu(), num_graphs).to(h.device)
         if n == 0:
             agg = q.new_zeros(0, nh, d)
-        elif self._resolve(h.device, self._largest_graph(node_graph, num_graphs)) == "dgl":
+        elif self._resolve(h.device, index.nmax) == "dgl":
             agg = _dgl_attention(q, k, v, eb, ev, sb, src, dst)
         else:
-            agg = _dense_attention(q, k, v, eb, ev, sb, src, dst, node_graph, num_graphs)
+            agg = _dense_attention(q, k, v, eb, ev, sb, src, dst, node_graph, num_graphs, index.nmax, index.node_slot)
         h1 = self.norm_h1(h + self.drop(self.out(agg.reshape(n, self.dim))))
         h_out = self.norm_h2(h1 + self.drop(self.ffn_h(h1)))
         if not self.update_edges:

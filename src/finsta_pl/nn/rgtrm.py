@@ -17,10 +17,12 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
+from finsta_pl.graphs.container import GraphIndex
 from finsta_pl.nn.gtrm import GTrmLayer
-from finsta_pl.nn.scatter import scatter_sum
+from finsta_pl.nn.scatter import scatter_sum, segment_sum
 
 
 class FrameRecurrence(nn.Module):
@@ -39,40 +41,59 @@ class FrameRecurrence(nn.Module):
             self.update_gate = nn.Linear(2 * dim, dim)
         self.norm = nn.LayerNorm(dim)
 
-    def forward(self, h: Tensor, frame: Tensor, prev: Tensor, node_graph: Tensor, num_graphs: int,
+    def forward(self, h: Tensor, prev: Tensor, node_graph: Tensor, num_graphs: int, index: GraphIndex,
                 active: Tensor | None = None) -> Tensor:
-        """``frame`` is ``-1`` for frame-less (text) nodes, which the recurrence leaves alone; ``prev`` is the
-        coreferent node in the previous frame or ``-1``; inactive nodes (switched off or dropped) are left out
-        of the memory's frame summary."""
-        if frame.numel() == 0 or int(frame.max()) < 0:
+        """Walk the frames of ``index`` (frame-less text nodes are left alone).  ``prev`` is the coreferent node in
+        an earlier frame or ``-1`` (``index.node_prev`` with switched-off or inactive links cut: it never adds a
+        link); inactive nodes (switched off or dropped) are left out of the memory's frame summary.
+
+        The nodes are taken into frame-major order once (``index.frame_order``, from the worker), so a frame is
+        a slice, its nodes are sorted by graph (the memory's per-graph summary is one sorted-segment sum with
+        the worker's lengths), and nothing here waits for the device.  The parts of each linear map that read
+        only this block's input are applied to every frame at once, before the walk."""
+        steps = index.num_frames
+        if steps == 0:
             return h
-        weight = (active if active is not None else torch.ones_like(frame, dtype=torch.bool)).to(h.dtype)
-        memory = self.memory0.expand(num_graphs, -1) if self.use_memory else None
-        for t in range(int(frame.max()) + 1):
-            idx = (frame == t).nonzero().squeeze(1)
-            if idx.numel() == 0:
+        d = h.shape[1]
+        order = index.frame_order
+        x = h.index_select(0, order)
+        # A link survives only where the caller's ``prev`` keeps it; its target is then at frame_prev.
+        linked_at = torch.where(prev.index_select(0, order) >= 0, index.frame_prev, torch.full_like(order, -1))
+        linked = (linked_at >= 0).to(h.dtype)[:, None]
+        linked_at = linked_at.clamp(min=0)
+        gate_cur, gate_before = self.gate.weight.split(d, 1)
+        x_gate = F.linear(x, gate_cur, self.gate.bias)  # the gate's input half, every frame in one product
+        if self.use_memory:
+            weight = (active.index_select(0, order).to(h.dtype) if active is not None else torch.ones_like(x[:, 0]))
+            groups = node_graph.index_select(0, order)
+            read_cur, read_mem = self.read_gate.weight.split(d, 1)
+            memory = self.memory0.expand(num_graphs, -1)
+        outs: list[Tensor] = []
+        start = 0
+        for t, end in enumerate(index.frame_end):
+            if end == start:
                 continue
-            cur = h[idx]
-            p = prev[idx]
-            # Masked rather than skipped when nothing is linked: no host sync, and every parameter always takes
-            # part in the loss (DDP requires it).
-            linked = (p >= 0).to(cur.dtype)[:, None]
-            before = h[p.clamp(min=0)]  # already updated at t-1: this is what makes it recurrent
-            z = torch.sigmoid(self.gate(torch.cat([cur, before], -1)))
-            cur = cur + linked * z * self.carry(before)
+            cur = x[start:end]
+            # A frame's links point into earlier frames, all already in ``outs`` (what makes it recurrent);
+            # the first frame has none, and reads itself under a zero mask so every weight takes part.
+            before = torch.cat(outs).index_select(0, linked_at[start:end]) if outs else cur
+            z = torch.sigmoid(x_gate[start:end] + F.linear(before, gate_before))
+            cur = torch.addcmul(cur, linked[start:end] * z, self.carry(before))
             if self.use_memory:
-                g = node_graph[idx]
-                m = memory[g]
-                cur = cur + torch.sigmoid(self.read_gate(torch.cat([cur, m], -1))) * self.read(m)
-                w = weight[idx]
-                count = scatter_sum(w, g, num_graphs)[:, None]
-                summary = scatter_sum(cur * w[:, None], g, num_graphs) / count.clamp(min=1)
-                present = count > 0
+                g = groups[start:end]
+                mem_read = torch.cat([F.linear(memory, read_mem), self.read(memory)], 1).index_select(0, g)
+                r = torch.sigmoid(F.linear(cur, read_cur, self.read_gate.bias) + mem_read[:, :d])
+                cur = torch.addcmul(cur, r, mem_read[:, d:])
+                w = weight[start:end]
+                lengths = index.frame_count[t]
+                count = segment_sum(w, lengths)[:, None]
+                summary = segment_sum(cur * w[:, None], lengths) / count.clamp(min=1)
                 both = torch.cat([summary, memory], -1)
                 z = torch.sigmoid(self.update_gate(both))
-                memory = torch.where(present, z * memory + (1 - z) * torch.tanh(self.update(both)), memory)
-            h = h.index_put((idx,), self.norm(cur))
-        return h
+                memory = torch.where(count > 0, z * memory + (1 - z) * torch.tanh(self.update(both)), memory)
+            outs.append(self.norm(cur))
+            start = end
+        return h.index_copy(0, order, torch.cat(outs))
 
 
 class STGD(nn.Module):
@@ -117,8 +138,11 @@ class RGTrmBlock(nn.Module):
 
     def forward(
         self, h: Tensor, e: Tensor, edge_index: Tensor, node_graph: Tensor, num_graphs: int,
-        frame: Tensor, prev: Tensor, key_bias: Tensor | None = None, active: Tensor | None = None,
+        index: GraphIndex, prev: Tensor, key_bias: Tensor | None = None, active: Tensor | None = None,
+        edge_keep: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """``edge_index``/``e``: the non-temporal edges; ``prev``: coreferent node in the previous frame."""
-        h, e = self.spatial(h, e, edge_index, node_graph, num_graphs, key_bias=key_bias)
-        return self.temporal(h, frame, prev, node_graph, num_graphs, active), e
+        """``edge_index``/``e``: the non-temporal edges (``edge_keep``: which of them count, ``None`` = all);
+        ``prev``: coreferent node in an earlier frame; ``index``: the graphs' :class:`GraphIndex`."""
+        h, e = self.spatial(h, e, edge_index, node_graph, num_graphs, key_bias=key_bias, index=index,
+                            edge_keep=edge_keep)
+        return self.temporal(h, prev, node_graph, num_graphs, index, active), e

@@ -1,0 +1,75 @@
+"""Count the ATen operators a piece of code dispatches, and the host syncs among them.
+
+On a GPU every dispatched operator is at least one kernel launch (views and metadata ops aside, which still cost
+host time), and every operator whose output size depends on the data (``nonzero``, boolean-mask indexing,
+``unique``, ``bincount``, ``repeat_interleave`` without ``output_size``) or that reads a value back
+(``item``/``tolist``: ``_local_scalar_dense``) makes the host wait for the device.  Both counts are
+hardware-independent, so they are measured here on CPU, where the test suite runs, and guard the hot path
+against a Python loop over graphs or frames coming back unnoticed (``tests/test_dispatch_count.py``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+__all__ = ["DispatchCount", "count_dispatch"]
+
+# Operators that need a device -> host transfer before the next launch: their output size (or value) is only
+# known once the device has computed it.
+_SYNC_OPS = frozenset({
+    "aten._local_scalar_dense", "aten.nonzero", "aten.masked_select", "aten._unique", "aten._unique2",
+    "aten.unique_dim", "aten.unique_consecutive", "aten.bincount", "aten.masked_scatter",
+    "aten.histc", "aten.equal", "aten.is_nonzero",
+})
+
+
+def _is_sync(name: str, args: tuple, kwargs: dict) -> bool:
+    """Whether one dispatched call syncs (see the module docstring)."""
+    if name in _SYNC_OPS:
+        return True
+    if name == "aten.repeat_interleave":  # its output size is sum(repeats) unless given
+        return kwargs.get("output_size") is None and (len(args) < 4 or args[3] is None)
+    if name in ("aten.index", "aten.index_put", "aten._index_put_impl"):  # boolean masks become nonzero()
+        indices = args[1] if len(args) > 1 else ()
+        return any(isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in indices or ())
+    return False
+
+
+@dataclass
+class DispatchCount:
+    """Operators dispatched (``ops``), host syncs among them (``syncs``), and per-operator tallies."""
+
+    ops: int = 0
+    syncs: int = 0
+    by_op: Counter = field(default_factory=Counter)
+    by_sync: Counter = field(default_factory=Counter)
+
+
+class _Counter(TorchDispatchMode):
+    def __init__(self, record: DispatchCount) -> None:
+        super().__init__()
+        self.record = record
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        name = str(func.overloadpacket).replace("aten::", "aten.")
+        name = name if name.startswith("aten.") else f"aten.{name}" if "." not in name else name
+        self.record.ops += 1
+        self.record.by_op[name] += 1
+        if _is_sync(name, args, kwargs):
+            self.record.syncs += 1
+            self.record.by_sync[name] += 1
+        return func(*args, **kwargs)
+
+
+def count_dispatch(fn: Callable[[], Any]) -> DispatchCount:
+    """Run ``fn`` once (forward and backward alike: autograd dispatches through the mode) and count."""
+    record = DispatchCount()
+    with _Counter(record):
+        fn()
+    return record
