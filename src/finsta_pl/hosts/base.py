@@ -2,33 +2,45 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
 
 from torch import Tensor, nn
 
 
 @dataclass
 class HostConfig:
-    """Which host and its sizes.  ``name``: ``small_vlm`` (built in; ``dim`` .. ``patch_grid`` size it) or
-    ``clip4clip`` (a `transformers` CLIP: the folder ``checkpoint``, or a randomly initialised one from the
-    ``CLIPConfig`` arguments in ``clip_config``; its width is the checkpoint's ``projection_dim``).  ``heads``,
-    ``fusion_layers`` and ``dropout`` size the fusion of either.  ``init_from``: an enhanced host exported by
-    post-training (``hosts/io.py``)."""
+    """The ``host:`` section of a task config: which host (``name``), an enhanced host to start from
+    (``init_from``, exported by post-training, ``hosts/io.py``), and the sizes of the chosen host.
 
-    name: str = "small_vlm"
-    dim: int = 128
-    heads: int = 4
-    video_layers: int = 2
-    text_layers: int = 2
-    fusion_layers: int = 1
-    patch_grid: int = 4
-    max_frames: int = 64
-    max_text_len: int = 128
-    dropout: float = 0.1
-    init_from: str | None = None
-    checkpoint: str | None = None
-    clip_config: dict[str, Any] | None = None
+    One flat section for every host, so the shipped YAML, command-line overrides and checkpoints keep one
+    shape; each host reads only its own fields into its own typed config, where each field is explained:
+    :class:`~finsta_pl.hosts.small_vlm.SmallVLMConfig` (``small_vlm``, built in) and
+    :class:`~finsta_pl.hosts.clip4clip.CLIP4ClipConfig` (``clip4clip``).  A field the chosen host does not
+    read is ignored."""
+
+    name: str = "small_vlm"  # small_vlm | clip4clip (hosts/registry.py)
+    dim: int = 128  # small_vlm
+    heads: int = 4  # both
+    video_layers: int = 2  # small_vlm
+    text_layers: int = 2  # small_vlm
+    fusion_layers: int = 1  # both
+    patch_grid: int = 4  # small_vlm
+    max_frames: int = 64  # both
+    max_text_len: int = 128  # small_vlm
+    dropout: float = 0.1  # both
+    init_from: str | None = None  # any host: an enhanced host file to load the weights from
+    checkpoint: str | None = None  # clip4clip
+    clip_config: dict[str, Any] | None = None  # clip4clip
+
+
+ConfigT = TypeVar("ConfigT")
+
+
+def host_settings(cls: type[ConfigT], config: HostConfig) -> ConfigT:
+    """The typed config ``cls`` of one host (a dataclass whose fields are a subset of :class:`HostConfig`'s),
+    filled from the ``host:`` section ``config``."""
+    return cls(**{f.name: getattr(config, f.name) for f in fields(cls)})  # type: ignore[arg-type]
 
 
 @dataclass
@@ -59,7 +71,10 @@ class Host(nn.Module):
     """A video-language model Finsta can enhance: two encoders, an optional fusion, and its width ``dim``."""
 
     dim: int
-    config: HostConfig
+    #: the host's own typed config (what it was built from; exported with its weights).
+    config: Any
+    #: the host's name in ``HostConfig.name`` (and in an exported host's file).
+    name: str = ""
     #: config fields that change weight shapes: an exported host loads only where they agree.
     shape_keys: tuple[str, ...] = ()
 

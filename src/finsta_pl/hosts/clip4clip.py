@@ -14,6 +14,7 @@ Ids arrive shifted by one (``hf_tokenizer.ID_SHIFT``, ``0`` pads) and are shifte
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +24,26 @@ from torch import Tensor, nn
 
 from finsta_pl.errors import FinstaError
 from finsta_pl.hf_tokenizer import ID_SHIFT, require_transformers
-from finsta_pl.hosts.base import Host, HostConfig, TextFeatures, VideoFeatures
+from finsta_pl.hosts.base import Host, TextFeatures, VideoFeatures
+
+@dataclass
+class CLIP4ClipConfig:
+    """The CLIP4Clip host's settings (``host:`` fields of a task config with ``name: clip4clip``).  Its width is
+    the CLIP checkpoint's ``projection_dim``, not a setting."""
+
+    checkpoint: str | None = None  # a transformers CLIP folder (config.json, weights, tokenizer, preprocessor)
+    clip_config: dict[str, Any] | None = None  # without a checkpoint: CLIPConfig arguments of a random CLIP
+    heads: int = 4  # attention heads of the temporal fusion Transformer over frame and word features
+    fusion_layers: int = 1  # its layers
+    max_frames: int = 64  # learned frame positions: the most frames a clip may have
+    dropout: float = 0.1  # in the fusion
+
 
 # CLIP's pixel statistics (its image processor's defaults); a checkpoint's preprocessor config overrides them.
 _MEAN, _STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
 
 
-def load_clip(config: HostConfig) -> Any:
+def load_clip(config: CLIP4ClipConfig) -> Any:
     """A ``CLIPModel`` from ``config.checkpoint`` (a folder) or, randomly initialised, from ``config.clip_config``."""
     transformers = require_transformers()
     if config.checkpoint:
@@ -44,7 +58,7 @@ def load_clip(config: HostConfig) -> Any:
     raise FinstaError("host clip4clip needs host.checkpoint (a CLIP folder) or host.clip_config")
 
 
-def _pixel_stats(config: HostConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def _pixel_stats(config: CLIP4ClipConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
     file = Path(config.checkpoint).expanduser() / "preprocessor_config.json" if config.checkpoint else None
     if file is None or not file.is_file():
         return _MEAN, _STD
@@ -55,9 +69,10 @@ def _pixel_stats(config: HostConfig) -> tuple[tuple[float, ...], tuple[float, ..
 class CLIP4Clip(Host):
     """See module docstring.  ``tokenizer_size`` (from the DataModule) must match CLIP's text vocabulary."""
 
+    name = "clip4clip"
     shape_keys = ("heads", "fusion_layers", "max_frames")
 
-    def __init__(self, config: HostConfig, tokenizer_size: int) -> None:
+    def __init__(self, config: CLIP4ClipConfig, tokenizer_size: int) -> None:
         super().__init__()
         self.config = config
         # from_pretrained returns an eval-mode model; start in train mode like every other module, so that

@@ -30,7 +30,7 @@ def export_host(host: Host, data_info: dict[str, Any], path: str | Path) -> Path
     tmp = path.with_suffix(path.suffix + ".tmp")
     state = {k: v.detach().cpu() for k, v in host.state_dict().items()}
     text = {k: data_info[k] for k in TEXT_KEYS if k in data_info}
-    torch.save({"config": asdict(host.config), **text, "state_dict": state}, tmp)
+    torch.save({"config": {"name": host.name, **asdict(host.config)}, **text, "state_dict": state}, tmp)
     tmp.replace(path)
     return path
 
@@ -46,8 +46,8 @@ def load_host_weights(host: Host, data_info: dict[str, Any], path: str | Path) -
         raise FinstaError(f"{path}: refused, not a plain weights file (torch.load weights_only=True: "
                           f"{str(exc).strip().splitlines()[-1][:300]})") from None
     name = saved["config"].get("name", "small_vlm")
-    if name != host.config.name:
-        raise FinstaError(f"{path}: an exported {name} host, but this model's host is {host.config.name}")
+    if name != host.name:
+        raise FinstaError(f"{path}: an exported {name} host, but this model's host is {host.name}")
     for key in host.shape_keys:
         if saved["config"].get(key) != getattr(host.config, key):
             raise FinstaError(f"{path}: host {key}={saved['config'].get(key)} but this model has "

@@ -8,12 +8,13 @@ frame with spatial and temporal position embeddings, and a Transformer over all 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from finsta_pl.hosts.base import Host, HostConfig, TextFeatures, VideoFeatures
+from finsta_pl.hosts.base import Host, TextFeatures, VideoFeatures
 
 _WORDS = "words.weight"
 
@@ -23,12 +24,28 @@ def _encoder(dim: int, heads: int, layers: int, dropout: float) -> nn.Transforme
     return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
 
 
+@dataclass
+class SmallVLMConfig:
+    """The built-in host's sizes (``host:`` fields of a task config with ``name: small_vlm``)."""
+
+    dim: int = 128  # width of every token, pooled feature and head; the GroupNorm stem needs a multiple of 8
+    heads: int = 4  # attention heads of the video encoder, the text encoder and the fusion
+    video_layers: int = 2  # Transformer layers over the patch tokens of all frames of a clip
+    text_layers: int = 2  # Transformer layers over a text's word tokens
+    fusion_layers: int = 1  # decoder layers in which the text attends to the video tokens (the joint feature)
+    patch_grid: int = 4  # each frame's feature map is pooled to patch_grid x patch_grid tokens (and RoI maps)
+    max_frames: int = 64  # learned frame positions: the most frames a clip may have
+    max_text_len: int = 128  # learned word positions: the longest text
+    dropout: float = 0.1  # in the encoders and the fusion
+
+
 class SmallVLM(Host):
     """See module docstring; ``vocab_size`` comes from the DataModule."""
 
+    name = "small_vlm"
     shape_keys = ("dim", "heads", "video_layers", "text_layers", "fusion_layers", "patch_grid")
 
-    def __init__(self, config: HostConfig, vocab_size: int) -> None:
+    def __init__(self, config: SmallVLMConfig, vocab_size: int) -> None:
         super().__init__()
         d = self.dim = config.dim
         self.config = config
