@@ -145,7 +145,8 @@ def test_expanded_arguments_survive_a_second_expansion() -> None:
 
     args = expand_config_args(["fit", "--config", str(REPO / "experiments" / "videoqa_enhanced.yaml"),
                                "--model.init_args.host.init_from=null", "--trainer.max_epochs=1"])
-    assert any("\n" in a for a in args) and sum(a == "--config" for a in args) == 5  # + null, + run name
+    # three bases (experiments/base/), videoqa, videoqa_host_only, videoqa_enhanced, + null, + run name
+    assert any("\n" in a for a in args) and sum(a == "--config" for a in args) == 8
     long_yaml = "model:\n  init_args:\n    host:\n      dim: 32\n" + "# padding\n" * 40  # > NAME_MAX characters
     assert expand_config_args(args) == args
     assert expand_config_args(["--config", long_yaml]) == ["--config", long_yaml]
