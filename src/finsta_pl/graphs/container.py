@@ -1,6 +1,6 @@
 """Scene-graph tensors: one sample's graph (:class:`SceneGraph`) and a batch of them (:class:`GraphBatch`).
 
-Scene graphs are Levi graphs (DESIGN.md §5): objects, attributes, predicates ("relations") and adverbs are all
+Scene graphs are Levi graphs (docs/DESIGN-NOTES.md §5): objects, attributes, predicates ("relations") and adverbs are all
 nodes, and edges are typed.  DataLoader workers build :class:`SceneGraph` objects; ``collate`` concatenates them
 with offsets into one :class:`GraphBatch`, so the model runs each graph stream as one kernel call over the whole
 batch and never loops over graphs in Python.  Nodes of one graph are contiguous (``node_graph`` is sorted), which
