@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
 CODE = [p for d in ("src", "callbacks", "data_modules", "benchmarks") for p in sorted((REPO / d).rglob("*.py"))]
 
@@ -23,9 +21,6 @@ def test_every_cited_section_exists() -> None:
     assert not [(p, n) for p, n in cited if n not in sections]
 
 
-# nn/rgtrm.py was being edited by another engineer when the citations moved (issue 25): it still names the
-# brief's file, which is not in the repository; its §5 is docs/DESIGN-NOTES.md §5.
-@pytest.mark.xfail(reason="nn/rgtrm.py: DESIGN.md §5 -> docs/DESIGN-NOTES.md §5", strict=False)
 def test_no_docstring_cites_a_file_outside_the_repository() -> None:
     stale = [p.relative_to(REPO) for p in CODE if re.search(r"(?<![-/\w])DESIGN\.md §", p.read_text())]
     assert not stale

@@ -1,11 +1,12 @@
 """Recurrent graph Transformer (R-GTrm) and the spatial-temporal Gaussian differential block (STGD).
 
 R-GTrm block = one GTrm layer over the spatial (within-frame) and cross-modal edges of *all* frames of the
-batch in one call, then a walk over frames: each node takes a gated update from its coreferent node in the
-previous frame (temporal coreference edges), and reads/writes a per-video memory (MART-style).  Only this
-recurrence loops, over frames, never over graphs.
+batch in one call, then a walk over frames: each node takes a gated update from its coreferent node in an
+earlier frame (temporal coreference edges), and reads/writes a per-video memory (MART-style).  Only this
+recurrence loops, over frames, never over graphs, and it reads its frame order and per-frame runs from the
+worker's :class:`~finsta_pl.graphs.container.GraphIndex`, so it never waits for the device.
 
-STGD (DESIGN.md §5): with ``d_i`` the displacement of object ``i`` since its coreferent node,
+STGD (docs/DESIGN-NOTES.md §5): with ``d_i`` the displacement of object ``i`` since its coreferent node,
 ``Delta_i = mean_j ||d_j - d_i||^2`` over the other objects of its frame plus the static background
 (``d = 0``), ``g = exp(-Delta / 2 sigma^2)`` with learnable ``sigma``, motion saliency ``m = 1 - g``;
 ``h_i += m_i * W (h_i - h_prev(i))`` and ``m`` biases the next block's attention towards moving nodes.
@@ -41,6 +42,25 @@ class FrameRecurrence(nn.Module):
             self.update_gate = nn.Linear(2 * dim, dim)
         self.norm = nn.LayerNorm(dim)
 
+    def _fused_weights(self, d: int) -> tuple[Tensor, ...]:
+        """The layers' weights regrouped by the tensor they multiply, transposed once per forward, so a frame
+        step makes one product per input instead of one per layer (fewer launches; the parameters, and with
+        them checkpoints, are unchanged).  Returns ``(gate_x, gate_bias, before, before_bias)`` and, with
+        the memory, ``(read_x, read_x_bias, memory, memory_bias, summary)``."""
+        gate_x, gate_before = self.gate.weight.split(d, 1)
+        before = torch.cat([gate_before, self.carry.weight]).t()
+        before_bias = torch.cat([torch.zeros_like(self.carry.bias), self.carry.bias])
+        out = (gate_x.t(), self.gate.bias, before, before_bias)
+        if not self.use_memory:
+            return out
+        read_x, read_mem = self.read_gate.weight.split(d, 1)
+        update_sum, update_mem = self.update.weight.split(d, 1)
+        gate_sum, gate_mem = self.update_gate.weight.split(d, 1)
+        memory = torch.cat([read_mem, self.read.weight, gate_mem, update_mem]).t()
+        memory_bias = torch.cat([torch.zeros_like(self.read.bias), self.read.bias, self.update_gate.bias, self.update.bias])
+        summary = torch.cat([gate_sum, update_sum]).t()
+        return out + (read_x.t(), self.read_gate.bias, memory, memory_bias, summary)
+
     def forward(self, h: Tensor, prev: Tensor, node_graph: Tensor, num_graphs: int, index: GraphIndex,
                 active: Tensor | None = None) -> Tensor:
         """Walk the frames of ``index`` (frame-less text nodes are left alone).  ``prev`` is the coreferent node in
@@ -49,8 +69,8 @@ class FrameRecurrence(nn.Module):
 
         The nodes are taken into frame-major order once (``index.frame_order``, from the worker), so a frame is
         a slice, its nodes are sorted by graph (the memory's per-graph summary is one sorted-segment sum with
-        the worker's lengths), and nothing here waits for the device.  The parts of each linear map that read
-        only this block's input are applied to every frame at once, before the walk."""
+        the worker's lengths), and nothing here waits for the device.  Whatever does not depend on the walk is
+        done once for all frames before it: the gate's input half, the summaries' counts."""
         steps = index.num_frames
         if steps == 0:
             return h
@@ -59,41 +79,55 @@ class FrameRecurrence(nn.Module):
         x = h.index_select(0, order)
         # A link survives only where the caller's ``prev`` keeps it; its target is then at frame_prev.
         linked_at = torch.where(prev.index_select(0, order) >= 0, index.frame_prev, torch.full_like(order, -1))
-        linked = (linked_at >= 0).to(h.dtype)[:, None]
-        linked_at = linked_at.clamp(min=0)
-        gate_cur, gate_before = self.gate.weight.split(d, 1)
-        x_gate = F.linear(x, gate_cur, self.gate.bias)  # the gate's input half, every frame in one product
+        weights = self._fused_weights(d)
+        gate_x, gate_bias, w_before, b_before = weights[:4]
+        x_gate = torch.addmm(gate_bias, x, gate_x)  # the gate's input half, every frame in one product
+        # Everything per node, cut into frames once (one split each, and one concatenation in the backward).
+        sizes = [b - a for a, b in zip([0] + index.frame_end[:-1], index.frame_end)]
+        per_frame = [x.split(sizes), x_gate.split(sizes), ((linked_at >= 0).to(h.dtype)[:, None]).split(sizes),
+                     linked_at.clamp(min=0).split(sizes)]
         if self.use_memory:
-            weight = (active.index_select(0, order).to(h.dtype) if active is not None else torch.ones_like(x[:, 0]))
-            groups = node_graph.index_select(0, order)
-            read_cur, read_mem = self.read_gate.weight.split(d, 1)
+            read_x, read_bias, w_memory, b_memory, w_summary = weights[4:]
+            lengths = index.frame_count.flatten()
+            per_frame.append(node_graph.index_select(0, order).split(sizes))
+            if active is None:
+                count = lengths.to(h.dtype)
+            else:
+                weight = active.index_select(0, order).to(h.dtype)[:, None]
+                count = segment_sum(weight[:, 0], lengths)
+                per_frame.append(weight.split(sizes))
+            # Per (frame, graph): 1 / nodes, and whether the graph has no node in the frame (its memory stays).
+            inverse = (1.0 / count.clamp(min=1)).view(steps, num_graphs, 1).unbind(0)
+            skips = (count == 0).view(steps, num_graphs, 1).unbind(0)
             memory = self.memory0.expand(num_graphs, -1)
-        outs: list[Tensor] = []
+        # Each frame's output goes into one buffer that later frames gather from.
+        out = x.new_zeros(x.shape)
         start = 0
-        for t, end in enumerate(index.frame_end):
+        for t, (end, columns) in enumerate(zip(index.frame_end, zip(*per_frame))):
             if end == start:
                 continue
-            cur = x[start:end]
-            # A frame's links point into earlier frames, all already in ``outs`` (what makes it recurrent);
-            # the first frame has none, and reads itself under a zero mask so every weight takes part.
-            before = torch.cat(outs).index_select(0, linked_at[start:end]) if outs else cur
-            z = torch.sigmoid(x_gate[start:end] + F.linear(before, gate_before))
-            cur = torch.addcmul(cur, linked[start:end] * z, self.carry(before))
+            cur, cur_gate, linked, linked_at_t, *rest = columns
+            # A frame's links point into earlier frames, all already in ``out`` (what makes it recurrent); the
+            # first frame has none, and reads itself under a zero mask so every weight takes part.
+            before = out.index_select(0, linked_at_t) if start else cur
+            gate, carry = torch.addmm(b_before, before, w_before).split(d, 1)
+            cur = torch.addcmul(cur, linked * torch.sigmoid(cur_gate + gate), carry)
             if self.use_memory:
-                g = groups[start:end]
-                mem_read = torch.cat([F.linear(memory, read_mem), self.read(memory)], 1).index_select(0, g)
-                r = torch.sigmoid(F.linear(cur, read_cur, self.read_gate.bias) + mem_read[:, :d])
-                cur = torch.addcmul(cur, r, mem_read[:, d:])
-                w = weight[start:end]
-                lengths = index.frame_count[t]
-                count = segment_sum(w, lengths)[:, None]
-                summary = segment_sum(cur * w[:, None], lengths) / count.clamp(min=1)
-                both = torch.cat([summary, memory], -1)
-                z = torch.sigmoid(self.update_gate(both))
-                memory = torch.where(count > 0, z * memory + (1 - z) * torch.tanh(self.update(both)), memory)
-            outs.append(self.norm(cur))
+                # One product of the memory for all its uses: read gate, read, and the update's memory terms.
+                read, from_memory = torch.addmm(b_memory, memory, w_memory).split(2 * d, 1)
+                read_gate, read = read.index_select(0, rest[0]).split(d, 1)
+                r = torch.sigmoid(torch.addmm(read_gate, cur, read_x) + read_bias)
+                cur = torch.addcmul(cur, r, read)
+                rows = cur if active is None else cur * rest[1]
+                summary = segment_sum(rows, index.frame_count[t]) * inverse[t]
+                z, update = torch.addmm(from_memory, summary, w_summary).split(d, 1)
+                # lerp(u, m, 1) is exactly m: a graph without nodes in this frame keeps its memory.
+                # Under autocast the products are half precision while the memory started in fp32: one dtype.
+                dt = torch.promote_types(update.dtype, memory.dtype)
+                memory = torch.lerp(torch.tanh(update).to(dt), memory.to(dt), torch.sigmoid(z).masked_fill(skips[t], 1.0).to(dt))
+            out = out.slice_scatter(self.norm(cur), 0, start, end)
             start = end
-        return h.index_copy(0, order, torch.cat(outs))
+        return h.index_copy(0, order, out)
 
 
 class STGD(nn.Module):
