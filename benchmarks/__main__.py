@@ -20,7 +20,7 @@ from benchmarks.report import Section, write_report
 
 REPO = Path(__file__).resolve().parents[1]
 #: the sections of BENCHMARKS.md, in order (modules of this package, each with ``run(quick, out_dir)``).
-SECTIONS = ("bench_data", "bench_encoder", "bench_gtrm", "bench_step", "bench_scaling")
+SECTIONS = ("bench_data", "bench_encoder", "bench_dispatch", "bench_gtrm", "bench_step", "bench_scaling")
 
 
 #: the issue's targets: (headline ratio, "<=" or ">=", bound); the rows of the report's target table.
@@ -33,6 +33,12 @@ TARGETS: tuple[tuple[str, str, float], ...] = (
     ("auto / fastest kernel, worst measured size", "<=", 1.05),
     ("step host+Finsta / host, videoqa CLIP4Clip ViT-B/32", "<=", 1.2),
     ("step host+Finsta / host, retrieval CLIP4Clip ViT-B/32", "<=", 1.2),
+    ("operators per encoder step at 32x8x16 (dense)", "<=", 1600),
+    ("host syncs per encoder step at 32x8x16 (dense)", "<=", 0),
+    ("GPU step host+Finsta / host, videoqa", "<=", 1.3),
+    ("GPU step host+Finsta / host, retrieval", "<=", 1.3),
+    ("GPU encoder/SDPA at 32x8x16", "<=", 3.0),
+    ("GPU deterministic/not at 32x8x16", "<=", 1.1),
     ("scaling exponent: time vs frames", "<=", 1.15),
     ("scaling exponent: time vs objects", "<=", 1.15),
     ("scaling exponent: total time vs batch", "<=", 1.15),

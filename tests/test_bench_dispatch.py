@@ -1,0 +1,36 @@
+"""The launch/sync benchmark section (issue 23) at toy size: its CPU counts, and its GPU figures' code run on CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _threads(tiny_world):  # noqa: ANN001, ANN202  the tiny modes read the tests' tiny world
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_dispatch_section_counts_no_sync_and_no_growth_with_batch(tmp_path: Path) -> None:
+    from benchmarks import bench_dispatch
+
+    s = bench_dispatch.run(quick=True, out_dir=tmp_path, tiny=True)
+    h = s.headline
+    assert h["host syncs per encoder step at 12x8x2 (dense)"] == 0 == h["host syncs per encoder step at 24x8x2 (dense)"]
+    ops = h["operators per encoder step at 12x8x2 (dense)"]
+    assert 500 < ops == h["operators per encoder step at 24x8x2 (dense)"]
+    assert "| 24x8x2 | dense |" in s.markdown
+
+
+def test_gpu_figures_run_on_any_device() -> None:
+    from benchmarks import bench_dispatch
+
+    enc, step, headline = bench_dispatch.gpu_rows(torch.device("cpu"), tiny=True)
+    assert len(enc) == 1 and len(enc[0]) == len(bench_dispatch.ENCODER_HEADER)
+    assert len(step) == 1 and len(step[0]) == len(bench_dispatch.STEP_HEADER)
+    assert enc[0][6] == 0  # host syncs of the encoder step
+    assert headline["GPU step host+Finsta / host, videoqa"] > 0 and enc[0][5] > 100  # profiler saw the operators
