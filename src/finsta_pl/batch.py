@@ -61,8 +61,9 @@ class EmbeddingLinkRequest:
 def sample_key(sample_id: str) -> int:
     """A process-independent 31-bit hash of a sample id, shifted into the high half of an int64 region key.
 
-    Region keys are ``sample_key | descriptor``: equal only for the same region of the same sample, on any rank
-    (a DistributedSampler's padding repeats a sample on another rank: then the repeat is masked too).  The low
+    Region keys are ``sample_key(clip id) | descriptor``: equal only for the same region of the same clip, from
+    any of its texts (two candidates of a question linked to one track share that positive) and on any rank (a
+    DistributedSampler's padding repeats a sample on another rank: then the repeat is masked too).  The low
     31 bits hash the worker's region descriptor; ``2**31 + track`` marks regions of embedding links.
     """
     return (zlib.crc32(sample_id.encode()) & 0x7FFFFFFF) << 32
@@ -283,8 +284,9 @@ def collate_samples(samples: Sequence[Sample | BadSample | None],
     span_token = tsg.node_graph[span_node] * max_len + start[span_node] + within
     batch.tsg, batch.hsg, batch.hsg_source = tsg, hsg, source
     batch.span_node, batch.span_token = span_node, span_token
-    # Region keys hash the text's clip id and its position, so repeats of one record (DDP padding) match.
-    text_ids = [f"{good[int(b)].id}#{k}" for b, k in zip(text_sample.tolist(), _position_in_sample(text_sample))]
+    # Region keys hash the clip's id (not the text's): every text of a clip names its regions alike, and repeats
+    # of one record (DDP padding) match.
+    text_ids = [good[int(b)].id for b in text_sample.tolist()]
     batch.osc = _alignments([g.osc for g in graphs], text_ids, tsg_off, text_dsg_off)
     batch.ptc = _alignments([g.ptc for g in graphs], text_ids, tsg_off, text_dsg_off)
     requests = [g.embedding_link for g in graphs]
@@ -296,9 +298,3 @@ def collate_samples(samples: Sequence[Sample | BadSample | None],
                                                     torch.tensor([sample_key(i) for i in text_ids], dtype=torch.long),
                                                     by_label if bool(by_label.any()) else None)
     return batch
-
-
-def _position_in_sample(text_sample: Tensor) -> list[int]:
-    counts = torch.bincount(text_sample) if text_sample.numel() else text_sample
-    starts = torch.cumsum(counts, 0) - counts
-    return (torch.arange(text_sample.numel()) - starts[text_sample]).tolist()

@@ -252,11 +252,12 @@ class FinstaStreams(nn.Module):
         return scatter_sum(h * weight[:, None], g.node_graph, g.num_graphs)
 
     def forward(self, batch: FinstaBatch, host: Host, video: VideoFeatures, text: TextFeatures | None,
-                joint: Tensor | None) -> FinstaOutput:
+                joint: Tensor | None, true_texts: Tensor | None = None) -> FinstaOutput:
         """Run the streams over ``batch`` and compute the auxiliary losses against the host features.
 
         ``video`` has one row per clip; ``text`` and ``joint`` one per text (``None`` for text-less tasks such
-        as action recognition, where only the DSG stream runs)."""
+        as action recognition, where only the DSG stream runs).  ``true_texts`` ([M] bool, ``None`` = all): the
+        texts that describe their clip; only their pairs are alignment positives (``FinstaTask.true_texts``)."""
         dsg = batch.dsg
         a_d = self._active(dsg)
         h_d, roi = self._dsg_features(dsg, host, video, a_d)
@@ -274,11 +275,12 @@ class FinstaStreams(nn.Module):
                                                        self._has_content(dsg, a_d))
             return out
         assert joint is not None, "texts need the host's joint feature"
-        self._text_streams(batch, host, video, text, joint, h_d, roi, a_d, out)
+        self._text_streams(batch, host, video, text, joint, h_d, roi, a_d, out, true_texts)
         return out
 
     def _text_streams(self, batch: FinstaBatch, host: Host, video: VideoFeatures, text: TextFeatures, joint: Tensor,
-                      h_d: Tensor, roi: Tensor, a_d: Tensor, out: FinstaOutput) -> None:
+                      h_d: Tensor, roi: Tensor, a_d: Tensor | None, out: FinstaOutput,
+                      true_texts: Tensor | None = None) -> None:
         """TSG and HSG streams (one graph per text) and the losses that need texts; fills ``out``."""
         c = self.config
         tsg, dsg, hsg = batch.tsg, batch.dsg, batch.hsg
@@ -307,12 +309,14 @@ class FinstaStreams(nn.Module):
                 extra = crossmodal_edges(links, tsg, dsg, hsg, batch.text_sample)
         h_h = self._recurrent(self.hsg_blocks, hsg, h_h, groups, a_h, None, extra)
         out.text, out.joint = self._pool(h_t, tsg, a_t), self._readout(h_h, hsg, a_h, joint)
+        clip_key = batch.clip_key[batch.text_sample]
         if c.osc:
-            out.losses["osc"] = self._contrast(osc_pairs, h_t, h_d, a_t, a_d, self.osc_text, self.osc_video)
+            out.losses["osc"] = self._contrast(osc_pairs, h_t, h_d, a_t, a_d, self.osc_text, self.osc_video,
+                                               _concept_keys(osc_pairs, tsg, clip_key), true_texts)
         if c.ptc:
-            out.losses["ptc"] = self._contrast(batch.ptc, h_t, h_d, a_t, a_d, self.ptc_text, self.ptc_video)
+            out.losses["ptc"] = self._contrast(batch.ptc, h_t, h_d, a_t, a_d, self.ptc_text, self.ptc_video,
+                                               _concept_keys(batch.ptc, tsg, clip_key), true_texts)
         if self.hsg_contrast:
-            clip_key = batch.clip_key[batch.text_sample]
             out.losses["hsg"] = self._hsg_contrast(out.joint, video.pooled[batch.text_sample], text.pooled, clip_key)
         if "text" in self.token_students:
             has_span = scatter_sum(torch.ones_like(batch.span_node, dtype=span.dtype), batch.span_node, tsg.num_nodes) > 0
@@ -331,15 +335,17 @@ class FinstaStreams(nn.Module):
             ) / 3
 
     def _contrast(self, pairs: AlignmentBatch, h_t: Tensor, h_d: Tensor, a_t: Tensor | None, a_d: Tensor | None,
-                  proj_t: nn.Module, proj_v: nn.Module) -> Tensor:
+                  proj_t: nn.Module, proj_v: nn.Module, concept: Tensor, true_texts: Tensor | None) -> Tensor:
         """InfoNCE between pooled anchors and regions, with each pair's hard negative region where it has one.
-        Inactive nodes are left out of every pooling."""
+        Inactive nodes are left out of every pooling.  Pairs that share their region or their concept
+        (``concept``) are not each other's negatives; pairs of texts that are not true make no positive."""
         n = pairs.num_pairs
         anchor, _ = _masked_mean(h_t, pairs.anchor_nodes, pairs.anchor_seg, n, a_t)
         region, _ = _masked_mean(h_d, pairs.region_nodes, pairs.region_seg, n, a_d)
         negative, count = _masked_mean(h_d, pairs.negative_nodes, pairs.negative_seg, n, a_d)
-        return info_nce(proj_t(anchor), proj_v(region), self.logit_scale, pairs.region_key,
-                        proj_v(negative), count > 0)
+        weights = None if true_texts is None else true_texts[pairs.pair_graph]
+        return info_nce(proj_t(anchor), proj_v(region), self.logit_scale, (pairs.region_key, concept),
+                        proj_v(negative), count > 0, weights)
 
     def _hsg_contrast(self, readout: Tensor, video: Tensor, text: Tensor, clip_key: Tensor) -> Tensor:
         """The HSG's own objective: its readout of a (video, text) pair must single out that pair's video and
@@ -389,6 +395,19 @@ def _roi_pool(grid: Tensor, g: GraphBatch, is_obj: Tensor) -> Tensor:
     cells = grid.index_select(1, frames).permute(1, 0, 3, 4, 2).reshape(steps * b, mh * mw, d)
     pooled = torch.bmm(padded.view(steps * b, width, mh * mw).to(cells.dtype), cells)
     return out.index_copy(0, order, pooled.reshape(-1, d).index_select(0, index.frame_slot))
+
+
+def _concept_keys(pairs: AlignmentBatch, tsg: GraphBatch, clip_key: Tensor) -> Tensor:
+    """[P] int64: a key per pair that is equal for anchors of the same words in the same clip (``clip_key`` per
+    text), whichever text, rank or region they come from: ``clip_key | h`` with ``h`` an order-free 31-bit hash
+    of the anchor nodes' word ids (the sum of a per-node mix), computed here without a sync."""
+    words = tsg.node_words.index_select(0, pairs.anchor_nodes)  # [A, LABEL_WORDS]
+    node = words[:, 0]
+    for k in range(1, words.shape[1]):
+        node = node * 1_048_583 + words[:, k]  # a prime above the vocabulary: distinct word tuples stay distinct
+    node = (node * -7_046_029_254_386_353_131) >> 17  # a 64-bit multiplicative mix (wraps), its high bits
+    total = torch.zeros(pairs.num_pairs, dtype=torch.long, device=node.device).index_add_(0, pairs.anchor_seg, node)
+    return clip_key[pairs.pair_graph] | (total & 0x7FFFFFFF)
 
 
 def _masked_mean(h: Tensor, nodes: Tensor, seg: Tensor, n: int, active: Tensor | None) -> tuple[Tensor, Tensor]:

@@ -75,13 +75,17 @@ def gather_keys(keys: Tensor) -> Tensor:
     return torch.cat([p[:s] for p, s in zip(parts, sizes)])
 
 
-def info_nce(anchors: Tensor, positives: Tensor, logit_scale: Tensor, keys: Tensor | None = None,
-             hard_negatives: Tensor | None = None, hard_mask: Tensor | None = None) -> Tensor:
+def info_nce(anchors: Tensor, positives: Tensor, logit_scale: Tensor, keys: Tensor | tuple[Tensor, ...] | None = None,
+             hard_negatives: Tensor | None = None, hard_mask: Tensor | None = None,
+             weights: Tensor | None = None) -> Tensor:
     """Symmetric InfoNCE: row ``i`` of ``anchors`` should match row ``i`` of ``positives`` against all other
     rows of this batch and (under DDP) of every rank.  Inputs are L2-normalised here.
 
-    ``keys`` (one integer per pair): pairs with equal keys have the same positive (two text objects linked to one
-    track), so they are not each other's negatives.  ``hard_negatives`` (one row per pair, used where
+    ``keys`` (one integer per pair, or several such vectors): pairs with an equal key in any of them are not
+    each other's negatives (two text objects linked to one track share their positive; two anchors of the
+    same concept in one clip are the same thing).  ``weights`` ([P], 0 or 1): pairs of weight 0 make no loss
+    term of their own (their anchor is not a positive: a wrong candidate) but stay in the batch as negatives
+    of the others.  ``hard_negatives`` (one row per pair, used where
     ``hard_mask``): an extra negative for the anchor only, e.g. the same track over a shifted interval.
     With fewer than two pairs in the whole world there is nothing to contrast and the loss is an exact,
     differentiable zero; it still depends on the gathered tensors, so every rank enters the gathers' backward
@@ -91,7 +95,8 @@ def info_nce(anchors: Tensor, positives: Tensor, logit_scale: Tensor, keys: Tens
     p = F.normalize(positives.float(), dim=-1)
     all_a, offset = gather_with_grad(a)
     all_p, _ = gather_with_grad(p)
-    all_keys = gather_keys(keys) if keys is not None else None
+    keys = (keys,) if isinstance(keys, Tensor) else tuple(keys or ())
+    all_keys = [gather_keys(k) for k in keys]
     zero = (all_a.sum() + all_p.sum()) * 0.0 + logit_scale * 0.0
     if hard_negatives is not None:
         zero = zero + hard_negatives.float().sum() * 0.0
@@ -101,8 +106,8 @@ def info_nce(anchors: Tensor, positives: Tensor, logit_scale: Tensor, keys: Tens
     scale = logit_scale.exp().clamp(max=100.0)
     logits_ap = scale * a @ all_p.t()
     logits_pa = scale * p @ all_a.t()
-    if all_keys is not None:
-        same = keys[:, None] == all_keys[None, :]
+    if keys:
+        same = torch.stack([k[:, None] == ak[None, :] for k, ak in zip(keys, all_keys)]).any(0)
         same[torch.arange(a.shape[0], device=a.device), labels] = False
         logits_ap = logits_ap.masked_fill(same, float("-inf"))
         logits_pa = logits_pa.masked_fill(same, float("-inf"))
@@ -110,9 +115,11 @@ def info_nce(anchors: Tensor, positives: Tensor, logit_scale: Tensor, keys: Tens
         assert hard_mask is not None, "hard_negatives need hard_mask"
         hard = scale * (a * F.normalize(hard_negatives.float(), dim=-1)).sum(-1, keepdim=True)
         logits_ap = torch.cat([logits_ap, hard.masked_fill(~hard_mask[:, None], float("-inf"))], 1)
-    loss_ap = F.cross_entropy(logits_ap, labels)
-    loss_pa = F.cross_entropy(logits_pa, labels)
-    return (loss_ap + loss_pa) / 2 + zero
+    if weights is None:
+        return (F.cross_entropy(logits_ap, labels) + F.cross_entropy(logits_pa, labels)) / 2 + zero
+    w = weights.to(logits_ap.dtype)
+    terms = F.cross_entropy(logits_ap, labels, reduction="none") + F.cross_entropy(logits_pa, labels, reduction="none")
+    return (terms * w).sum() / (2 * w.sum().clamp(min=1)) + zero
 
 
 def cosine_distill(student: Tensor, teacher: Tensor, mask: Tensor | None = None) -> Tensor:

@@ -122,6 +122,11 @@ class FinstaTask(L.LightningModule):
             for p in self.host.feature_parameters(kind):
                 p.requires_grad_(False)
 
+    def true_texts(self, batch: FinstaBatch) -> Tensor | None:
+        """[M] bool: the texts that describe their clip (``None``: all of them, as questions and captions do).
+        Only true texts make alignment positives: a wrong candidate's objects and actions are not in the video."""
+        return None
+
     def features(self, batch: FinstaBatch) -> Features:
         """Host encoders (each clip once, each text once), fusion of every text with its clip, and (when enabled
         and graphs are present) the Finsta streams with the dual-stream-sum."""
@@ -130,7 +135,7 @@ class FinstaTask(L.LightningModule):
         joint = self.host.fuse(video.select(batch.text_sample), text) if text is not None else None
         if self.finsta is None or not batch.has_graphs:
             return Features(video, text, joint, None)
-        out = self.finsta(batch, self.host, video, text, joint)
+        out = self.finsta(batch, self.host, video, text, joint, self.true_texts(batch))
         fuse = self.finsta.fuse
         video = VideoFeatures(fuse("video", video.pooled, out.video), video.frames, video.maps, video.tokens)
         if text is not None and out.text is not None and joint is not None:

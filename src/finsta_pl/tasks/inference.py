@@ -24,6 +24,11 @@ class VideoLanguageInferenceTask(FinstaTask):
         self.head = self.classifier(2)
         self.accuracy = nn.ModuleDict({s: DedupMean() for s in ("val", "test")})
 
+    def true_texts(self, batch: FinstaBatch) -> Tensor | None:
+        """The entailed statements (where the batch has labels): a contradicted one describes what is not there."""
+        labels = batch.text_targets.get("label")
+        return None if labels is None else labels == 1
+
     def logits(self, feats: Features) -> Tensor:
         """``[M, 2]``: one row per statement (a clip carries all of its statements)."""
         assert feats.joint is not None, "inference needs statements"

@@ -36,6 +36,18 @@ class MultipleChoiceQATask(FinstaTask):
         self.scorer = self.classifier(1, dropout=0.0)
         self.accuracy = nn.ModuleDict({s: DedupMean() for s in ("val", "test")})
 
+    def true_texts(self, batch: FinstaBatch) -> Tensor | None:
+        """The right candidate of each clip (where the batch has labels)."""
+        labels = batch.targets.get("label")
+        if labels is None:
+            return None
+        sample = batch.text_sample
+        first = torch.zeros(batch.batch_size + 1, dtype=torch.long, device=sample.device)
+        first[1:] = torch.zeros(batch.batch_size, dtype=torch.long, device=sample.device).index_add_(
+            0, sample, torch.ones_like(sample)).cumsum(0)
+        position = torch.arange(sample.numel(), device=sample.device) - first[sample]
+        return position == labels[sample]
+
     def scores(self, feats: Features, batch: FinstaBatch) -> Tensor:
         """``[B, K]`` candidate scores."""
         assert feats.joint is not None, "multiple choice needs candidate texts"
