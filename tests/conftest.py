@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -87,6 +88,11 @@ def run_cli_here(*args: str, cwd: Path, monkeypatch: pytest.MonkeyPatch, capfd: 
     monkeypatch.chdir(cwd)
     capfd.readouterr()
     environ = dict(os.environ)  # the CLI sets some (Lightning's PL_GLOBAL_SEED): none may leak into later tests
+    # Lightning's loggers hold the stderr of whichever test first imported Lightning, closed once that test
+    # ended: point them at this test's stderr while the CLI runs (else each INFO line prints "Logging error").
+    handlers = [h for name in ("lightning.pytorch", "lightning.fabric", "lightning")
+                for h in logging.getLogger(name).handlers if type(h) is logging.StreamHandler]
+    streams = [h.setStream(sys.stderr) for h in handlers]
     try:
         main(list(args))
         code = 0
@@ -95,6 +101,8 @@ def run_cli_here(*args: str, cwd: Path, monkeypatch: pytest.MonkeyPatch, capfd: 
     finally:
         os.environ.clear()
         os.environ.update(environ)
+        for handler, stream in zip(handlers, streams):
+            handler.setStream(stream)
     out, err = capfd.readouterr()
     return subprocess.CompletedProcess(["finsta-pl", *args], code, out, err)
 
