@@ -1,31 +1,37 @@
-"""What every finsta-pl DataModule shares: decoding, scene graphs, bad-sample policy, seeding and loaders.
+"""What every finsta-pl DataModule shares: locating files, splits, bad-sample policy, seeding and loaders.
 
 A task's DataModule reads its annotation format into records and says how a record becomes text and targets;
 :class:`VideoTextDataset` does the rest per sample in the worker (decode once, encode text, build graphs).
+The pieces live in one module per job and are re-exported here: split lists (``split_lists``), settings and
+sample specs (``specs``), the Dataset (``dataset``), the loader's resume state (``loader_state``), the OpenCV
+fork workaround (``opencv_fork``) and collate (``collate``).
 """
 
 from __future__ import annotations
 
-import csv
 import logging
-import time
-import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol, Sequence, TypeVar
 
 import lightning as L
-import numpy as np
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-from finsta_pl.batch import BadSample, FinstaBatch, Sample, SampleText, collate_samples
+from finsta_pl.batch import FinstaBatch
+from finsta_pl.data_modules.collate import CollateSamples
+from finsta_pl.data_modules.dataset import VideoTextDataset
 from finsta_pl.data_modules.graph_builder import GraphBuilder, GraphConfig
+from finsta_pl.data_modules.loader_state import LoaderResumeState
+from finsta_pl.data_modules.opencv_fork import single_threaded_opencv
 from finsta_pl.data_modules.registry import STAGE_SPLITS, DatasetFormat, check_unique_ids
-from finsta_pl.data_modules.sampler import ResumableDataLoader, ResumableSampler
-from finsta_pl.data_modules.video import BadSampleError, decode_clip, index_videos, names_tried
+from finsta_pl.data_modules.specs import ClipConfig, LoaderConfig, SampleSpec, TextSpec
+from finsta_pl.data_modules.split_lists import read_video_list
+from finsta_pl.data_modules.video import index_videos, names_tried
 from finsta_pl.data_info import DataInfo
 from finsta_pl.errors import DataNotFoundError
 from finsta_pl.text import TextTokenizer, make_tokenizer
+
+__all__ = ["ClipConfig", "CollateSamples", "FinstaDataModule", "LoaderConfig", "LoaderResumeState", "SampleSpec",
+           "TextSpec", "VideoTextDataset", "read_video_list", "single_threaded_opencv"]
 
 log = logging.getLogger(__name__)
 
@@ -37,132 +43,7 @@ class _HasVideo(Protocol):
 R = TypeVar("R", bound=_HasVideo)
 
 
-def read_video_list(path: Path) -> list[str]:
-    """Video ids of a split list: one id per line (``train_list_jsfusion.txt``) or a CSV with a ``video_id``
-    column (``MSRVTT_train.9k.csv``, ``MSRVTT_JSFUSION_test.csv``; comma, semicolon or tab, sniffed; each row's
-    field count checked against the header)."""
-    from finsta_pl.data_modules.annotation_io import Table, read_table
-
-    if not path.is_file():
-        raise DataNotFoundError(f"split list not found: {path}")
-    lines = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
-    if lines and (lines[0] == "video_id" or any(d in lines[0] for d in ",;\t")):
-        return list(dict.fromkeys(row["video_id"].strip() for _, row in read_table(path, Table(("video_id",), None))))
-    return list(dict.fromkeys(lines))
-
-
-@dataclass
-class ClipConfig:
-    """Frame sampling: frames per clip, square frame side after resizing, random offsets while training, and
-    the keyframe method (``uniform`` or ``difference``, with ``keyframe_candidates`` x frames decoded)."""
-
-    num_frames: int = 8
-    frame_size: int = 64
-    random_offsets: bool = True
-    keyframes: str = "uniform"
-    keyframe_candidates: int = 4
-
-
-@dataclass
-class LoaderConfig:
-    """DataLoader settings.  Workers are not persistent so each epoch's frame sampling sees the new epoch."""
-
-    batch_size: int = 32
-    eval_batch_size: int | None = None
-    num_workers: int = 2
-    pin_memory: bool = False
-
-
-@dataclass
-class TextSpec:
-    """One text of a record.  ``text`` is encoded for the host; the TSG is parsed from its first ``parse_chars``
-    characters (all when ``None``), e.g. a statement without the subtitles after it."""
-
-    text: str
-    targets: dict[str, Any] = field(default_factory=dict)
-    parse_chars: int | None = None
-
-
-@dataclass
-class SampleSpec:
-    """What a task's dataset needs from one record: sample id, video key, its texts and target values, and the
-    ``(start, end)`` seconds of the video it covers when it is a segment of a longer file."""
-
-    id: str
-    video: str
-    texts: list[TextSpec]
-    targets: dict[str, Any] = field(default_factory=dict)
-    window: tuple[float, float] | None = None
-    #: why the record cannot be used (a malformed annotation record): a bad sample, named by its file:position
-    problem: str = ""
-
-    @classmethod
-    def single(cls, id: str, video: str, text: str, targets: dict[str, Any] | None = None,
-               window: tuple[float, float] | None = None) -> "SampleSpec":
-        """A record with one text (a question, a caption)."""
-        return cls(id, video, [TextSpec(text)], dict(targets or {}), window)
-
-
-class VideoTextDataset(Dataset):
-    """Decodes a record's clip, encodes its text and builds its scene graphs, all in ``__getitem__``."""
-
-    def __init__(
-        self,
-        specs: Sequence[SampleSpec],
-        videos: dict[str, Path],
-        vocab: TextTokenizer,
-        clip: ClipConfig,
-        graphs: GraphBuilder | None,
-        train: bool,
-        max_text_len: int,
-        on_bad_sample: str = "skip",
-        seed: int = 0,
-    ) -> None:
-        self.specs, self.videos, self.vocab, self.clip, self.graphs = list(specs), videos, vocab, clip, graphs
-        self.train, self.max_text_len, self.on_bad_sample, self.seed = train, max_text_len, on_bad_sample, seed
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return len(self.specs)
-
-    def __getitem__(self, index: int) -> Sample | BadSample:
-        spec = self.specs[index]
-        try:
-            return self._load(index, spec)
-        except BadSampleError as exc:
-            if self.on_bad_sample == "raise":
-                raise
-            warnings.warn(f"skipping sample {spec.id}: {exc}", stacklevel=1)
-            return BadSample(spec.id, str(self.videos.get(spec.video, spec.video)), str(exc))
-
-    def _load(self, index: int, spec: SampleSpec) -> Sample:
-        if spec.problem:
-            raise BadSampleError(spec.problem)
-        path = self.videos.get(spec.video)
-        if path is None:
-            raise BadSampleError(f"no video file for {spec.video!r} (sample {spec.id})")
-        # Random offsets depend only on (seed, epoch, index): the same on any worker count or rank.
-        rng = np.random.default_rng([self.seed, self.epoch, index]) if self.train and self.clip.random_offsets else None
-        start = time.perf_counter()
-        frames, frame_indices = decode_clip(path, self.clip.num_frames, self.clip.frame_size, rng,
-                                            self.clip.keyframes, self.clip.keyframe_candidates, spec.window)
-        decoded = time.perf_counter()
-        encoded = [self.vocab.encode(t.text, self.max_text_len) for t in spec.texts]
-        timings = {"decode": decoded - start, "text": time.perf_counter() - decoded}
-        texts = [SampleText(ids, targets=dict(t.targets)) for (ids, _), t in zip(encoded, spec.texts)]
-        sample = Sample(spec.id, frames, texts, targets=dict(spec.targets))
-        if self.graphs is not None:
-            parsed = [(t.text[: t.parse_chars], offsets) for t, (_, offsets) in zip(spec.texts, encoded)]
-            sample.dsg, graphs = self.graphs(frames, frame_indices, parsed, seed=self.seed + index,
-                                             video_key=spec.video, video_path=path, repeatable=rng is None)
-            for text, g in zip(texts, graphs):
-                text.graphs = g
-            timings.update(self.graphs.timings)
-        sample.timings = timings
-        return sample
-
-
-class FinstaDataModule(L.LightningDataModule):
+class FinstaDataModule(LoaderResumeState, L.LightningDataModule):
     """Base DataModule: subclasses fill ``self.datasets`` in ``setup`` and describe themselves in :meth:`info`."""
 
     #: the task family, and the targets its batches carry per clip and per text (see DataInfo).
@@ -445,27 +326,9 @@ class FinstaDataModule(L.LightningDataModule):
         common = dict(batch_size=bs, num_workers=self.loader.num_workers, pin_memory=self.loader.pin_memory,
                       collate_fn=self._collate(), persistent_workers=False)
         if train:  # seeded by (seed, epoch), sharded per rank, resumable mid-epoch (see data_modules/sampler.py)
-            loader = ResumableDataLoader(dataset, sampler=ResumableSampler(dataset, self.seed),
-                                         drop_last=len(dataset) > bs, **common)
-            if getattr(self, "_train_loader_state", None):
-                loader.load_state_dict(self._train_loader_state)
-                self._train_loader_state = None
-            self._train_loader = loader
-            return loader
+            return self.resumable_train_loader(dataset, self.seed, drop_last=len(dataset) > bs, **common)
         return DataLoader(dataset, shuffle=False, **common)
 
-    def state_dict(self) -> dict[str, Any]:
-        """The training loader's position and RNG states, saved in checkpoints with the DataModule.
-
-        Lightning saves the loader's own state too, but restores it only when the loop creates the loader
-        after the checkpoint is loaded; ``configure_optimizers`` asking ``estimated_stepping_batches`` creates
-        it before, and that state is then dropped.  The DataModule is restored earlier than both."""
-        loader = getattr(self, "_train_loader", None)
-        return {"train_loader": loader.state_dict()} if loader is not None else {}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Keep the training loader's state for the next training loader this module makes."""
-        self._train_loader_state = state_dict.get("train_loader")
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled training batches."""
@@ -482,31 +345,3 @@ class FinstaDataModule(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         """Prediction runs over the test split."""
         return self._loader("test", False)
-
-
-def single_threaded_opencv() -> None:
-    """One OpenCV thread, set in the process that forks the DataLoader workers.
-
-    Workers run in parallel already, so more OpenCV threads only oversubscribe.  It must happen in the
-    parent: a forked worker that calls ``cv2.setNumThreads`` tears down a thread pool copied from the parent,
-    and if the parent had used that pool (graph pictures, ``num_workers: 0``), the copy can hold a locked
-    mutex and the worker hangs forever in ``pthread_cond_destroy`` (seen as a training run that stalls at an
-    epoch start with idle CPUs).  A pool of one thread has no worker threads, so forking it is safe.
-    """
-    import cv2
-
-    cv2.setNumThreads(1)
-
-
-class CollateSamples:
-    """The loaders' collate function: :func:`collate_samples` with the vocabulary's label encoder, timed (the
-    batch's ``worker_seconds["collate"]``).  A class, so it pickles where workers are spawned."""
-
-    def __init__(self, vocab: TextTokenizer) -> None:
-        self.vocab = vocab
-
-    def __call__(self, samples: list) -> FinstaBatch:
-        start = time.perf_counter()
-        batch = collate_samples(samples, self.vocab.encode_label)
-        batch.worker_seconds["collate"] = time.perf_counter() - start  # the whole batch's, like the others' sums
-        return batch
