@@ -105,3 +105,15 @@ def test_tasks_name_their_true_texts() -> None:
     assert mc.tolist() == [False, True, True]
     b.text_targets["label"] = torch.tensor([1, 0, 1])
     assert VideoLanguageInferenceTask.true_texts(None, b).tolist() == [True, False, True]
+
+
+def test_alignment_stats_show_that_it_runs(tiny_world) -> None:  # noqa: ANN001
+    from benchmarks.workload import TINY_CONFIGS, build_task, train_batch
+
+    model, dm = build_task(["experiments/mcqa.yaml", *TINY_CONFIGS], batch_size=6)
+    batch = train_batch(dm)
+    stats = model.features(batch).finsta.stats
+    true = model.true_texts(batch)
+    assert int(true.sum()) == batch.batch_size  # one right candidate per clip
+    assert 0 < stats["osc_pairs"] <= batch.osc.num_pairs  # only the right candidates' pairs are positives
+    assert 0.0 <= float(stats["osc_top1"]) <= 1.0 and float(stats["links_per_object"]) > 0

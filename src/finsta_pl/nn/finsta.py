@@ -7,7 +7,7 @@ are masked here, not rebuilt by the data pipeline, so one cached batch serves ev
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -17,7 +17,7 @@ from finsta_pl.graphs.container import EDGE_TYPES, NODE, NODE_TYPES, GraphBatch
 from finsta_pl.hosts.base import Host, TextFeatures, VideoFeatures
 from finsta_pl.nn.gtrm import GTrmLayer
 from finsta_pl.nn.linking import EmbeddingLinks, crossmodal_edges, embedding_links
-from finsta_pl.nn.losses import cosine_distill, info_nce
+from finsta_pl.nn.losses import cosine_distill, in_batch_top1, info_nce
 from finsta_pl.nn.rgtrm import STGD, RGTrmBlock
 from finsta_pl.nn.scatter import scatter_mean, scatter_softmax, scatter_sum, segment_sum
 
@@ -75,6 +75,10 @@ class FinstaOutput:
     losses: dict[str, Tensor]
     video_nodes: Tensor | None = None
     video_node_pad: Tensor | None = None
+    #: what the alignment did on this batch, to watch that it runs at all (no gradient; see :meth:`FinstaStreams._contrast`):
+    #: ``osc_pairs``/``ptc_pairs`` (positive pairs), ``osc_top1``/``ptc_top1`` (in-batch anchor -> region
+    #: retrieval accuracy), ``links_per_object`` (cross-modal HSG links per TSG object node).
+    stats: dict[str, Tensor] = field(default_factory=dict)
 
 
 class FinstaStreams(nn.Module):
@@ -310,12 +314,16 @@ class FinstaStreams(nn.Module):
         h_h = self._recurrent(self.hsg_blocks, hsg, h_h, groups, a_h, None, extra)
         out.text, out.joint = self._pool(h_t, tsg, a_t), self._readout(h_h, hsg, a_h, joint)
         clip_key = batch.clip_key[batch.text_sample]
+        objects = (tsg.node_type == NODE["object"]).sum().clamp(min=1)
+        index = hsg.index
+        cross = index.group_end[1] - index.group_end[0] + (extra[0].shape[1] if extra is not None else 0)
+        out.stats["links_per_object"] = (cross / 2) / objects  # both directions of each link are edges
         if c.osc:
             out.losses["osc"] = self._contrast(osc_pairs, h_t, h_d, a_t, a_d, self.osc_text, self.osc_video,
-                                               _concept_keys(osc_pairs, tsg, clip_key), true_texts)
+                                               _concept_keys(osc_pairs, tsg, clip_key), true_texts, out.stats, "osc")
         if c.ptc:
             out.losses["ptc"] = self._contrast(batch.ptc, h_t, h_d, a_t, a_d, self.ptc_text, self.ptc_video,
-                                               _concept_keys(batch.ptc, tsg, clip_key), true_texts)
+                                               _concept_keys(batch.ptc, tsg, clip_key), true_texts, out.stats, "ptc")
         if self.hsg_contrast:
             out.losses["hsg"] = self._hsg_contrast(out.joint, video.pooled[batch.text_sample], text.pooled, clip_key)
         if "text" in self.token_students:
@@ -335,7 +343,8 @@ class FinstaStreams(nn.Module):
             ) / 3
 
     def _contrast(self, pairs: AlignmentBatch, h_t: Tensor, h_d: Tensor, a_t: Tensor | None, a_d: Tensor | None,
-                  proj_t: nn.Module, proj_v: nn.Module, concept: Tensor, true_texts: Tensor | None) -> Tensor:
+                  proj_t: nn.Module, proj_v: nn.Module, concept: Tensor, true_texts: Tensor | None,
+                  stats: dict[str, Tensor] | None = None, name: str = "") -> Tensor:
         """InfoNCE between pooled anchors and regions, with each pair's hard negative region where it has one.
         Inactive nodes are left out of every pooling.  Pairs that share their region or their concept
         (``concept``) are not each other's negatives; pairs of texts that are not true make no positive."""
@@ -344,8 +353,13 @@ class FinstaStreams(nn.Module):
         region, _ = _masked_mean(h_d, pairs.region_nodes, pairs.region_seg, n, a_d)
         negative, count = _masked_mean(h_d, pairs.negative_nodes, pairs.negative_seg, n, a_d)
         weights = None if true_texts is None else true_texts[pairs.pair_graph]
-        return info_nce(proj_t(anchor), proj_v(region), self.logit_scale, (pairs.region_key, concept),
-                        proj_v(negative), count > 0, weights)
+        keys = (pairs.region_key, concept)
+        a, r = proj_t(anchor), proj_v(region)
+        if stats is not None:
+            stats[f"{name}_pairs"] = torch.full((), float(n), device=a.device) if weights is None else weights.sum().float()
+            if n:  # an accuracy needs pairs (their count, 0 included, is logged either way)
+                stats[f"{name}_top1"] = in_batch_top1(a, r, keys, weights)
+        return info_nce(a, r, self.logit_scale, keys, proj_v(negative), count > 0, weights)
 
     def _hsg_contrast(self, readout: Tensor, video: Tensor, text: Tensor, clip_key: Tensor) -> Tensor:
         """The HSG's own objective: its readout of a (video, text) pair must single out that pair's video and

@@ -122,6 +122,25 @@ def info_nce(anchors: Tensor, positives: Tensor, logit_scale: Tensor, keys: Tens
     return (terms * w).sum() / (2 * w.sum().clamp(min=1)) + zero
 
 
+@torch.no_grad()
+def in_batch_top1(anchors: Tensor, positives: Tensor, keys: tuple[Tensor, ...] = (),
+                  weights: Tensor | None = None) -> Tensor:
+    """Share of (weighted) anchors whose most similar positive in this batch is their own, counting positives
+    that share a key with the anchor's pair as its own (they are not negatives in :func:`info_nce`); ``nan``
+    without pairs.  A diagnostic, this rank only: it says whether the alignment separates anything."""
+    n = anchors.shape[0]
+    if n == 0:
+        return anchors.new_full((), float("nan"))
+    sim = F.normalize(anchors.float(), dim=-1) @ F.normalize(positives.float(), dim=-1).t()
+    own = torch.eye(n, dtype=torch.bool, device=anchors.device)
+    for k in keys:
+        own = own | (k[:, None] == k[None, :])
+    best = sim.argmax(1)
+    hit = own[torch.arange(n, device=anchors.device), best].float()
+    w = torch.ones_like(hit) if weights is None else weights.float()
+    return (hit * w).sum() / w.sum().clamp(min=1)
+
+
 def cosine_distill(student: Tensor, teacher: Tensor, mask: Tensor | None = None) -> Tensor:
     """``1 - cos(student, teacher)`` averaged over rows (where ``mask``); the teacher gets no gradient."""
     loss = 1 - F.cosine_similarity(student.float(), teacher.detach().float(), dim=-1)

@@ -155,7 +155,12 @@ class FinstaTask(L.LightningModule):
         if feats.finsta is not None:
             for name, value in feats.finsta.losses.items():
                 self.log(f"{stage}/{name}", value, batch_size=bs, sync_dist=stage != "train")
-            loss = loss + self.finsta.total_loss(feats.finsta.losses)
+            auxiliary = self.finsta.total_loss(feats.finsta.losses)
+            # Whether the alignment runs at all: its pairs, links and in-batch accuracy, and its share of the loss.
+            stats = {**feats.finsta.stats, "loss_share": auxiliary.detach() / (loss.detach() + auxiliary.detach()).clamp(min=1e-12)}
+            for name, value in stats.items():
+                self.log(f"{stage}/align_{name}", value, batch_size=bs, sync_dist=stage != "train")
+            loss = loss + auxiliary
         self.log(f"{stage}/loss", loss, batch_size=bs, prog_bar=stage == "train", sync_dist=stage != "train")
         if batch.num_skipped:
             self.log(f"{stage}/skipped", float(batch.num_skipped), batch_size=bs, reduce_fx="sum")
