@@ -18,7 +18,7 @@ from finsta_pl.hosts.io import export_host, load_host_weights
 from finsta_pl.nn.finsta import FinstaConfig
 from finsta_pl.safety import inside_root
 from finsta_pl.tasks import VideoQATask
-from test_model import HOST
+from tests.nn.test_model import HOST
 
 FIT = dict(accelerator="cpu", max_epochs=1, limit_train_batches=1, limit_val_batches=1, logger=False,
            enable_progress_bar=False, enable_model_summary=False)

@@ -1,0 +1,131 @@
+"""`finsta-pl reproduce`: the plan, the tables' spread marks, resumption, and a minimal real reproduction."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from finsta_pl.tools.reproduce import (CLIP4CLIP, HOST_LOSS_ONLY, JOINT, POSTTRAINED, SIZES, Run, Size, beyond_spread,
+                                       plan, reproduce, run_all, tables, with_references)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_plan_covers_every_table_and_posttrains_first(tmp_path: Path) -> None:
+    full = SIZES["full"]
+    runs = plan(full, tmp_path)
+    exports = [r for r in runs if r.export]
+    assert runs[: len(exports)] == exports and len(exports) == 12  # 3 seeds x (2 splits, CLIP4Clip, control), first
+    # The compositional rows fine-tune a host post-trained without the held-out combinations.
+    comp = [r for r in runs if r.needs_posttrain and r.column == "compositional"]
+    assert comp and all("enhanced_small_vlm_compositional" in " ".join(r.args(full, tmp_path)) for r in comp)
+    assert all("compositional_train.txt" in " ".join(r.overrides) for r in exports if r.column == "compositional")
+    assert all(r.dependency in {e.slug for e in exports} for r in runs if r.needs_posttrain)
+    tables_ = {r.table for r in runs}
+    for task in ("videoqa", "retrieval", "captioning", "mcqa", "inference", "action"):
+        assert task in tables_ and len([r for r in runs if r.table == task]) == 3 * 2 * 3  # rows x splits x seeds
+    assert {"ablation: videoqa", "ablation: retrieval", "robustness: videoqa", "zero-shot retrieval"} <= tables_
+    # The control: the same clips, the host's own loss, no graphs; its rows fine-tune (or validate) that host.
+    control = [r for r in runs if r.host == HOST_LOSS_ONLY]
+    assert [r.overrides for r in control if r.export] == [("--model.init_args.finsta.enabled=false",)] * 3
+    assert {r.table for r in control if not r.export} == {"post-training control: retrieval",
+                                                          "post-training control: mcqa", "zero-shot retrieval"}
+    assert all("enhanced_small_vlm_host_loss_only_standard" in " ".join(r.args(full, tmp_path))
+               for r in control if not r.export)
+    # The CLIP4Clip rows: the same task configs with the tiny CLIP as host, post-trained as a CLIP4Clip host.
+    clip = [r for r in runs if r.host == CLIP4CLIP and not r.export]
+    assert {r.table for r in clip} == {"videoqa, CLIP4Clip host (tiny, random init)",
+                                       "retrieval, CLIP4Clip host (tiny, random init)"} and len(clip) == 18
+    assert all("--model.init_args.host.name=clip4clip" in r.overrides for r in clip)
+    clip_post = [r for r in clip if r.row == POSTTRAINED]
+    assert clip_post and all("enhanced_clip4clip_standard" in " ".join(r.args(full, tmp_path)) for r in clip_post)
+    assert len({r.slug for r in runs}) == len(runs)  # one folder and one result line per run
+    post = [r for r in runs if r.needs_posttrain]
+    assert post and all(f"_seed{r.seed}.pt" in " ".join(r.args(SIZES["full"], tmp_path)) for r in post)
+    qa = [r for r in runs if r.table == "videoqa" and r.column == "compositional"]
+    assert len(qa) == 9 and all("compositional_val.txt" in " ".join(r.overrides) for r in qa)
+    assert {r.seed for r in runs} == {0, 1, 2}
+
+
+def _run(table: str, row: str, seed: int) -> Run:
+    return Run(table, row, "standard", seed, (), (), "val/acc")
+
+
+def test_tables_mark_only_differences_beyond_the_seed_spread() -> None:
+    assert beyond_spread([0.8, 0.82, 0.81], [0.5, 0.52, 0.51]) and not beyond_spread([0.8, 0.6], [0.7, 0.65])
+    assert not beyond_spread([0.9], [0.1])  # one seed: no claim
+    results = {_run("videoqa", "host only", s): v for s, v in enumerate([0.50, 0.52, 0.51])}
+    results |= {_run("videoqa", JOINT, s): v for s, v in enumerate([0.80, 0.82, 0.81])}
+    results |= {_run("ablation: videoqa", "w/o PTC", s): v for s, v in enumerate([0.79, 0.83, 0.80])}
+    md = tables(with_references(results))
+    assert "| host only | 0.510 +- 0.010 (n=3) |" in md
+    assert f"| {JOINT} | 0.810 +- 0.010 (n=3)* |" in md
+    ablation = md.split("### ablation: videoqa")[1]
+    assert "| full model | 0.810 +- 0.010 (n=3) |" in ablation  # the joint runs lead the ablation table
+    assert "| w/o PTC | 0.807" in ablation and "(n=3)*" not in ablation  # within the spread: not marked
+    robust = {_run("robustness: videoqa", "node drop 50%", s): v for s, v in enumerate([0.60, 0.62, 0.61])}
+    md = tables(with_references({**results, **robust}))
+    assert "| node drop 0% | 0.810 +- 0.010 (n=3) |\n| node drop 50% | 0.610 +- 0.010 (n=3)* |" in md
+    post = {_run("videoqa", POSTTRAINED, s): v for s, v in enumerate([0.70, 0.72, 0.71])}
+    control = {_run("post-training control: videoqa", "host loss only", s): v for s, v in enumerate([0.6, 0.6, 0.6])}
+    md = tables(with_references({**results, **post, **control}))  # led by the Finsta post-trained runs
+    assert ("### post-training control: videoqa\n\n| | standard |\n|---|---|\n"
+            "| post-trained with Finsta, no graphs | 0.710 +- 0.010 (n=3) |\n| host loss only | 0.600 +- 0.000 (n=3)* |"
+            in md)
+
+
+def test_a_rerun_skips_what_is_done(tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    def fake(run: Run, size, out) -> float:  # noqa: ANN001
+        calls.append(run.slug)
+        return 0.5 + 0.1 * (run.row == JOINT)
+
+    reproduce("minimal", tmp_path, tmp_path / "RESULTS.md", run_one=fake)
+    first = len(calls)
+    assert first == len(plan(SIZES["minimal"], tmp_path))
+    reproduce("minimal", tmp_path, tmp_path / "RESULTS.md", run_one=lambda *a: pytest.fail("reran a done run"))
+    assert "| host + Finsta (joint) | 0.600" in (tmp_path / "RESULTS.md").read_text()
+
+
+def _fake_fit(run: Run, size: Size, out: Path) -> float:
+    """A run of the pool test: a post-training writes its host, a run that needs one checks it is there."""
+    marker = out / run.dependency if run.dependency else None
+    if marker is not None and not marker.is_file():
+        raise AssertionError(f"{run.slug} started before {run.dependency}")
+    if run.export:
+        (out / run.slug).write_text("host")
+    return float(run.seed)
+
+
+def test_the_pool_runs_each_run_once_after_its_post_training(tmp_path: Path) -> None:
+    size = replace(SIZES["full"], seeds=(0, 1), tasks=("videoqa",), compositional=(), clip4clip=(),
+                   ablation_tasks=())
+    runs = plan(size, tmp_path)
+    recorded: list[str] = []
+    done: dict[str, float] = {runs[-1].slug: 9.0}  # done before: not run again
+    run_all(runs, size, tmp_path, done, lambda run, value, seconds: recorded.append(run.slug), _fake_fit, jobs=2)
+    assert sorted(recorded) == sorted(r.slug for r in runs[:-1]) and done[runs[-1].slug] == 9.0
+    assert all(done[r.slug] == r.seed for r in runs[:-1])
+
+
+def test_minimal_reproduction_runs_for_real(tiny_world: Path, tmp_path: Path, monkeypatch) -> None:
+    """Post-training, host only, joint, post-trained fine-tuning and one ablation, really fitted at toy size;
+    the report holds every table and the post-trained host was loaded from the exported file."""
+    monkeypatch.chdir(REPO)
+    results = reproduce("minimal", tmp_path / "out", tmp_path / "RESULTS.md", jobs=2)  # as make reproduce: a pool
+    assert len(results) == 5 and all(0.0 <= v <= 1.0 for v in results.values())
+    assert (tmp_path / "out" / "hosts" / "enhanced_small_vlm_standard_seed0.pt").is_file()
+    report = (tmp_path / "RESULTS.md").read_text()
+    for heading in ("### videoqa", "### ablation: videoqa"):
+        assert heading in report
+    assert "post-trained host, no graphs" in report and "| w/o PTC |" in report
+    assert any((tmp_path / "out" / "runs").glob("*/*/version_*/metrics.csv"))
+    saved = next((tmp_path / "out" / "runs").glob("videoqa_post_trained*/*/version_0/config.yaml")).read_text()
+    assert "init_from: " + str(tmp_path / "out" / "hosts" / "enhanced_small_vlm_standard_seed0.pt") in saved
+    assert (tmp_path / "results" / "tasks.png").is_file() and "![tasks](results/tasks.png)" in report
+    # Two processes ran five fits: a process's later runs still log, and into their own file.
+    logs = {p.stem: p.read_text() for p in (tmp_path / "out" / "logs").glob("*.log")}
+    assert len(logs) == 5 and all("Seed set to 0" in text and "Logging error" not in text for text in logs.values())
