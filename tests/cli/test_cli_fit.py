@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,9 +23,17 @@ def _assert_ok(proc) -> None:  # noqa: ANN001
     assert proc.returncode == 0, f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-5000:]}"
 
 
-def test_fit_writes_checkpoint_log_config_and_summary(tiny_world: Path, tmp_path: Path) -> None:
-    proc = _fit(tmp_path)
+@pytest.fixture(scope="module")
+def first_fit(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, "subprocess.CompletedProcess"]:
+    """One tiny videoqa fit through the CLI, shared by the tests that read its outputs or resume from it."""
+    out = tmp_path_factory.mktemp("first_fit")
+    proc = _fit(out)
     _assert_ok(proc)
+    return out, proc
+
+
+def test_fit_writes_checkpoint_log_config_and_summary(first_fit) -> None:  # noqa: ANN001
+    tmp_path, proc = first_fit
     run = tmp_path / "videoqa" / "version_0"
     assert (run / "config.yaml").is_file()
     assert (run / "metrics.csv").read_text().count("train/loss") == 1
@@ -36,18 +45,18 @@ def test_fit_writes_checkpoint_log_config_and_summary(tiny_world: Path, tmp_path
     assert ckpt["hyper_parameters"]["data_info"]["labels"], "answer vocabulary must travel with the model"
 
 
-def test_resume_from_checkpoint_continues_the_run(tiny_world: Path, tmp_path: Path) -> None:
-    _assert_ok(_fit(tmp_path))
-    last = tmp_path / "videoqa" / "version_0" / "checkpoints" / "last.ckpt"
+def test_resume_from_checkpoint_continues_the_run(first_fit, tmp_path: Path) -> None:  # noqa: ANN001
+    last = first_fit[0] / "videoqa" / "version_0" / "checkpoints" / "last.ckpt"
     first = torch.load(last, weights_only=False)
     proc = _fit(tmp_path, "--trainer.max_epochs=2", f"--ckpt_path={last}")
     _assert_ok(proc)
-    resumed = torch.load(tmp_path / "videoqa" / "version_1" / "checkpoints" / "last.ckpt", weights_only=False)
+    resumed = torch.load(tmp_path / "videoqa" / "version_0" / "checkpoints" / "last.ckpt", weights_only=False)
     assert first["epoch"] == 0 and resumed["epoch"] == 1
     assert resumed["global_step"] == first["global_step"] + 2  # two more optimizer steps, not a restart
     assert "Restoring states from the checkpoint" in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow  # ~12 s; the default run keeps DDP of every shipped config (test_shipped_configs) and test_ddp_equality
 def test_ddp_two_cpu_processes_through_lightnings_launcher(tiny_world: Path, tmp_path: Path) -> None:
     """Lightning starts rank 1 itself, re-running this command line: with a config that ``extends`` another,
     that command line holds inline YAML (it crashed with ``OSError: File name too long`` there)."""
@@ -59,6 +68,7 @@ def test_ddp_two_cpu_processes_through_lightnings_launcher(tiny_world: Path, tmp
     assert (tmp_path / "posttrain_synthetic" / "version_0" / "summary.txt").is_file()
 
 
+@pytest.mark.slow  # a CLI fit, ~15 s; the default run keeps test_mixed_precision's bf16-mixed / 16-mixed Trainer fits
 def test_bf16_mixed_fit(tiny_world: Path, tmp_path: Path) -> None:
     proc = _fit(tmp_path, "--trainer.precision=bf16-mixed")
     _assert_ok(proc)
@@ -66,6 +76,7 @@ def test_bf16_mixed_fit(tiny_world: Path, tmp_path: Path) -> None:
     assert "nan" not in metrics.lower()
 
 
+@pytest.mark.slow  # a CLI fit, ~12 s; the default run fits videoqa_host_only.yaml in the shipped-config DDP fixture
 def test_host_only_config_builds_no_graphs(tiny_world: Path, tmp_path: Path) -> None:
     proc = run_cli("fit", "--config", str(REPO / "experiments" / "videoqa_host_only.yaml"), "--config", str(TINY),
                    f"--trainer.logger.init_args.save_dir={tmp_path}", cwd=tmp_path)

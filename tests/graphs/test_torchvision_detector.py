@@ -94,6 +94,7 @@ def test_torchvision_dsgs_through_the_datamodule_on_real_clips(tmp_path: Path) -
     assert batch.hsg is not None and batch.tsg.num_graphs == 2
 
 
+@pytest.mark.slow  # ~20 s of real-clip detection; sidecars are read back in the default run by test_precomputed
 def test_detect_writes_resumable_sidecars_of_real_clips(tmp_path: Path) -> None:
     from finsta_pl.graphs.precomputed import PrecomputedDetector
     from finsta_pl.tools.detect import detect_videos
@@ -117,6 +118,7 @@ def test_detect_writes_resumable_sidecars_of_real_clips(tmp_path: Path) -> None:
     assert [len(f) for f in read] == [4, 4] and read[0][0].label == side["frames"][0]["objects"][0]["label"]
 
 
+@pytest.mark.slow  # detect + fit, ~35 s; the default run keeps the detector on real clips and its DSGs through the DataModule
 def test_detect_cli_then_precomputed_training(tiny_world: Path, tmp_path: Path) -> None:
     """``finsta-pl detect`` over a config's dataset, then a training step whose DSGs come from those sidecars."""
     out = tmp_path / "dets"

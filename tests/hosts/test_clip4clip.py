@@ -135,6 +135,7 @@ def test_export_and_load_an_enhanced_clip_host(clip_datamodule: VideoQADataModul
                     host=HostConfig(init_from=str(path)), finsta=FinstaConfig(enabled=False))
 
 
+@pytest.mark.slow  # ~20 s CLI fit; the default run keeps CLIP4Clip's forward, Finsta on top and posttrain_clip4clip's DDP fit
 def test_cli_fit_with_the_clip4clip_config(clip_dir: Path, tmp_path: Path) -> None:
     proc = run_cli("fit", "--config", str(REPO / "experiments" / "videoqa_clip4clip.yaml"), "--config", str(TINY),
                    "--model.init_args.host.heads=2", "--model.init_args.host.fusion_layers=1",

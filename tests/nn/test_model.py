@@ -185,6 +185,7 @@ def test_dual_stream_is_identity_at_init(tiny_datamodule, tiny_batch) -> None:  
     torch.testing.assert_close(with_graphs.features(tiny_batch).joint, host_only.features(tiny_batch).joint)
 
 
+@pytest.mark.slow  # 25 optimizer steps, ~60 s on 2 cores; the default run's fits (tests/cli) train the same model end to end
 def test_losses_fall_when_overfitting_one_batch(tiny_datamodule, tiny_batch) -> None:  # noqa: ANN001
     model = _model(tiny_datamodule)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)

@@ -111,6 +111,7 @@ def test_the_pool_runs_each_run_once_after_its_post_training(tmp_path: Path) -> 
     assert all(done[r.slug] == r.seed for r in runs[:-1])
 
 
+@pytest.mark.slow  # ~15 s of real runs; the default run keeps the plan, the pool and the tables
 def test_minimal_reproduction_runs_for_real(tiny_world: Path, tmp_path: Path, monkeypatch) -> None:
     """Post-training, host only, joint, post-trained fine-tuning and one ablation, really fitted at toy size;
     the report holds every table and the post-trained host was loaded from the exported file."""
