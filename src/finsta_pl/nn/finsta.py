@@ -16,7 +16,7 @@ from finsta_pl.batch import AlignmentBatch, FinstaBatch
 from finsta_pl.graphs.container import EDGE_TYPES, NODE, NODE_TYPES, GraphBatch
 from finsta_pl.hosts.base import Host, TextFeatures, VideoFeatures
 from finsta_pl.nn.gtrm import GTrmLayer
-from finsta_pl.nn.linking import EmbeddingLinks, crossmodal_edges, embedding_links
+from finsta_pl.nn.linking import EmbeddingLinks, LinkMatcher, crossmodal_edges, embedding_links
 from finsta_pl.nn.losses import cosine_distill, in_batch_top1, info_nce
 from finsta_pl.nn.rgtrm import STGD, RGTrmBlock
 from finsta_pl.nn.scatter import scatter_mean, scatter_softmax, scatter_sum, segment_sum
@@ -58,6 +58,11 @@ class FinstaConfig:
     token_distill: bool = False
     token_distill_weight: float = 1.0
     hsg_weight: float = 0.5
+    # Label-free linking (``graphs.link.method: embedding``): a trained match of text objects to tracks
+    # (nn/linking.py LinkMatcher) whose best matches are the links, instead of a threshold on fixed host
+    # features (which linked nothing: docs/DESIGN-NOTES.md, issue 22).  Only for data that asks the model for links.
+    learned_links: bool = False
+    link_weight: float = 1.0
     temperature: float = 0.07
     stgd_sigma: float = 0.03
 
@@ -147,6 +152,8 @@ class FinstaStreams(nn.Module):
         self.readout_query, self.readout_key = nn.Linear(d, d), nn.Linear(d, d)
         if self.hsg_contrast:
             self.hsg_text, self.hsg_video = nn.Linear(d, d), nn.Linear(d, d)
+        if c.learned_links:
+            self.link_matcher = LinkMatcher(d, c.temperature)
         if c.osc or c.ptc or self.hsg_contrast:
             self.logit_scale = nn.Parameter(torch.tensor(1 / c.temperature).log())
         if c.osc:
@@ -300,14 +307,21 @@ class FinstaStreams(nn.Module):
         groups = _WITH_CROSSMODAL if c.crossmodal_edges else _SPATIAL
         osc_pairs, extra = batch.osc, None
         request = batch.embedding_link
+        learned = c.learned_links and (request is None or request.by_label is None)
+        if learned:  # always called, so its parameters take part in every step (DDP); no request: no objects
+            samples = request.samples if request is not None else torch.zeros_like(batch.text_sample, dtype=torch.bool)
+            links, out.losses["link"], link_stats = self.link_matcher(
+                tsg, dsg, batch.text_sample, span, roi, samples, request.top_k if request is not None else 1, true_texts)
+            out.stats.update(link_stats)
         if request is not None and bool(request.samples.any()):
             # Links are made whatever the switch says: OSC needs them.  The switch removes only the HSG edges.
-            link_text, link_video = span, roi
-            if request.by_label is not None:
-                link_text, link_video = _label_link_features(host, tsg, dsg, batch.text_sample, request.by_label,
-                                                             span, roi)
-            links = embedding_links(tsg, dsg, batch.text_sample, link_text, link_video, request.samples,
-                                    request.threshold, request.top_k)
+            if not learned:
+                link_text, link_video = span, roi
+                if request.by_label is not None:
+                    link_text, link_video = _label_link_features(host, tsg, dsg, batch.text_sample, request.by_label,
+                                                                 span, roi)
+                links = embedding_links(tsg, dsg, batch.text_sample, link_text, link_video, request.samples,
+                                        request.threshold, request.top_k)
             osc_pairs = _with_links(osc_pairs, links, request.sample_key, dsg.node_track)
             if c.crossmodal_edges:
                 extra = crossmodal_edges(links, tsg, dsg, hsg, batch.text_sample)
@@ -379,7 +393,7 @@ class FinstaStreams(nn.Module):
         """Weighted sum of the auxiliary losses."""
         c = self.config
         weights = {"osc": c.osc_weight, "ptc": c.ptc_weight, "distill": c.distill_weight, "hsg": c.hsg_weight,
-                   "token_distill": c.token_distill_weight}
+                   "token_distill": c.token_distill_weight, "link": c.link_weight}
         return sum((weights[k] * v for k, v in losses.items()), torch.zeros((), device=self.node_type.weight.device))
 
 

@@ -6,6 +6,11 @@ are most similar to its own: the span-pooled host text tokens of the object agai
 frame features of the track (cosine, top-k per object, above a threshold).  This needs the host, so it runs
 in the model, vectorised over the batch: one cosine per (object, track of the same sample) pair, no loop.
 Similarities are detached: which tracks are linked is a discrete choice, not something to optimise through.
+
+Fixed host features do not align text with regions (no loss ever asked them to), so cosines stay near chance and
+a threshold links nothing.  :class:`LinkMatcher` is the trained alternative (``FinstaConfig.learned_links``):
+a projection of both sides trained to match objects to their own clip's tracks, whose best matches are the
+links from the first step on.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from finsta_pl.graphs.container import EDGE, EDGE_TYPES, NODE, GraphBatch
 from finsta_pl.nn.scatter import scatter_mean
@@ -76,16 +81,7 @@ def embedding_links(tsg: GraphBatch, dsg: GraphBatch, text_sample: Tensor, text_
     pair_track = first[obj_graph[pair_obj]] + within
     sim = F.cosine_similarity(text_feat[objects[pair_obj]].detach().float(), track_feat[pair_track], dim=-1)
     keep = (sim >= threshold) & (_within_group_rank(pair_obj, sim) < top_k)
-    link_obj, link_track = pair_obj[keep], pair_track[keep]
-    # Expand each link to the DSG nodes of its track.
-    by_track = torch.argsort(track_of_box, stable=True)
-    box_count = torch.bincount(track_of_box, minlength=num_tracks)
-    box_first = torch.cumsum(box_count, 0) - box_count
-    sizes = box_count[link_track]
-    dsg_link = torch.repeat_interleave(torch.arange(link_obj.numel(), device=device), sizes)
-    offset = torch.arange(dsg_link.numel(), device=device) - torch.repeat_interleave(torch.cumsum(sizes, 0) - sizes, sizes)
-    dsg_nodes = boxes[by_track[box_first[link_track][dsg_link] + offset]]
-    return EmbeddingLinks(objects[link_obj], obj_text[link_obj], dsg_nodes, dsg_link)
+    return _expand(objects, obj_text, pair_obj[keep], pair_track[keep], boxes, track_of_box, num_tracks)
 
 
 def _first_nodes(g: GraphBatch) -> tuple[Tensor, Tensor]:
@@ -107,3 +103,78 @@ def crossmodal_edges(links: EmbeddingLinks, tsg: GraphBatch, dsg: GraphBatch, hs
     kind = EDGE["crossmodal"]
     types = torch.cat([torch.full_like(src, kind), torch.full_like(src, kind + len(EDGE_TYPES))])
     return index, types
+
+
+class LinkMatcher(nn.Module):
+    """Label-free links that train: each text object is matched against the tracks of the batch in a trained
+    projection of the host's own features (span-pooled text tokens; RoI-pooled frame features averaged over the
+    track), *with gradient*, so the match and the host's features improve with training.
+
+    The loss is multiple-instance NCE: an object's positive is a track of its own clip, which one unknown, so
+    ``-log sum_{own tracks} exp(s) / sum_{all tracks} exp(s)``: tracks of the other clips are its negatives.
+    The hard links the HSG and OSC use are each object's ``top_k`` best tracks of its own clip, always (no
+    threshold: an untrained match still links, and a link from the first step is what lets OSC run at all).
+    """
+
+    def __init__(self, dim: int, temperature: float = 0.07) -> None:
+        super().__init__()
+        self.text = nn.Linear(dim, dim)
+        self.video = nn.Linear(dim, dim)
+        self.logit_scale = nn.Parameter(torch.tensor(1 / temperature).log())
+
+    def forward(self, tsg: GraphBatch, dsg: GraphBatch, text_sample: Tensor, span: Tensor, roi: Tensor,
+                samples: Tensor, top_k: int, weights: Tensor | None = None
+                ) -> tuple[EmbeddingLinks, Tensor, dict[str, Tensor]]:
+        """``(links, loss, stats)`` for the texts flagged in ``samples`` ([M] bool); ``weights`` ([M]): texts whose
+        objects make a loss term (true texts).  ``stats``: ``link_label_agreement``, the share of linked objects
+        whose track's detector label is the object's own word (where detectors name things; a diagnostic of
+        match quality, not a target)."""
+        device = span.device
+        objects = torch.nonzero((tsg.node_type == NODE["object"]) & samples[tsg.node_graph]).squeeze(1)
+        boxes = torch.nonzero((dsg.node_type == NODE["object"]) & (dsg.node_track >= 0)).squeeze(1)
+        zero = (self.text.weight.sum() + self.video.weight.sum() + self.text.bias.sum() + self.video.bias.sum()
+                + self.logit_scale) * 0.0  # every parameter takes part, also in a batch without pairs (DDP)
+        empty = torch.zeros(0, dtype=torch.long, device=device)
+        if objects.numel() == 0 or boxes.numel() == 0:
+            return EmbeddingLinks(empty, empty, empty, empty), zero, {}
+        track_ids, track_of_box = torch.unique(dsg.node_track[boxes], return_inverse=True)
+        num_tracks = int(track_ids.numel())
+        track_graph = torch.zeros(num_tracks, dtype=torch.long, device=device).scatter_(0, track_of_box, dsg.node_graph[boxes])
+        text = F.normalize(self.text(span[objects]).float(), dim=-1)
+        video = F.normalize(scatter_mean(self.video(roi[boxes]).float(), track_of_box, num_tracks), dim=-1)
+        score = self.logit_scale.exp().clamp(max=100.0) * text @ video.t()  # [O, K]
+        obj_text = tsg.node_graph[objects]
+        own = track_graph[None, :] == text_sample[obj_text][:, None]
+        has_own = own.any(1)
+        own_score = score.masked_fill(~own, float("-inf"))
+        per_object = torch.logsumexp(score, 1) - torch.logsumexp(own_score.masked_fill(~has_own[:, None], 0.0), 1)
+        w = has_own.float() * (weights[obj_text].float() if weights is not None else 1.0)
+        loss = (per_object * w).sum() / w.sum().clamp(min=1) + zero
+        k = min(top_k, num_tracks)
+        best, pick = own_score.detach().topk(k, dim=1)
+        keep = torch.isfinite(best)
+        link_obj = torch.arange(objects.numel(), device=device)[:, None].expand(-1, k)[keep]
+        link_track = pick[keep]
+        links = _expand(objects, obj_text, link_obj, link_track, boxes, track_of_box, num_tracks)
+        stats = {}
+        count = torch.bincount(track_of_box, minlength=num_tracks)
+        first_box = boxes[torch.argsort(track_of_box, stable=True)[torch.cumsum(count, 0) - count]]
+        labelled = dsg.node_words[first_box[link_track], 0] > 0
+        if labelled.numel():
+            same = tsg.node_words[objects[link_obj], 0] == dsg.node_words[first_box[link_track], 0]
+            stats["link_label_agreement"] = (same & labelled).float().sum() / labelled.float().sum().clamp(min=1)
+        return links, loss, stats
+
+
+def _expand(objects: Tensor, obj_text: Tensor, link_obj: Tensor, link_track: Tensor, boxes: Tensor,
+            track_of_box: Tensor, num_tracks: int) -> EmbeddingLinks:
+    """Links ``(object, track)`` expanded to the DSG nodes of each track."""
+    device = objects.device
+    by_track = torch.argsort(track_of_box, stable=True)
+    box_count = torch.bincount(track_of_box, minlength=num_tracks)
+    box_first = torch.cumsum(box_count, 0) - box_count
+    sizes = box_count[link_track]
+    dsg_link = torch.repeat_interleave(torch.arange(link_obj.numel(), device=device), sizes)
+    offset = torch.arange(dsg_link.numel(), device=device) - torch.repeat_interleave(torch.cumsum(sizes, 0) - sizes, sizes)
+    dsg_nodes = boxes[by_track[box_first[link_track][dsg_link] + offset]]
+    return EmbeddingLinks(objects[link_obj], obj_text[link_obj], dsg_nodes, dsg_link)

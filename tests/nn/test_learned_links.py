@@ -1,0 +1,62 @@
+"""Label-free links that train (issue 22, point 2): with ``learned_links`` a label-free run links every text
+object from the first step, at the shipped link settings, its match improves with training, and the link loss
+reaches the host's own features."""
+
+from __future__ import annotations
+
+import torch
+
+from benchmarks.workload import TINY_CONFIGS, build_task, train_batch
+
+EMBEDDING = ["--data.init_args.graphs.link.method=embedding"]
+
+
+def _task(learned: bool):  # noqa: ANN202
+    extra = ["--model.init_args.finsta.learned_links=true"] if learned else []
+    model, dm = build_task(["experiments/videoqa.yaml", *TINY_CONFIGS], EMBEDDING + extra, batch_size=6)
+    return model, train_batch(dm)
+
+
+def test_learned_links_form_from_the_first_step_at_the_shipped_settings(tiny_world) -> None:  # noqa: ANN001
+    model, batch = _task(learned=True)
+    assert batch.embedding_link is not None and batch.embedding_link.threshold == 0.2  # the shipped threshold
+    out = model.features(batch).finsta
+    assert float(out.stats["links_per_object"]) > 0 and out.stats["osc_pairs"] > 0
+    assert float(out.losses["link"]) > 0
+
+
+def test_link_loss_reaches_the_host_features(tiny_world) -> None:  # noqa: ANN001
+    model, batch = _task(learned=True)
+    host, finsta = model.host, model.finsta
+    video = host.encode_video(batch.frames)
+    text = host.encode_text(batch.text_ids)
+    video.maps.retain_grad()
+    text.tokens.retain_grad()
+    out = finsta(batch, host, video, text, host.fuse(video.select(batch.text_sample), text))
+    out.losses["link"].backward()
+    assert float(text.tokens.grad.abs().sum()) > 0 and float(video.maps.grad.abs().sum()) > 0
+
+
+def test_the_match_trains(tiny_world) -> None:  # noqa: ANN001
+    """The matcher's own parameters fit the batch (its loss halves on fixed host features).  Whether the links
+    it picks are the right tracks is measured on real training runs (``align_link_label_agreement``)."""
+    torch.manual_seed(0)
+    model, batch = _task(learned=True)
+    matcher, finsta = model.finsta.link_matcher, model.finsta
+    with torch.no_grad():  # fixed host features: only the match trains here
+        video = model.host.encode_video(batch.frames)
+        text = model.host.encode_text(batch.text_ids)
+        span = finsta._tsg_features(batch, model.host, text, None)[1]
+        roi = finsta._dsg_features(batch.dsg, model.host, video, None)[1]
+    request = batch.embedding_link
+    opt = torch.optim.Adam(matcher.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(40):
+        links, loss, stats = matcher(batch.tsg, batch.dsg, batch.text_sample, span, roi, request.samples, 1)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+        assert links.num_links == int(((batch.tsg.node_type == 1) & request.samples[batch.tsg.node_graph]).sum())
+        assert 0.0 <= float(stats["link_label_agreement"]) <= 1.0
+    assert losses[-1] < 0.5 * losses[0]
