@@ -60,3 +60,25 @@ def test_the_match_trains(tiny_world) -> None:  # noqa: ANN001
         assert links.num_links == int(((batch.tsg.node_type == 1) & request.samples[batch.tsg.node_graph]).sum())
         assert 0.0 <= float(stats["link_label_agreement"]) <= 1.0
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_class_agnostic_arm_has_no_label_words(tiny_world) -> None:  # noqa: ANN001
+    from finsta_pl.graphs.detection import HUE_NAMES
+
+    agnostic = ["--data.init_args.graphs.detector_args={shape_labels: false}",
+                "--data.init_args.graphs.dsg.class_agnostic=true", "--model.init_args.finsta.learned_links=true",
+                "--model.init_args.finsta.dsg_label_words=false"]
+    model, dm = build_task(["experiments/videoqa.yaml", *TINY_CONFIGS], agnostic, batch_size=6)
+    batch = train_batch(dm)
+    words = {w for labels in batch.dsg.labels for label in labels for w in label.split()}
+    assert words <= {"object", "relation", "scene"}, words  # no colour, shape, direction or speed word
+    assert not words & {name for _, name in HUE_NAMES}
+    assert batch.embedding_link is not None  # nothing to compare labels with: the model links
+    out = model.features(batch).finsta
+    assert float(out.stats["links_per_object"]) > 0 and "link" in out.losses
+    model.eval()  # no dropout between the two calls
+    # Node features ignore the DSG's words: scrambling them changes nothing.
+    feats = model.finsta._dsg_features(batch.dsg, model.host, model.host.encode_video(batch.frames), None)[0]
+    batch.dsg.node_words = torch.randint(1, 50, batch.dsg.node_words.shape)
+    again = model.finsta._dsg_features(batch.dsg, model.host, model.host.encode_video(batch.frames), None)[0]
+    torch.testing.assert_close(feats, again)

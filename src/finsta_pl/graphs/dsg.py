@@ -34,6 +34,10 @@ class DSGConfig:
     # the motion detector's at most 6 objects; detectors that keep more (grid >= 3, torchvision's top_k,
     # sidecars) get fewer spatial relations than before stop 19.
     spatial_neighbours: int = 5
+    # Class-agnostic DSGs (the label-free arm of issue 22): tracked boxes and the graph's structure only, every
+    # node named by its kind ("object", "relation"); no colour, shape, direction or speed word in a label,
+    # attribute or predicate (attribute and adverb nodes are left out).  What moves where is in the boxes.
+    class_agnostic: bool = False
 
     def __post_init__(self) -> None:
         if self.spatial_neighbours < 1:
@@ -178,8 +182,9 @@ def _match_cost(clip: _ClipArrays, live_det: list[int], live_vel: list[np.ndarra
 
 
 class _Graph:
-    def __init__(self, h: int, w: int) -> None:
+    def __init__(self, h: int, w: int, agnostic: bool = False) -> None:
         self.h, self.w = h, w
+        self.agnostic = agnostic  # every object "object", every predicate "relation", no adverbs
         self.type: list[int] = []
         self.label: list[str] = []
         self.frame: list[int] = []
@@ -188,6 +193,8 @@ class _Graph:
         self.edges: list[tuple[int, int, int]] = []
 
     def node(self, kind: str, label: str, frame: int, track_id: int = -1, box: tuple = (0.0, 0.0, 0.0, 0.0)) -> int:
+        if self.agnostic and kind == "object":
+            label = "object"
         self.type.append(NODE[kind])
         self.label.append(label)
         self.frame.append(frame)
@@ -196,6 +203,8 @@ class _Graph:
         return len(self.type) - 1
 
     def relation(self, label: str, frame: int, subj: int, obj: int | None = None, adverbs: tuple[str, ...] = ()) -> None:
+        if self.agnostic:
+            label, adverbs = "relation", ()
         r = self.node("relation", label, frame)
         self.edges.append((subj, r, EDGE["subject"]))
         if obj is not None:
@@ -240,7 +249,7 @@ def build_dsg(
     tracks = track(detections, side, config)
     centers = [[d.center for d in dets] for dets in detections]  # read once: a property computes it per call
     neighbours: list[np.ndarray] = []  # per keyframe, bool [n, n]: the pairs that get spatial predicates
-    g = _Graph(h, w)
+    g = _Graph(h, w, config.class_agnostic)
     obj_node: dict[tuple[int, int], int] = {}  # (frame, track) -> node
     track_attrs: dict[int, set[str]] = {}
     for k, (dets, tids) in enumerate(zip(detections, tracks)):
@@ -252,7 +261,7 @@ def build_dsg(
             # Attributes belong to the track: a node where one is first seen (or changes), not in every
             # frame, which would double the graph without adding information.
             known = track_attrs.setdefault(tid, set())
-            for attr in d.attributes:
+            for attr in () if config.class_agnostic else d.attributes:
                 if attr not in known:
                     g.edges.append((o, g.node("attribute", attr, k), EDGE["attribute"]))
             known.clear()

@@ -63,6 +63,10 @@ class FinstaConfig:
     # features (which linked nothing: docs/DESIGN-NOTES.md, issue 22).  Only for data that asks the model for links.
     learned_links: bool = False
     link_weight: float = 1.0
+    # Whether DSG node features carry the host's embedding of their label words.  Off for class-agnostic
+    # DSGs (the label-free arm): then nothing a detector names reaches the model, and OSC/PTC cannot be solved
+    # by equal words on both sides.
+    dsg_label_words: bool = True
     temperature: float = 0.07
     stgd_sigma: float = 0.03
 
@@ -162,7 +166,9 @@ class FinstaStreams(nn.Module):
             self.ptc_text, self.ptc_video = nn.Linear(d, d), nn.Linear(d, d)
 
     # ----------------------------------------------------------------------------------------- node features
-    def _label_features(self, g: GraphBatch, host: Host, active: Tensor | None) -> Tensor:
+    def _label_features(self, g: GraphBatch, host: Host, active: Tensor | None, words_on: bool = True) -> Tensor:
+        if not words_on:
+            return self.node_type(g.node_type)
         words = host.embed_words(g.node_words)
         mask = (g.node_words != 0).unsqueeze(-1).to(words.dtype)
         label = self.label_proj((words * mask).sum(1) / mask.sum(1).clamp(min=1))
@@ -178,7 +184,7 @@ class FinstaStreams(nn.Module):
 
     def _dsg_features(self, g: GraphBatch, host: Host, video: VideoFeatures, active: Tensor | None) -> tuple[Tensor, Tensor]:
         """Node features and the host's own RoI-pooled frame features (for embedding linking)."""
-        h = self._label_features(g, host, active)
+        h = self._label_features(g, host, active, self.config.dsg_label_words)
         frame = g.node_frame.clamp(0, video.maps.shape[1] - 1)
         h = h + self.frame_proj(video.frames[g.node_graph, frame])
         box = g.node_box
