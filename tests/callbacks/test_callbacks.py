@@ -106,7 +106,6 @@ def test_throughput_logs_rates_wait_share_worker_time_and_eta(tiny_world: Path, 
     assert math.isclose(float(metrics["throughput/eta_min"]), 0.0, abs_tol=1e-9)  # the last step: nothing left
 
 
-@pytest.mark.slow  # two fits under a simulated SLURM, ~10 s; the default run keeps the signalled exact-resume test
 def test_slurm_requeue_saves_requeues_and_resumes_without_a_flag(tiny_world: Path, tmp_path: Path) -> None:
     """Lightning's SLURM environment as the sbatch script uses it: SIGUSR1 saves an HPC checkpoint and calls
     ``scontrol requeue <job>`` (a stand-in records the call); the requeued attempt resumes from the checkpoint
