@@ -19,11 +19,11 @@ def test_dispatch_section_counts_no_sync_and_no_growth_with_batch(tmp_path: Path
     from benchmarks import bench_dispatch
 
     s = bench_dispatch.run(quick=True, out_dir=tmp_path, tiny=True)
-    h = s.headline
-    assert h["host syncs per encoder step at 12x8x2 (dense)"] == 0 == h["host syncs per encoder step at 24x8x2 (dense)"]
-    ops = h["operators per encoder step at 12x8x2 (dense)"]
-    assert 500 < ops == h["operators per encoder step at 24x8x2 (dense)"]
-    assert "| 24x8x2 | dense |" in s.markdown
+    assert s.headline["host syncs per encoder step at 12x8x2 (dense)"] == 0
+    rows = {tuple(c.strip() for c in line.strip("|").split("|")[:2]): line.strip("|").split("|")[2:4]
+            for line in s.markdown.splitlines() if line.startswith("| 12x8x2") or line.startswith("| 24x8x2")}
+    small, large = rows[("12x8x2", "dense")], rows[("24x8x2", "dense")]
+    assert 500 < int(small[0]) == int(large[0]) and int(large[1]) == 0  # no growth with batch, no sync
 
 
 def test_gpu_figures_run_on_any_device() -> None:
