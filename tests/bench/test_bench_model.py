@@ -92,7 +92,7 @@ def test_runner_writes_the_report(tmp_path: Path) -> None:
     report = (tmp_path / "BENCHMARKS.md").read_text()
     assert "## Machine" in report and "torch 2." in report and "## GTrm kernels" in report
     assert all(f"| GTrm kernels | {name} |" in report for name in sections[0].headline)
-    assert "bench_data" in SECTIONS and len(SECTIONS) == 5
+    assert "bench_data" in SECTIONS and len(SECTIONS) == 6
 
 
 @pytest.mark.slow
@@ -107,7 +107,8 @@ def test_quick_bench_runs_under_three_minutes(tmp_path: Path) -> None:
                    timeout=600)
     assert time.perf_counter() - start < 180
     report = (tmp_path / "BENCHMARKS.md").read_text()
-    for title in ("Data pipeline", "Graph kernels: Finsta encoder vs SDPA", "GTrm kernels", "Step overhead",
+    for title in ("Data pipeline", "Graph kernels: Finsta encoder vs SDPA", "Graph encoder: launches and host syncs",
+                  "GTrm kernels", "Step overhead",
                   "Scaling"):
         assert f"## {title}" in report
     assert len(list((tmp_path / "benchmarks" / "plots").glob("*.png"))) >= 4

@@ -377,8 +377,8 @@ class FinstaStreams(nn.Module):
         a, r = proj_t(anchor), proj_v(region)
         if stats is not None:
             stats[f"{name}_pairs"] = torch.full((), float(n), device=a.device) if weights is None else weights.sum().float()
-            if n:  # an accuracy needs pairs (their count, 0 included, is logged either way)
-                stats[f"{name}_top1"] = in_batch_top1(a, r, keys, weights)
+            # Every rank logs the same keys at every step (synced logging is a collective): 0 without pairs.
+            stats[f"{name}_top1"] = in_batch_top1(a, r, keys, weights) if n else a.new_zeros(())
         return info_nce(a, r, self.logit_scale, keys, proj_v(negative), count > 0, weights)
 
     def _hsg_contrast(self, readout: Tensor, video: Tensor, text: Tensor, clip_key: Tensor) -> Tensor:

@@ -135,8 +135,8 @@ class LinkMatcher(nn.Module):
         zero = (self.text.weight.sum() + self.video.weight.sum() + self.text.bias.sum() + self.video.bias.sum()
                 + self.logit_scale) * 0.0  # every parameter takes part, also in a batch without pairs (DDP)
         empty = torch.zeros(0, dtype=torch.long, device=device)
-        if objects.numel() == 0 or boxes.numel() == 0:
-            return EmbeddingLinks(empty, empty, empty, empty), zero, {}
+        if objects.numel() == 0 or boxes.numel() == 0:  # the same stats keys on every rank and step (0 here)
+            return EmbeddingLinks(empty, empty, empty, empty), zero, {"link_label_agreement": zero.detach()}
         track_ids, track_of_box = torch.unique(dsg.node_track[boxes], return_inverse=True)
         num_tracks = int(track_ids.numel())
         track_graph = torch.zeros(num_tracks, dtype=torch.long, device=device).scatter_(0, track_of_box, dsg.node_graph[boxes])
@@ -156,14 +156,12 @@ class LinkMatcher(nn.Module):
         link_obj = torch.arange(objects.numel(), device=device)[:, None].expand(-1, k)[keep]
         link_track = pick[keep]
         links = _expand(objects, obj_text, link_obj, link_track, boxes, track_of_box, num_tracks)
-        stats = {}
         count = torch.bincount(track_of_box, minlength=num_tracks)
         first_box = boxes[torch.argsort(track_of_box, stable=True)[torch.cumsum(count, 0) - count]]
         labelled = dsg.node_words[first_box[link_track], 0] > 0
-        if labelled.numel():
-            same = tsg.node_words[objects[link_obj], 0] == dsg.node_words[first_box[link_track], 0]
-            stats["link_label_agreement"] = (same & labelled).float().sum() / labelled.float().sum().clamp(min=1)
-        return links, loss, stats
+        same = tsg.node_words[objects[link_obj], 0] == dsg.node_words[first_box[link_track], 0]
+        agreement = (same & labelled).float().sum() / labelled.float().sum().clamp(min=1)
+        return links, loss, {"link_label_agreement": agreement}
 
 
 def _expand(objects: Tensor, obj_text: Tensor, link_obj: Tensor, link_track: Tensor, boxes: Tensor,
