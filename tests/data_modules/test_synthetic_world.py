@@ -247,6 +247,7 @@ def test_ensure_world_is_idempotent_and_repairs_incomplete_folder(tmp_path: Path
     assert not list(tmp_path.glob(".*.tmp-*"))
 
 
+@pytest.mark.slow  # a whole fit or tool run; make test-slow (CI runs it) keeps it
 def test_concurrent_ensure_world_builds_one_world(tmp_path: Path) -> None:
     # Each process loads world.py directly (fast: no lightning import) and logs every generation; the slow
     # wrapper keeps the lock held long enough for the second process to arrive while the first is writing.

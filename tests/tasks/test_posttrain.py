@@ -32,6 +32,7 @@ def test_retrieval_recall_matches_a_full_matrix_reference() -> None:
     assert float(out["v2t_mnr"]) == pytest.approx(float(np.mean(v2t)))
 
 
+@pytest.mark.slow  # a whole fit or tool run; make test-slow (CI runs it) keeps it
 def test_posttrain_exports_a_host_that_videoqa_loads(tiny_world: Path, tmp_path: Path) -> None:
     host_file = tmp_path / "enhanced_host.pt"
     proc = run_cli("fit", "--config", str(REPO / "experiments" / "posttrain_synthetic.yaml"), "--config", str(TINY),

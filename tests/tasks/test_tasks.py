@@ -200,6 +200,7 @@ def enhanced_host(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return host_file
 
 
+@pytest.mark.slow  # a whole fit or tool run; make test-slow (CI runs it) keeps it
 def test_zero_shot_retrieval_with_an_enhanced_host(enhanced_host: Path, tmp_path: Path) -> None:
     """``finsta-pl test`` straight from a post-trained host: no task training, no scene graphs."""
     proc = run_cli("test", "--config", str(REPO / "experiments" / "retrieval_host_only.yaml"), "--config", str(TINY),

@@ -16,6 +16,7 @@ def _png_size(path: Path) -> tuple[int, int]:
     return image.shape[1], image.shape[0]
 
 
+@pytest.mark.slow  # a whole fit or tool run; make test-slow (CI runs it) keeps it
 def test_sg_show_draws_a_generated_clip(tiny_world: Path, tmp_path: Path) -> None:
     out = tmp_path / "sg.png"
     res = run_cli("sg", "show", str(tiny_world / "videos" / "video0.mp4"), "a large red circle moves down quickly",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.helpers import REPO, TINY, run_cli
@@ -21,6 +22,7 @@ def test_extends_chain_is_expanded_base_first(tmp_path: Path) -> None:
     assert args[0] == "fit" and args[-1] == "--trainer.devices=1"
 
 
+@pytest.mark.slow  # a whole fit or tool run; make test-slow (CI runs it) keeps it
 def test_profile_prints_host_and_finsta_rows(tiny_world: Path, tmp_path: Path) -> None:
     proc = run_cli("profile", "--config", str(REPO / "experiments" / "videoqa.yaml"), "--config", str(TINY),
                    "--batch-size", "4", cwd=tmp_path)
