@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from finsta_pl.graphs.container import EDGE, NODE, SPATIAL, GraphBatch, GraphIndex, SceneGraph, collate_graphs
+from finsta_pl.graphs.container import EDGE, NODE, SPATIAL, GraphBatch, SceneGraph, collate_graphs
 from finsta_pl.nn.finsta import _roi_pool
 from finsta_pl.nn.rgtrm import FrameRecurrence
 from finsta_pl.nn.scatter import scatter_sum
@@ -163,7 +163,7 @@ def test_roi_pool_equals_the_reference() -> None:
 
 
 # The budget of one encoder forward + backward (videoqa's streams: TSG 2, DSG 2, HSG 1 layers; 8 frames).  It was
-# 6,529-6,765 operators and 47-91 host syncs with a Python walk and selections; measured 5,241 and 0 now.  A
+# 6,529-6,765 operators and 47-91 host syncs with a Python walk and selections; 5,371 and 0 now.  A
 # loop over graphs, or a selection back in the hot path, breaks it.
 OPERATOR_BUDGET = 5_400
 
