@@ -165,7 +165,7 @@ def test_roi_pool_equals_the_reference() -> None:
 # The budget of one encoder forward + backward (videoqa's streams: TSG 2, DSG 2, HSG 1 layers; 8 frames).  It was
 # 6,529-6,765 operators and 47-91 host syncs with a Python walk and selections; 5,371 and 0 now.  A
 # loop over graphs, or a selection back in the hot path, breaks it.
-OPERATOR_BUDGET = 5_400
+OPERATOR_BUDGET = 5_600  # headroom for a few operators; a loop over graphs or frames adds hundreds
 
 
 @pytest.fixture(scope="module")
