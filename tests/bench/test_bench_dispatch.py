@@ -26,6 +26,7 @@ def test_dispatch_section_counts_no_sync_and_no_growth_with_batch(tmp_path: Path
     assert 500 < int(small[0]) == int(large[0]) and int(large[1]) == 0  # no growth with batch, no sync
 
 
+@pytest.mark.slow  # builds two tasks and times steps; make test-slow (CI runs it) keeps it
 def test_gpu_figures_run_on_any_device() -> None:
     from benchmarks import bench_dispatch
 

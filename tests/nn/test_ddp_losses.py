@@ -124,6 +124,7 @@ def _metric_case() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return video[vid] + torch.randn(9, DIM, generator=g), video, vid
 
 
+@pytest.mark.slow  # two spawned ranks; tests/tasks/test_ddp_equality.py checks every task's metrics on uneven ranks in the default run
 def test_retrieval_metric_on_two_ranks_with_an_uneven_last_batch(tmp_path: Path) -> None:
     import socket
 
