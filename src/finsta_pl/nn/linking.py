@@ -51,6 +51,56 @@ def _within_group_rank(group: Tensor, score: Tensor) -> Tensor:
     return rank
 
 
+@dataclass
+class _Tracks:
+    """The text objects of the requesting texts and the DSG boxes of the candidate tracks, with the tracks
+    renumbered ``0..K-1`` in (clip, track) order (ids are unique per batch from collation, and grow with the
+    clip) and each track's boxes in a stable order (``by_track``, ``box_first``, ``box_count``)."""
+
+    objects: Tensor
+    boxes: Tensor
+    track_of_box: Tensor
+    num_tracks: int
+    track_graph: Tensor
+    by_track: Tensor
+    box_count: Tensor
+    box_first: Tensor
+
+    @staticmethod
+    def of(tsg: GraphBatch, dsg: GraphBatch, samples: Tensor, clips: Tensor | None = None) -> "_Tracks | None":
+        """``None`` when there is no object or no tracked box (``clips``: only these clips' boxes; all if None)."""
+        objects = torch.nonzero((tsg.node_type == NODE["object"]) & samples[tsg.node_graph]).squeeze(1)
+        box = (dsg.node_type == NODE["object"]) & (dsg.node_track >= 0)
+        boxes = torch.nonzero(box if clips is None else box & clips[dsg.node_graph]).squeeze(1)
+        if objects.numel() == 0 or boxes.numel() == 0:
+            return None
+        track_ids, track_of_box = torch.unique(dsg.node_track[boxes], return_inverse=True)
+        num_tracks = int(track_ids.numel())
+        track_graph = torch.zeros(num_tracks, dtype=torch.long, device=boxes.device).scatter_(
+            0, track_of_box, dsg.node_graph[boxes])
+        box_count = torch.bincount(track_of_box, minlength=num_tracks)
+        return _Tracks(objects, boxes, track_of_box, num_tracks, track_graph,
+                       torch.argsort(track_of_box, stable=True), box_count, torch.cumsum(box_count, 0) - box_count)
+
+    def first_boxes(self) -> Tensor:
+        """[K] the first box (DSG node) of each track."""
+        return self.boxes[self.by_track[self.box_first]]
+
+    def expand(self, obj_text: Tensor, link_obj: Tensor, link_track: Tensor) -> EmbeddingLinks:
+        """Links ``(object, track)`` expanded to the DSG nodes of each track."""
+        device = self.boxes.device
+        sizes = self.box_count[link_track]
+        dsg_link = torch.repeat_interleave(torch.arange(link_obj.numel(), device=device), sizes)
+        offset = torch.arange(dsg_link.numel(), device=device) - torch.repeat_interleave(torch.cumsum(sizes, 0) - sizes, sizes)
+        dsg_nodes = self.boxes[self.by_track[self.box_first[link_track][dsg_link] + offset]]
+        return EmbeddingLinks(self.objects[link_obj], obj_text[link_obj], dsg_nodes, dsg_link)
+
+
+def _no_links(device: torch.device) -> EmbeddingLinks:
+    empty = torch.zeros(0, dtype=torch.long, device=device)
+    return EmbeddingLinks(empty, empty, empty, empty)
+
+
 def embedding_links(tsg: GraphBatch, dsg: GraphBatch, text_sample: Tensor, text_feat: Tensor, video_feat: Tensor,
                     samples: Tensor, threshold: float, top_k: int) -> EmbeddingLinks:
     """Links of the texts flagged in ``samples`` ([M] bool) to the tracks of their clips (``text_sample``), from
@@ -58,17 +108,11 @@ def embedding_links(tsg: GraphBatch, dsg: GraphBatch, text_sample: Tensor, text_
     device = text_feat.device
     clips = torch.zeros(dsg.num_graphs, dtype=torch.bool, device=device)
     clips[text_sample[samples]] = True
-    objects = torch.nonzero((tsg.node_type == NODE["object"]) & samples[tsg.node_graph]).squeeze(1)
-    boxes = torch.nonzero((dsg.node_type == NODE["object"]) & (dsg.node_track >= 0)
-                          & clips[dsg.node_graph]).squeeze(1)
-    empty = torch.zeros(0, dtype=torch.long, device=device)
-    if objects.numel() == 0 or boxes.numel() == 0:
-        return EmbeddingLinks(empty, empty, empty, empty)
-    # Tracks: unique over the batch already; renumber 0..K-1 in (sample, track) order.
-    track_ids, track_of_box = torch.unique(dsg.node_track[boxes], return_inverse=True)
-    num_tracks = int(track_ids.numel())
-    track_feat = scatter_mean(video_feat[boxes].detach().float(), track_of_box, num_tracks)
-    track_graph = torch.zeros(num_tracks, dtype=torch.long, device=device).scatter_(0, track_of_box, dsg.node_graph[boxes])
+    tracks = _Tracks.of(tsg, dsg, samples, clips)
+    if tracks is None:
+        return _no_links(device)
+    objects, track_graph = tracks.objects, tracks.track_graph
+    track_feat = scatter_mean(video_feat[tracks.boxes].detach().float(), tracks.track_of_box, tracks.num_tracks)
     # Every (object, track of its text's clip) pair.  Tracks are sorted by clip because track ids grow with
     # the clip in collation, so a clip's tracks are one contiguous range.
     per_graph = torch.bincount(track_graph, minlength=dsg.num_graphs)
@@ -81,7 +125,7 @@ def embedding_links(tsg: GraphBatch, dsg: GraphBatch, text_sample: Tensor, text_
     pair_track = first[obj_graph[pair_obj]] + within
     sim = F.cosine_similarity(text_feat[objects[pair_obj]].detach().float(), track_feat[pair_track], dim=-1)
     keep = (sim >= threshold) & (_within_group_rank(pair_obj, sim) < top_k)
-    return _expand(objects, obj_text, pair_obj[keep], pair_track[keep], boxes, track_of_box, num_tracks)
+    return tracks.expand(obj_text, pair_obj[keep], pair_track[keep])
 
 
 def _first_nodes(g: GraphBatch) -> tuple[Tensor, Tensor]:
@@ -130,18 +174,14 @@ class LinkMatcher(nn.Module):
         whose track's detector label is the object's own word (where detectors name things; a diagnostic of
         match quality, not a target)."""
         device = span.device
-        objects = torch.nonzero((tsg.node_type == NODE["object"]) & samples[tsg.node_graph]).squeeze(1)
-        boxes = torch.nonzero((dsg.node_type == NODE["object"]) & (dsg.node_track >= 0)).squeeze(1)
         zero = (self.text.weight.sum() + self.video.weight.sum() + self.text.bias.sum() + self.video.bias.sum()
                 + self.logit_scale) * 0.0  # every parameter takes part, also in a batch without pairs (DDP)
-        empty = torch.zeros(0, dtype=torch.long, device=device)
-        if objects.numel() == 0 or boxes.numel() == 0:  # the same stats keys on every rank and step (0 here)
-            return EmbeddingLinks(empty, empty, empty, empty), zero, {"link_label_agreement": zero.detach()}
-        track_ids, track_of_box = torch.unique(dsg.node_track[boxes], return_inverse=True)
-        num_tracks = int(track_ids.numel())
-        track_graph = torch.zeros(num_tracks, dtype=torch.long, device=device).scatter_(0, track_of_box, dsg.node_graph[boxes])
+        tracks = _Tracks.of(tsg, dsg, samples)  # every clip's tracks: the other clips' are the negatives
+        if tracks is None:  # the same stats keys on every rank and step (0 here)
+            return _no_links(device), zero, {"link_label_agreement": zero.detach()}
+        objects, num_tracks, track_graph = tracks.objects, tracks.num_tracks, tracks.track_graph
         text = F.normalize(self.text(span[objects]).float(), dim=-1)
-        video = F.normalize(scatter_mean(self.video(roi[boxes]).float(), track_of_box, num_tracks), dim=-1)
+        video = F.normalize(scatter_mean(self.video(roi[tracks.boxes]).float(), tracks.track_of_box, num_tracks), dim=-1)
         score = self.logit_scale.exp().clamp(max=100.0) * text @ video.t()  # [O, K]
         obj_text = tsg.node_graph[objects]
         own = track_graph[None, :] == text_sample[obj_text][:, None]
@@ -155,24 +195,9 @@ class LinkMatcher(nn.Module):
         keep = torch.isfinite(best)
         link_obj = torch.arange(objects.numel(), device=device)[:, None].expand(-1, k)[keep]
         link_track = pick[keep]
-        links = _expand(objects, obj_text, link_obj, link_track, boxes, track_of_box, num_tracks)
-        count = torch.bincount(track_of_box, minlength=num_tracks)
-        first_box = boxes[torch.argsort(track_of_box, stable=True)[torch.cumsum(count, 0) - count]]
+        links = tracks.expand(obj_text, link_obj, link_track)
+        first_box = tracks.first_boxes()
         labelled = dsg.node_words[first_box[link_track], 0] > 0
         same = tsg.node_words[objects[link_obj], 0] == dsg.node_words[first_box[link_track], 0]
         agreement = (same & labelled).float().sum() / labelled.float().sum().clamp(min=1)
         return links, loss, {"link_label_agreement": agreement}
-
-
-def _expand(objects: Tensor, obj_text: Tensor, link_obj: Tensor, link_track: Tensor, boxes: Tensor,
-            track_of_box: Tensor, num_tracks: int) -> EmbeddingLinks:
-    """Links ``(object, track)`` expanded to the DSG nodes of each track."""
-    device = objects.device
-    by_track = torch.argsort(track_of_box, stable=True)
-    box_count = torch.bincount(track_of_box, minlength=num_tracks)
-    box_first = torch.cumsum(box_count, 0) - box_count
-    sizes = box_count[link_track]
-    dsg_link = torch.repeat_interleave(torch.arange(link_obj.numel(), device=device), sizes)
-    offset = torch.arange(dsg_link.numel(), device=device) - torch.repeat_interleave(torch.cumsum(sizes, 0) - sizes, sizes)
-    dsg_nodes = boxes[by_track[box_first[link_track][dsg_link] + offset]]
-    return EmbeddingLinks(objects[link_obj], obj_text[link_obj], dsg_nodes, dsg_link)

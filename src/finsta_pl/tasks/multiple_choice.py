@@ -14,10 +14,18 @@ from finsta_pl.metrics import DedupMean
 from finsta_pl.tasks.base import Features, FinstaTask
 
 
+def candidate_positions(text_sample: Tensor, num_samples: int) -> tuple[Tensor, Tensor]:
+    """Each text's position among its clip's candidates ``[M]``, and the candidates per clip ``[B]`` (texts of a
+    clip are contiguous); counted by a sum, so nothing waits for the device."""
+    counts = torch.zeros(num_samples, dtype=torch.long, device=text_sample.device).index_add_(
+        0, text_sample, torch.ones_like(text_sample))
+    position = torch.arange(text_sample.numel(), device=text_sample.device) - (torch.cumsum(counts, 0) - counts)[text_sample]
+    return position, counts
+
+
 def candidate_scores(scores: Tensor, text_sample: Tensor, num_samples: int) -> Tensor:
     """Per-text scores ``[M]`` as ``[B, K_max]`` (candidates in order; missing ones ``-inf``)."""
-    counts = torch.bincount(text_sample, minlength=num_samples)
-    position = torch.arange(text_sample.numel(), device=scores.device) - (torch.cumsum(counts, 0) - counts)[text_sample]
+    position, counts = candidate_positions(text_sample, num_samples)
     out = scores.new_full((num_samples, int(counts.max()) if counts.numel() else 0), float("-inf"))
     out[text_sample, position] = scores
     return out
@@ -41,12 +49,8 @@ class MultipleChoiceQATask(FinstaTask):
         labels = batch.targets.get("label")
         if labels is None:
             return None
-        sample = batch.text_sample
-        first = torch.zeros(batch.batch_size + 1, dtype=torch.long, device=sample.device)
-        first[1:] = torch.zeros(batch.batch_size, dtype=torch.long, device=sample.device).index_add_(
-            0, sample, torch.ones_like(sample)).cumsum(0)
-        position = torch.arange(sample.numel(), device=sample.device) - first[sample]
-        return position == labels[sample]
+        position, _ = candidate_positions(batch.text_sample, batch.batch_size)
+        return position == labels[batch.text_sample]
 
     def scores(self, feats: Features, batch: FinstaBatch) -> Tensor:
         """``[B, K]`` candidate scores."""
