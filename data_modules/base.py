@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 
 from finsta_pl.batch import FinstaBatch
 from finsta_pl.data_modules.collate import CollateSamples
-from finsta_pl.data_modules.dataset import VideoTextDataset
+from finsta_pl.data_modules.dataset import GoldAnnotator, VideoTextDataset
 from finsta_pl.data_modules.graph_builder import GraphBuilder, GraphConfig
 from finsta_pl.data_modules.loader_state import LoaderResumeState
 from finsta_pl.data_modules.opencv_fork import single_threaded_opencv
@@ -106,6 +106,7 @@ class FinstaDataModule(LoaderResumeState, L.LightningDataModule):
         format's, with ``files`` overriding), and stop with :meth:`missing` when a folder is not there.  The
         one place every DataModule finds its files."""
         self.format = fmt
+        self.dataset = dataset
         self.root = self.resolve_root(dataset, root, synthetic)
         self.annotation_dir = self.root / annotation_dir
         self.video_dir = self.root / video_dir
@@ -293,7 +294,16 @@ class FinstaDataModule(LoaderResumeState, L.LightningDataModule):
             self._graph_builder = GraphBuilder(self.graph_config)
         builder = self._graph_builder if self.build_graphs else None
         return VideoTextDataset(specs, videos, self.vocab, self.clip, builder, split == "train", self.max_text_len,
-                                self.on_bad_sample, self.seed)
+                                self.on_bad_sample, self.seed, self.gold_annotator() if builder is not None else None)
+
+    def gold_annotator(self) -> GoldAnnotator | None:
+        """Gold object ids for the graphs' nodes where the data has gold scene graphs: the embedded world's
+        own video ids (its ``scene_graphs/``), for the alignment diagnostics; ``None`` elsewhere."""
+        if getattr(self, "dataset", None) != "synthetic":
+            return None
+        from finsta_pl.data_modules.synthetic.gold import WorldGold
+
+        return WorldGold(self.root)
 
     def report_truncation(self, split: str, texts: list[str]) -> float:
         """Warn once for ``split`` with the share of its texts longer than ``max_text_len`` tokens (they are cut

@@ -6,16 +6,22 @@ from __future__ import annotations
 import time
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
+from torch import Tensor
 from torch.utils.data import Dataset
 
 from finsta_pl.batch import BadSample, Sample, SampleText
 from finsta_pl.data_modules.graph_builder import GraphBuilder
 from finsta_pl.data_modules.specs import ClipConfig, SampleSpec
 from finsta_pl.data_modules.video import BadSampleError, decode_clip
+from finsta_pl.graphs.container import SceneGraph
 from finsta_pl.text import TextTokenizer
+
+#: ``(video_key, frame_indices, dsg, tsgs) -> (dsg node gold ids, [tsg node gold ids per text])`` or ``None``
+#: (no gold for that video): :class:`finsta_pl.data_modules.synthetic.gold.WorldGold`.
+GoldAnnotator = Callable[[str, Sequence[int], SceneGraph, Sequence[SceneGraph]], "tuple[Tensor, list[Tensor]] | None"]
 
 
 class VideoTextDataset(Dataset):
@@ -32,7 +38,11 @@ class VideoTextDataset(Dataset):
         max_text_len: int,
         on_bad_sample: str = "skip",
         seed: int = 0,
+        gold: GoldAnnotator | None = None,
     ) -> None:
+        """``gold``: gold object ids for the graphs' nodes (datasets with gold scene graphs: the embedded world),
+        for the alignment diagnostics only."""
+        self.gold = gold
         self.specs, self.videos, self.vocab, self.clip, self.graphs = list(specs), videos, vocab, clip, graphs
         self.train, self.max_text_len, self.on_bad_sample, self.seed = train, max_text_len, on_bad_sample, seed
         self.epoch = 0
@@ -72,6 +82,11 @@ class VideoTextDataset(Dataset):
                                              video_key=spec.video, video_path=path, repeatable=rng is None)
             for text, g in zip(texts, graphs):
                 text.graphs = g
+            gold = None if self.gold is None else self.gold(spec.video, frame_indices, sample.dsg, [g.tsg for g in graphs])
+            if gold is not None:
+                sample.dsg_gold = gold[0]
+                for text, ids in zip(texts, gold[1]):
+                    text.gold = ids
             timings.update(self.graphs.timings)
         sample.timings = timings
         return sample

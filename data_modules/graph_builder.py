@@ -14,7 +14,8 @@ from finsta_pl.batch import TextGraphs
 from finsta_pl.graphs.container import SceneGraph
 from finsta_pl.graphs.cache import DetectionCache, DSGCache, cache_key, cached_content_hash, detections_key
 from finsta_pl.graphs.dsg import DSGConfig, build_dsg
-from finsta_pl.graphs.hsg import LinkConfig, alignment_targets, build_hsg, has_track_labels, link_objects
+from finsta_pl.graphs.hsg import (LinkConfig, alignment_targets, build_hsg, has_track_labels, link_objects,
+                                  ptc_candidates)
 from finsta_pl.graphs.parsers import PARSERS, CachedTSGBuilder, make_parser
 from finsta_pl.graphs.precomputed import FrameDetectorSource, PrecomputedDetector, make_source
 from finsta_pl.text import char_to_token_spans
@@ -91,6 +92,8 @@ class GraphBuilder:
             # Embedding links need the host: the model adds them (and their OSC pairs); none are made here.
             links = [] if by_embedding else link_objects(tsg, dsg, link)
             osc, ptc = alignment_targets(tsg, dsg, links, link.hops)
+            if by_embedding:  # the model links: PTC pairs for every link it may make, kept if it makes them
+                ptc = ptc_candidates(tsg, dsg, link.hops)
             request = (link.embedding_threshold, link.top_k, by_label) if by_embedding else None
             out.append(TextGraphs(tsg, build_hsg(tsg, dsg, links), osc, ptc, request))
             self.timings["link"] += time.perf_counter() - link_start

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from finsta_pl.graphs.container import GraphBatch, SceneGraph, collate_graphs
+from finsta_pl.graphs.container import GraphBatch, SceneGraph, collate_graphs, track_id_span
 from finsta_pl.graphs.hsg import Alignment
 
 
@@ -33,6 +33,10 @@ class AlignmentBatch:
     region_key: Tensor  # [P] int64: pairs with equal keys share their positive (see sample_key)
     negative_nodes: Tensor  # DSG nodes of each pair's hard negative region (pairs may have none)
     negative_seg: Tensor
+    # The link each pair follows from (``Alignment.conditions``): TSG node and batch track id (``-1``: none).
+    # Where the model makes the links, a pair counts only if its link is among them (PTC on label-free data).
+    link_object: Tensor | None = None
+    link_track: Tensor | None = None
 
     @property
     def num_pairs(self) -> int:
@@ -92,6 +96,22 @@ class SampleText:
     ids: list[int]
     graphs: TextGraphs | None = None
     targets: dict[str, Any] = field(default_factory=dict)
+    gold: Tensor | None = None  # [n_tsg] long: gold object id per TSG node (-1 none), where a gold annotator ran
+
+
+@dataclass
+class GoldObjects:
+    """Evaluation only, never a model input: the gold object id of every TSG and DSG node of a batch (``-1``:
+    none), from a dataset with gold scene graphs (the embedded world).  Ids are per clip, so a TSG node and a
+    DSG node of one clip name one object when their ids are equal.  The alignment diagnostics score links
+    with it (``align_link_precision``/``recall``)."""
+
+    tsg: Tensor  # [N_tsg] long
+    dsg: Tensor  # [N_dsg] long
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "GoldObjects":
+        """Both tensors on ``device``."""
+        return GoldObjects(self.tsg.to(device, non_blocking=non_blocking), self.dsg.to(device, non_blocking=non_blocking))
 
 
 @dataclass
@@ -109,6 +129,7 @@ class Sample:
     dsg: SceneGraph | None = None
     targets: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    dsg_gold: Tensor | None = None  # [n_dsg] long: gold object id per DSG node (-1 none), where a gold annotator ran
 
 
 @dataclass(frozen=True)
@@ -146,6 +167,7 @@ class FinstaBatch:
     osc: AlignmentBatch | None = None
     ptc: AlignmentBatch | None = None
     embedding_link: EmbeddingLinkRequest | None = None
+    gold: GoldObjects | None = None  # evaluation only: where every sample of the batch has gold scene graphs
     num_skipped: int = 0
     bad_samples: list[BadSample] = field(default_factory=list)
     worker_seconds: dict[str, float] = field(default_factory=dict)  # per stage, summed over the batch's samples
@@ -171,10 +193,11 @@ class FinstaBatch:
         itself: any batch with a ``to`` method is moved whole, so tasks need no ``transfer_batch_to_device``."""
 
         def move(x: Any) -> Any:
-            if isinstance(x, (Tensor, GraphBatch, EmbeddingLinkRequest)):
+            if isinstance(x, (Tensor, GraphBatch, EmbeddingLinkRequest, GoldObjects)):
                 return x.to(device, non_blocking=non_blocking)
             if isinstance(x, AlignmentBatch):
-                return AlignmentBatch(*(getattr(x, f.name).to(device, non_blocking=non_blocking) for f in fields(x)))
+                return AlignmentBatch(*(None if getattr(x, f.name) is None else getattr(x, f.name).to(device, non_blocking=non_blocking)
+                                        for f in fields(x)))
             if isinstance(x, dict):
                 return {k: move(v) for k, v in x.items()}
             return x
@@ -182,12 +205,18 @@ class FinstaBatch:
         return replace(self, **{f.name: move(getattr(self, f.name)) for f in fields(self)})
 
 
-def _alignments(items: Sequence[Alignment], ids: Sequence[str], tsg_off: Tensor, dsg_off: Tensor) -> AlignmentBatch:
+def _alignments(items: Sequence[Alignment], ids: Sequence[str], tsg_off: Tensor, dsg_off: Tensor,
+                track_off: Tensor) -> AlignmentBatch:
     anchors, aseg, regions, rseg, graph, keys, negs, nseg = [], [], [], [], [], [], [], []
+    link_object, link_track = [], []
     p = 0
     for b, item in enumerate(items):
         base = sample_key(ids[b])
-        for anc, reg, key, neg in zip(item.anchors, item.regions, item.keys, item.negatives, strict=True):
+        conditions = item.conditions or [(-1, -1)] * len(item.anchors)
+        for anc, reg, key, neg, (obj, tid) in zip(item.anchors, item.regions, item.keys, item.negatives, conditions,
+                                                  strict=True):
+            link_object.append(obj + int(tsg_off[b]) if obj >= 0 else -1)
+            link_track.append(tid + int(track_off[b]) if tid >= 0 else -1)
             anchors += [a + int(tsg_off[b]) for a in anc]
             aseg += [p] * len(anc)
             regions += [r + int(dsg_off[b]) for r in reg]
@@ -199,7 +228,7 @@ def _alignments(items: Sequence[Alignment], ids: Sequence[str], tsg_off: Tensor,
             p += 1
     long = lambda x: torch.tensor(x, dtype=torch.long)  # noqa: E731
     return AlignmentBatch(long(anchors), long(aseg), long(regions), long(rseg), long(graph), long(keys),
-                          long(negs), long(nseg))
+                          long(negs), long(nseg), long(link_object), long(link_track))
 
 
 def _stack_targets(rows: Sequence[dict[str, Any]], where: str) -> dict[str, Tensor]:
@@ -287,8 +316,10 @@ def collate_samples(samples: Sequence[Sample | BadSample | None],
     # Region keys hash the clip's id (not the text's): every text of a clip names its regions alike, and repeats
     # of one record (DDP padding) match.
     text_ids = [good[int(b)].id for b in text_sample.tolist()]
-    batch.osc = _alignments([g.osc for g in graphs], text_ids, tsg_off, text_dsg_off)
-    batch.ptc = _alignments([g.ptc for g in graphs], text_ids, tsg_off, text_dsg_off)
+    # Batch track ids as collate_graphs numbers them: per clip, offset by the clip's index times a span.
+    text_track_off = text_sample * track_id_span([s.dsg for s in good])
+    batch.osc = _alignments([g.osc for g in graphs], text_ids, tsg_off, text_dsg_off, text_track_off)
+    batch.ptc = _alignments([g.ptc for g in graphs], text_ids, tsg_off, text_dsg_off, text_track_off)
     requests = [g.embedding_link for g in graphs]
     params = next((r for r in requests if r is not None), None)
     if params is not None:
@@ -297,4 +328,6 @@ def collate_samples(samples: Sequence[Sample | BadSample | None],
         batch.embedding_link = EmbeddingLinkRequest(flags, float(params[0]), int(params[1]),
                                                     torch.tensor([sample_key(i) for i in text_ids], dtype=torch.long),
                                                     by_label if bool(by_label.any()) else None)
+    if all(s.dsg_gold is not None for s in good) and all(t.gold is not None for t in texts):
+        batch.gold = GoldObjects(torch.cat([t.gold for t in texts]), torch.cat([s.dsg_gold for s in good]))
     return batch

@@ -320,6 +320,11 @@ class GraphBatch:
         )
 
 
+def track_id_span(graphs: Sequence[SceneGraph]) -> int:
+    """Track ids are per video; :func:`collate_graphs` makes them unique in a batch as ``id + graph * span``."""
+    return max(max((int(g.node_track.max()) + 1 for g in graphs if g.num_nodes), default=1), 1)
+
+
 def collate_graphs(graphs: Sequence[SceneGraph], encode_label: Any) -> GraphBatch:
     """Concatenate ``graphs`` with node offsets; ``encode_label(str) -> list[int]`` gives a label's word ids."""
     counts = torch.tensor([g.num_nodes for g in graphs], dtype=torch.long)
@@ -329,8 +334,7 @@ def collate_graphs(graphs: Sequence[SceneGraph], encode_label: Any) -> GraphBatc
     track = torch.cat([g.node_track for g in graphs])
     # Track ids are per video; make them unique in the batch so losses can group by them directly.
     graph_of_node = torch.repeat_interleave(torch.arange(len(graphs)), counts)
-    span = max((int(g.node_track.max()) + 1 for g in graphs if g.num_nodes), default=1)
-    track = torch.where(track >= 0, track + graph_of_node * max(span, 1), track)
+    track = torch.where(track >= 0, track + graph_of_node * track_id_span(graphs), track)
     labels = [g.node_label for g in graphs]
     # A batch holds thousands of nodes but a few dozen distinct labels: encode each once, then gather rows.
     distinct: dict[str, int] = {}

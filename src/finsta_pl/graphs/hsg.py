@@ -60,6 +60,9 @@ class Alignment:
     regions: list[list[int]] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
     negatives: list[list[int]] = field(default_factory=list)
+    #: per pair, the ``(TSG object node, track id)`` link it follows from (PTC: the predicate's subject and its
+    #: track); where the model makes the links (:func:`ptc_candidates`) a pair counts only if that link is made.
+    conditions: list[tuple[int, int]] = field(default_factory=list)
 
 
 def _neighbours(g: SceneGraph) -> dict[int, set[int]]:
@@ -201,12 +204,28 @@ def alignment_targets(
         ptc.anchors.append([r, *tsg_adverbs[r]])
         ptc.regions.append(_track_interval(track_nodes[tid], predicates[tid], dsg_adverbs, frames, lo, hi))
         ptc.keys.append(f"ptc:{tid}:{lo}:{hi}")
+        ptc.conditions.append((who, tid))
         # Temporal hard negative: the same track over the frames outside the interval, so PTC cannot be
         # solved by recognising the subject alone.
         outside = sorted({frames[j] for j in track_nodes[tid]} - set(range(lo, hi + 1)))
         ptc.negatives.append(_track_interval(track_nodes[tid], predicates[tid], dsg_adverbs, frames,
                                              outside[0], outside[-1], keep=set(outside)) if outside else [])
     return osc, ptc
+
+
+def ptc_candidates(tsg: SceneGraph, dsg: SceneGraph, hops: int = 1) -> Alignment:
+    """PTC pairs for links the model will make (embedding or learned links, ``nn/linking.py``): every TSG
+    predicate against every track its subject could be linked to, each pair conditioned on that link
+    (``Alignment.conditions``).  The model keeps the pairs whose link it made, so PTC runs on label-free data
+    with the same anchors, regions and temporal hard negatives as for label links, all built here."""
+    objects = [i for i, kind in enumerate(tsg.node_type.tolist()) if kind == NODE["object"]]
+    tracks = sorted({t for t, kind in zip(dsg.node_track.tolist(), dsg.node_type.tolist()) if kind == NODE["object"] and t >= 0})
+    out = Alignment()
+    for tid in tracks:
+        _, ptc = alignment_targets(tsg, dsg, [(i, tid, 1.0) for i in objects], hops)
+        for name in ("anchors", "regions", "keys", "negatives", "conditions"):
+            getattr(out, name).extend(getattr(ptc, name))
+    return out
 
 
 def _track_interval(nodes: list[int], predicates: list[int], adverbs: dict[int, list[int]], frames: list[int],

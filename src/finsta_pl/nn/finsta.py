@@ -16,7 +16,8 @@ from finsta_pl.batch import AlignmentBatch, FinstaBatch
 from finsta_pl.graphs.container import EDGE_TYPES, NODE, NODE_TYPES, GraphBatch
 from finsta_pl.hosts.base import Host, TextFeatures, VideoFeatures
 from finsta_pl.nn.gtrm import GTrmLayer
-from finsta_pl.nn.linking import EmbeddingLinks, LinkMatcher, crossmodal_edges, embedding_links
+from finsta_pl.nn.linking import (EmbeddingLinks, LinkMatcher, crossmodal_edges, embedding_links, gold_link_scores,
+                                  hsg_link_pairs)
 from finsta_pl.nn.losses import cosine_distill, in_batch_top1, info_nce
 from finsta_pl.nn.rgtrm import STGD, RGTrmBlock
 from finsta_pl.nn.scatter import scatter_mean, scatter_softmax, scatter_sum, segment_sum
@@ -311,7 +312,7 @@ class FinstaStreams(nn.Module):
             h_t, e = layer(h_t, e, index, tsg.node_graph, tsg.num_graphs, index=tsg.index, edge_keep=keep)
         h_h = torch.cat([h_t, h_d])[batch.hsg_source]
         groups = _WITH_CROSSMODAL if c.crossmodal_edges else _SPATIAL
-        osc_pairs, extra = batch.osc, None
+        osc_pairs, extra, links = batch.osc, None, None
         request = batch.embedding_link
         learned = c.learned_links and (request is None or request.by_label is None)
         if learned:  # always called, so its parameters take part in every step (DDP); no request: no objects
@@ -331,6 +332,12 @@ class FinstaStreams(nn.Module):
             osc_pairs = _with_links(osc_pairs, links, request.sample_key, dsg.node_track)
             if c.crossmodal_edges:
                 extra = crossmodal_edges(links, tsg, dsg, hsg, batch.text_sample)
+        if batch.gold is not None:  # the embedded world: score every link (worker's and model's) against the gold
+            text_node, dsg_node = hsg_link_pairs(hsg, batch.hsg_source, tsg.num_nodes)
+            if links is not None:
+                text_node = torch.cat([text_node, links.text_node.index_select(0, links.dsg_link)])
+                dsg_node = torch.cat([dsg_node, links.dsg_nodes])
+            out.stats.update(gold_link_scores(text_node, dsg_node, batch.gold, tsg, dsg, batch.text_sample))
         h_h = self._recurrent(self.hsg_blocks, hsg, h_h, groups, a_h, None, extra)
         out.text, out.joint = self._pool(h_t, tsg, a_t), self._readout(h_h, hsg, a_h, joint)
         clip_key = batch.clip_key[batch.text_sample]

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from finsta_pl.batch import GoldObjects
 from finsta_pl.graphs.container import EDGE, EDGE_TYPES, NODE, GraphBatch
 from finsta_pl.nn.scatter import scatter_mean
 
@@ -201,3 +202,37 @@ class LinkMatcher(nn.Module):
         same = tsg.node_words[objects[link_obj], 0] == dsg.node_words[first_box[link_track], 0]
         agreement = (same & labelled).float().sum() / labelled.float().sum().clamp(min=1)
         return links, loss, {"link_label_agreement": agreement}
+
+
+def hsg_link_pairs(hsg: GraphBatch, hsg_source: Tensor, num_tsg_nodes: int) -> tuple[Tensor, Tensor]:
+    """``(tsg node, dsg node)`` of each cross-modal HSG edge collation wrote (the worker's label links), text
+    side first: the edges of group 1 (``EDGE_GROUPS``) whose source is a TSG node."""
+    index = hsg.index
+    edges = hsg.edge_index.index_select(1, index.edge_order[index.group_end[0]:index.group_end[1]])
+    source = hsg_source[edges]  # into cat([tsg nodes, dsg nodes])
+    text_first = source[0] < num_tsg_nodes
+    return source[0][text_first], source[1][text_first] - num_tsg_nodes
+
+
+def gold_link_scores(text_node: Tensor, dsg_node: Tensor, gold: GoldObjects, tsg: GraphBatch, dsg: GraphBatch,
+                     text_sample: Tensor) -> dict[str, Tensor]:
+    """Links ``(text_node[e], dsg_node[e])`` (one entry per linked DSG node) scored against the gold objects.
+
+    ``link_precision``: share of linked DSG nodes that are the text object's gold object (over text objects
+    with a gold); ``link_recall``: share of text objects whose gold object is in their clip's DSG with at
+    least one correct linked node; ``link_accuracy``: share of those whose links are mostly correct, i.e.
+    top-1 accuracy when each object links one track.  Diagnostics only (no gradient, no sync)."""
+    text_gold, node_gold = gold.tsg.index_select(0, text_node), gold.dsg.index_select(0, dsg_node)
+    judged = text_gold >= 0
+    correct = (judged & (text_gold == node_gold)).float()
+    # A text object is eligible when its gold object appears among its clip's DSG nodes.
+    shift = 20  # gold ids are per clip and small: (clip << 20) | id is unique per (clip, object)
+    text_key = (text_sample.index_select(0, tsg.node_graph) << shift) | gold.tsg.clamp(min=0)
+    node_key = torch.where(gold.dsg >= 0, (dsg.node_graph << shift) | gold.dsg.clamp(min=0), torch.full_like(gold.dsg, -1))
+    eligible = (tsg.node_type == NODE["object"]) & (gold.tsg >= 0) & torch.isin(text_key, node_key)
+    links = torch.zeros(tsg.num_nodes, device=correct.device).index_add_(0, text_node, torch.ones_like(correct))
+    right = torch.zeros_like(links).index_add_(0, text_node, correct)
+    count = eligible.float().sum().clamp(min=1)
+    return {"link_precision": correct.sum() / judged.float().sum().clamp(min=1),
+            "link_recall": (eligible & (right > 0)).float().sum() / count,
+            "link_accuracy": (eligible & (2 * right > links)).float().sum() / count}
