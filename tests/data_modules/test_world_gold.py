@@ -85,3 +85,19 @@ def test_gold_ids_follow_the_world_files(tiny_world) -> None:  # noqa: ANN001
     gold = json.loads((tiny_world / "scene_graphs" / f"{video}.json").read_text())
     ids = set(batch.gold.dsg[(batch.dsg.node_graph == 0) & (batch.gold.dsg >= 0)].tolist())
     assert ids <= {o["id"] for o in gold["objects"]}, first
+
+
+def test_chance_is_one_over_the_tracks_of_each_clip(tiny_world) -> None:  # noqa: ANN001
+    _, batch = _batch(label_free=True)
+    text_node, dsg_node = torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+    scores = gold_link_scores(text_node, dsg_node, batch.gold, batch.tsg, batch.dsg, batch.text_sample)
+    assert scores["link_accuracy"] == 0 and scores["link_recall"] == 0  # no links: nothing right
+    tsg, dsg = batch.tsg, batch.dsg
+    boxes = (dsg.node_type == NODE["object"]) & (dsg.node_track >= 0)
+    expected = []
+    for i in torch.nonzero((tsg.node_type == NODE["object"]) & (batch.gold.tsg >= 0)).squeeze(1).tolist():
+        clip = int(batch.text_sample[tsg.node_graph[i]])
+        in_clip = boxes & (dsg.node_graph == clip)
+        if int(batch.gold.tsg[i]) in set(batch.gold.dsg[in_clip].tolist()):
+            expected.append(1 / len(set(dsg.node_track[in_clip].tolist())))
+    assert abs(float(scores["link_chance"]) - sum(expected) / len(expected)) < 1e-6

@@ -221,7 +221,8 @@ def gold_link_scores(text_node: Tensor, dsg_node: Tensor, gold: GoldObjects, tsg
     ``link_precision``: share of linked DSG nodes that are the text object's gold object (over text objects
     with a gold); ``link_recall``: share of text objects whose gold object is in their clip's DSG with at
     least one correct linked node; ``link_accuracy``: share of those whose links are mostly correct, i.e.
-    top-1 accuracy when each object links one track.  Diagnostics only (no gradient, no sync)."""
+    top-1 accuracy when each object links one track; ``link_chance``: that accuracy for a uniformly random
+    track of the clip (the mean of 1 / its number of tracks).  Diagnostics only (no gradient, no sync)."""
     text_gold, node_gold = gold.tsg.index_select(0, text_node), gold.dsg.index_select(0, dsg_node)
     judged = text_gold >= 0
     correct = (judged & (text_gold == node_gold)).float()
@@ -233,6 +234,10 @@ def gold_link_scores(text_node: Tensor, dsg_node: Tensor, gold: GoldObjects, tsg
     links = torch.zeros(tsg.num_nodes, device=correct.device).index_add_(0, text_node, torch.ones_like(correct))
     right = torch.zeros_like(links).index_add_(0, text_node, correct)
     count = eligible.float().sum().clamp(min=1)
-    return {"link_precision": correct.sum() / judged.float().sum().clamp(min=1),
+    first_box = (dsg.node_type == NODE["object"]) & (dsg.node_track >= 0) & (dsg.index.node_prev_track < 0)
+    tracks = torch.zeros(dsg.num_graphs, device=correct.device).index_add_(0, dsg.node_graph, first_box.float())
+    per_object = tracks.index_select(0, text_sample.index_select(0, tsg.node_graph)).clamp(min=1).reciprocal()
+    return {"link_chance": (per_object * eligible.float()).sum() / count,
+            "link_precision": correct.sum() / judged.float().sum().clamp(min=1),
             "link_recall": (eligible & (right > 0)).float().sum() / count,
             "link_accuracy": (eligible & (2 * right > links)).float().sum() / count}
