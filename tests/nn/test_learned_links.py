@@ -82,3 +82,29 @@ def test_class_agnostic_arm_has_no_label_words(tiny_world) -> None:  # noqa: ANN
     batch.dsg.node_words = torch.randint(1, 50, batch.dsg.node_words.shape)
     again = model.finsta._dsg_features(batch.dsg, model.host, model.host.encode_video(batch.frames), None)[0]
     torch.testing.assert_close(feats, again)
+
+
+def test_label_free_ptc_pairs_follow_the_models_links(tiny_world) -> None:  # noqa: ANN001
+    """PTC runs on label-free data: of the worker's candidate pairs (one per predicate and possible track), the
+    ones whose (subject, track) link the model made are positives, and only those."""
+    from finsta_pl.nn.finsta import _made_links
+
+    model, dm = build_task(["experiments/videoqa_label_free.yaml", *TINY_CONFIGS], [], batch_size=12)
+    batch = train_batch(dm)
+    out = model.features(batch).finsta
+    ptc = batch.ptc
+    assert ptc.num_pairs > 0 and float(out.stats["ptc_pairs"]) > 0
+    # Recompute the links the model made and check the count against the candidates' conditions.
+    host, finsta = model.host, model.finsta
+    with torch.no_grad():
+        video, text = host.encode_video(batch.frames), host.encode_text(batch.text_ids)
+        span = finsta._tsg_features(batch, host, text, None)[1]
+        roi = finsta._dsg_features(batch.dsg, host, video, None)[1]
+        links, _, _ = finsta.link_matcher(batch.tsg, batch.dsg, batch.text_sample, span, roi,
+                                          batch.embedding_link.samples, 1)
+    linked = {(int(links.text_node[k]), int(batch.dsg.node_track[links.dsg_nodes[links.dsg_link == k][0]]))
+              for k in range(links.num_links)}
+    made = _made_links(ptc, links, batch.embedding_link.samples, batch.dsg.node_track)
+    expected = [(int(o), int(t)) in linked for o, t in zip(ptc.link_object, ptc.link_track)]
+    assert made.tolist() == expected
+    assert float(out.stats["ptc_pairs"]) == sum(expected) < ptc.num_pairs  # not every candidate

@@ -349,8 +349,11 @@ class FinstaStreams(nn.Module):
             out.losses["osc"] = self._contrast(osc_pairs, h_t, h_d, a_t, a_d, self.osc_text, self.osc_video,
                                                _concept_keys(osc_pairs, tsg, clip_key), true_texts, out.stats, "osc")
         if c.ptc:
+            made = (None if links is None or batch.ptc.link_object is None
+                    else _made_links(batch.ptc, links, request.samples, dsg.node_track))
             out.losses["ptc"] = self._contrast(batch.ptc, h_t, h_d, a_t, a_d, self.ptc_text, self.ptc_video,
-                                               _concept_keys(batch.ptc, tsg, clip_key), true_texts, out.stats, "ptc")
+                                               _concept_keys(batch.ptc, tsg, clip_key), true_texts, out.stats, "ptc",
+                                               made)
         if self.hsg_contrast:
             out.losses["hsg"] = self._hsg_contrast(out.joint, video.pooled[batch.text_sample], text.pooled, clip_key)
         if "text" in self.token_students:
@@ -371,15 +374,18 @@ class FinstaStreams(nn.Module):
 
     def _contrast(self, pairs: AlignmentBatch, h_t: Tensor, h_d: Tensor, a_t: Tensor | None, a_d: Tensor | None,
                   proj_t: nn.Module, proj_v: nn.Module, concept: Tensor, true_texts: Tensor | None,
-                  stats: dict[str, Tensor] | None = None, name: str = "") -> Tensor:
+                  stats: dict[str, Tensor] | None = None, name: str = "", made: Tensor | None = None) -> Tensor:
         """InfoNCE between pooled anchors and regions, with each pair's hard negative region where it has one.
         Inactive nodes are left out of every pooling.  Pairs that share their region or their concept
-        (``concept``) are not each other's negatives; pairs of texts that are not true make no positive."""
+        (``concept``) are not each other's negatives; pairs of texts that are not true make no positive, nor
+        do pairs whose link the model did not make (``made``, [P] bool: :func:`_made_links`)."""
         n = pairs.num_pairs
         anchor, _ = _masked_mean(h_t, pairs.anchor_nodes, pairs.anchor_seg, n, a_t)
         region, _ = _masked_mean(h_d, pairs.region_nodes, pairs.region_seg, n, a_d)
         negative, count = _masked_mean(h_d, pairs.negative_nodes, pairs.negative_seg, n, a_d)
         weights = None if true_texts is None else true_texts[pairs.pair_graph]
+        if made is not None:
+            weights = made if weights is None else weights & made
         keys = (pairs.region_key, concept)
         a, r = proj_t(anchor), proj_v(region)
         if stats is not None:
@@ -494,6 +500,18 @@ def _active_previous(prev: Tensor, active: Tensor | None) -> Tensor:
     if active is None:
         return prev
     return torch.where((prev >= 0) & active & active[prev.clamp(min=0)], prev, torch.full_like(prev, -1))
+
+
+def _made_links(pairs: AlignmentBatch, links: EmbeddingLinks, samples: Tensor, node_track: Tensor) -> Tensor:
+    """[P] bool: whether each pair's link was made.  Pairs of texts the model links (``samples``) follow from a
+    link the worker could only guess (``AlignmentBatch.link_object``/``link_track``: one pair per possible
+    link, graphs/hsg.py ``ptc_candidates``); they count when the model made that (object, track) link.  Pairs
+    of the other texts follow from the worker's own links and always count."""
+    track = torch.zeros(links.num_links, dtype=torch.long, device=node_track.device).scatter_(
+        0, links.dsg_link, node_track.index_select(0, links.dsg_nodes))
+    made = (links.text_node << 32) | track
+    wanted = (pairs.link_object << 32) | pairs.link_track
+    return torch.isin(wanted, made) | ~samples.index_select(0, pairs.pair_graph)
 
 
 def _with_links(pairs: AlignmentBatch, links: EmbeddingLinks, sample_key: Tensor, node_track: Tensor) -> AlignmentBatch:

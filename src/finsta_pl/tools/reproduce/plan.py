@@ -23,6 +23,18 @@ CLIP4CLIP = "clip4clip"
 #: host's gain from what more training on the post-training captions gives by itself.
 HOST_LOSS_ONLY = "small_vlm_host_loss_only"
 POSTTRAINED_HOST_LOSS = "post-trained with the host loss only, no graphs"
+#: the label-free arm (issue 22; experiments/videoqa_label_free.yaml as overrides, so any task takes it): the
+#: motion detector's tracked boxes without its words, node features without label words, learned links.
+LABEL_FREE = ("--data.init_args.graphs.detector_args={shape_labels: false}",
+              "--data.init_args.graphs.dsg.class_agnostic=true", "--data.init_args.graphs.link.method=embedding",
+              "--model.init_args.finsta.learned_links=true", "--model.init_args.finsta.dsg_label_words=false")
+#: the capacity control: the same graphs, streams and learned links (the HSG's edges), without the alignment
+#: objectives, so what it adds over the host is capacity and the graphs' inputs, not OSC/PTC/distillation.
+NO_ALIGNMENT = ("--model.init_args.finsta.osc=false", "--model.init_args.finsta.ptc=false",
+                "--model.init_args.finsta.distill=false")
+LABELLED, CLASS_AGNOSTIC = "host + Finsta, labelled motion detector", "host + Finsta, class-agnostic boxes"
+CAPACITY = "capacity control: class-agnostic, no OSC/PTC/distillation"
+LABEL_FREE_TABLE = "label-free alignment: "
 
 
 @dataclass(frozen=True)
@@ -42,6 +54,8 @@ class Size:
     ablations: tuple[str, ...] = tuple(switch for _, switch in ABLATIONS)
     clip4clip: tuple[str, ...] = ()  # tasks that get the three rows with a (tiny, random) CLIP4Clip host
     controls: tuple[str, ...] = ()  # tasks that get the post-training control (and zero-shot, with studies)
+    label_free: tuple[str, ...] = ()  # tasks that get the label-free table (both splits), its controls
+    label_free_ablations: tuple[str, ...] = ()  # tasks whose six ablation rows run on the label-free arm
     jobs: int = 2
 
 
@@ -59,6 +73,10 @@ SIZES: dict[str, Size] = {
     # Under 60 minutes on 2 cores: everything the issue asks for.
     "full": Size((200, 60, 30), 3, 3, (0, 1, 2), tuple(METRIC), tuple(METRIC), ("videoqa", "retrieval"),
                  _REPRO, clip4clip=("videoqa", "retrieval"), controls=("retrieval", "mcqa")),
+    # The label-free study of issue 22 alone: per task and split, the host, the labelled arm, the
+    # class-agnostic arm and its capacity control; the ablations on the class-agnostic arm (compositional).
+    "label_free": Size((200, 60, 30), 3, 3, (0, 1, 2), (), (), (), _REPRO, studies=False,
+                       label_free=("videoqa", "retrieval", "mcqa"), label_free_ablations=("videoqa",)),
 }
 
 
@@ -160,7 +178,7 @@ def plan(size: Size, out: Path) -> list[Run]:
     """Every run of a reproduction, post-trainings first."""
     clip = clip4clip_overrides(out)
     splits = SPLITS if size.compositional else SPLITS[:1]
-    runs = [posttrain_run(s, split, "small_vlm", ()) for s in size.seeds for split in splits]
+    runs = [posttrain_run(s, split, "small_vlm", ()) for s in size.seeds for split in splits] if size.tasks else []
     if size.clip4clip:
         runs += [posttrain_run(s, "standard", CLIP4CLIP, clip) for s in size.seeds]
     if size.controls:
@@ -179,6 +197,7 @@ def plan(size: Size, out: Path) -> list[Run]:
             runs += [Run(f"ablation: {task}", row, "standard", s, (f"experiments/{task}.yaml",),
                          (f"--model.init_args.finsta.{switch}=false",), METRIC[task])
                      for row, switch in ABLATIONS if switch in size.ablations]
+        runs += _label_free_rows(size, s)
         if not size.studies:
             continue
         for rate in (0.25, 0.5):  # node drop in training and in evaluation (the graph builder serves both)
@@ -195,4 +214,25 @@ def plan(size: Size, out: Path) -> list[Run]:
         for row, post, host in zero_shot:
             runs.append(Run("zero-shot retrieval", row, "standard", s, ("experiments/retrieval_host_only.yaml",), (),
                             METRIC["retrieval"], command="validate", needs_posttrain=post, host=host))
+    return runs
+
+
+def _label_free_rows(size: Size, seed: int) -> list[Run]:
+    """The label-free table of each task (both splits): host only (the reference), the labelled arm, the
+    class-agnostic arm, its capacity control; then the six ablation rows on the class-agnostic arm (the
+    compositional split)."""
+    runs = []
+    for task in size.label_free:
+        table, metric = LABEL_FREE_TABLE + task, METRIC[task]
+        for split in SPLITS:
+            data = split_overrides(split)
+            runs += [Run(table, HOST_ONLY, split, seed, (f"experiments/{task}_host_only.yaml",), data, metric),
+                     Run(table, LABELLED, split, seed, (f"experiments/{task}.yaml",), data, metric),
+                     Run(table, CLASS_AGNOSTIC, split, seed, (f"experiments/{task}.yaml",), (*LABEL_FREE, *data), metric),
+                     Run(table, CAPACITY, split, seed, (f"experiments/{task}.yaml",),
+                         (*LABEL_FREE, *NO_ALIGNMENT, *data), metric)]
+    for task in size.label_free_ablations:
+        runs += [Run(f"label-free ablation: {task}", row, split, seed, (f"experiments/{task}.yaml",),
+                     (*LABEL_FREE, f"--model.init_args.finsta.{switch}=false", *split_overrides(split)), METRIC[task])
+                 for split in SPLITS[1:] for row, switch in ABLATIONS]  # the targets are the compositional split's
     return runs

@@ -9,13 +9,20 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from finsta_pl.tools.reproduce.plan import HOST_ONLY, JOINT, POSTTRAINED, SPLITS, Run, Size
+from finsta_pl.tools.reproduce.plan import (CAPACITY, CLASS_AGNOSTIC, HOST_ONLY, JOINT, LABEL_FREE_TABLE, POSTTRAINED,
+                                            SPLITS, Run, Size)
 
 #: tables of variations, each led by the runs it varies: (table prefix, the reference row's name, the row of the
 #: task's table on the standard split that it copies).
 _LED_BY = (("ablation: ", "full model", JOINT), ("robustness: ", "node drop 0%", JOINT),
            ("vocabulary-free detector: ", "host + Finsta, motion detector (its labels)", JOINT),
            ("post-training control: ", "post-trained with Finsta, no graphs", POSTTRAINED))
+#: variations led by a row of another table of the same column: (table prefix, reference row's name, the
+#: table it comes from (prefix + task), that table's row).
+_LED_BY_COLUMN = (("label-free ablation: ", "class-agnostic boxes, full model", LABEL_FREE_TABLE, CLASS_AGNOSTIC),)
+#: tables with a second reference row: a cell beyond its spread gets a dagger (the label-free table's capacity
+#: control: an effect of the alignment must beat it, not only the host).
+SECOND_REFERENCE = {LABEL_FREE_TABLE: CAPACITY}
 
 
 def with_references(results: dict[Run, float]) -> dict[Run, float]:
@@ -31,6 +38,12 @@ def with_references(results: dict[Run, float]) -> dict[Run, float]:
                 task = run.table.removeprefix(prefix)
                 for reference, v in results.items():
                     if (reference.table, reference.row, reference.column) == (task, varied, "standard"):
+                        out[replace(reference, table=run.table, row=name)] = v
+        for prefix, name, source, varied in _LED_BY_COLUMN:
+            if run.table.startswith(prefix) and not any(r.table == run.table for r in out):
+                task = source + run.table.removeprefix(prefix)
+                for reference, v in results.items():
+                    if (reference.table, reference.row) == (task, varied):
                         out[replace(reference, table=run.table, row=name)] = v
         out[run] = value
     return out
@@ -62,11 +75,13 @@ def cells_by_table(results: dict[Run, float]) -> Cells:
 
 def tables(results: dict[Run, float]) -> str:
     """Markdown: one table per ``Run.table``, rows x columns of mean +- std, the first row the reference;
-    a ``*`` marks a cell whose interval does not overlap the reference row's in that column."""
+    a ``*`` marks a cell whose interval does not overlap the reference row's in that column, a dagger one that
+    does not overlap the table's second reference (``SECOND_REFERENCE``: the label-free capacity control)."""
     parts = []
     for table, rows in cells_by_table(results).items():
         columns = sorted({c for cells in rows.values() for c in cells}, key=SPLITS.index)
         reference = next(iter(rows))
+        second = next((row for prefix, row in SECOND_REFERENCE.items() if table.startswith(prefix)), None)
         lines = [f"### {table}", "", "| | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
         for row, cells in rows.items():
             shown = []
@@ -77,6 +92,8 @@ def tables(results: dict[Run, float]) -> str:
                     continue
                 mean, std = summarise(values)
                 mark = "*" if row != reference and beyond_spread(values, rows[reference].get(c, [])) else ""
+                if second in rows and row not in (reference, second) and beyond_spread(values, rows[second].get(c, [])):
+                    mark += "\u2020"
                 shown.append(f"{mean:.3f} +- {std:.3f} (n={len(values)}){mark}")
             lines.append(f"| {row} | " + " | ".join(shown) + " |")
         parts.append("\n".join(lines))
@@ -136,7 +153,8 @@ def write_results(report: Path, size_name: str, size: Size, results: dict[Run, f
              f"wall here with {jobs} run(s) at once ({run_seconds / 60:.1f} min of runs); the embedded world at "
              f"{size.world[0]}/{size.world[1]}/{size.world[2]} videos per seed, {size.epochs} epochs "
              f"(post-training {size.posttrain_epochs}), seeds {', '.join(map(str, size.seeds))}.  Cells: mean +- "
-             "std of the validation metric over seeds; `*`: the interval does not overlap the table's first row's.",
+             "std of the validation metric over seeds; `*`: the interval does not overlap the table's first row's; "
+             "\u2020 (label-free tables): nor the capacity control's.",
              ""]
     if example is not None:
         lines += ["Each cell is one `finsta-pl` command per seed, its arguments in the run's `config.yaml` under "
