@@ -108,3 +108,19 @@ def test_label_free_ptc_pairs_follow_the_models_links(tiny_world) -> None:  # no
     expected = [(int(o), int(t)) in linked for o, t in zip(ptc.link_object, ptc.link_track)]
     assert made.tolist() == expected
     assert float(out.stats["ptc_pairs"]) == sum(expected) < ptc.num_pairs  # not every candidate
+
+
+def test_label_free_osc_and_ptc_reach_the_host_features(tiny_world) -> None:  # noqa: ANN001
+    """On label-free data both alignment losses are non-zero and send gradient into the host's own text tokens
+    and frame features (not only into the graph streams)."""
+    model, dm = build_task(["experiments/videoqa_label_free.yaml", *TINY_CONFIGS], [], batch_size=12)
+    batch = train_batch(dm)
+    host, finsta = model.host, model.finsta
+    for name in ("osc", "ptc"):
+        video, text = host.encode_video(batch.frames), host.encode_text(batch.text_ids)
+        video.maps.retain_grad()
+        text.tokens.retain_grad()
+        out = finsta(batch, host, video, text, host.fuse(video.select(batch.text_sample), text))
+        assert float(out.stats[f"{name}_pairs"]) > 0 and float(out.losses[name]) > 0, name
+        out.losses[name].backward()
+        assert float(text.tokens.grad.abs().sum()) > 0 and float(video.maps.grad.abs().sum()) > 0, name
