@@ -9,6 +9,7 @@ real readers and the real decoder (decord) are what a default run exercises, plu
     msrvtt/train_val_videodatainfo.json, msrvtt/test_videodatainfo.json   MSR-VTT official schema
     msrvtt_mc/, kinetics/, violin/      MSRVTT-MC, Kinetics-400 and VIOLIN files (``task_formats.py``)
     activitynet/                        paired clips in both orders as ActivityNet Captions (``long_form.py``)
+    order_qa/                           event-order questions on those pairs, MSRVTT-QA files (``long_form.py``)
     splits/compositional_*.txt          the compositional split's video lists (``compositional.py``)
     datasets/<dataset>/                 the world laid out as each real dataset ships (``dataset_layouts.py``)
     scene_graphs/video{N}.json          gold objects, boxes, events, relations, captions, text graphs
@@ -45,7 +46,10 @@ from finsta_pl.data_modules.synthetic.video_file import write_mp4
 # Bump whenever the generator's output changes: it is part of the fingerprint, so stale caches are not reused.
 # Version 3 added files (paragraphs, compositional lists); the clips and the version-2 files are unchanged.
 # Version 4: TGIF-QA FrameQA rows carry a per-question vid_id and a per-GIF key, as the release does.
-WORLD_VERSION = 4
+# Version 5 (issue 22, point 6): the gold text graphs of "which way" / "how" questions carry the asked dimension
+# as the predicate's adverb, and order_qa/ is new (event-order questions on the paired long videos,
+# ``long_form.py``); clips, pixels and every earlier question and answer are unchanged.
+WORLD_VERSION = 5
 
 COLORS: dict[str, tuple[int, int, int]] = {  # BGR, saturated and far apart so codec blur cannot confuse them
     "red": (40, 40, 220), "green": (40, 190, 40), "blue": (220, 80, 40), "yellow": (40, 220, 220)}
@@ -354,7 +358,9 @@ def _question(template: int, answer: str, obj: dict[str, Any]) -> dict[str, Any]
     pattern = QUESTION_TEMPLATES[template]
     nodes = [{"id": obj["id"], "name": obj["shape"] if "{shape}" in pattern else "object",
               "attributes": [obj["color"]] if "{color}" in pattern else []}] if "{" in pattern else []
-    rels = [{"subject": obj["id"], "predicate": "move", "adverbs": []}] if template in (2, 3) else []
+    # The asked dimension is the predicate's adverb, as the TSG keeps it: "which way" (direction), "how" (speed).
+    asked = {2: ["which way"], 3: ["how"]}
+    rels = [{"subject": obj["id"], "predicate": "move", "adverbs": asked[template]}] if template in asked else []
     return {"question": pattern.format(color=obj["color"], shape=obj["shape"]), "answer": answer,
             "category_id": template, "text_graph": {"objects": nodes, "relations": rels}}
 
@@ -422,7 +428,7 @@ def generate_world(config: WorldConfig, out_dir: Path) -> None:
     qa: dict[str, list[dict]] = {"train": [], "val": [], "test": []}
     videos, sentences, qa_id, fp = [], [], 0, config.fingerprint()
     graphs, splits = [], []
-    paragraphs = ParagraphWriter(out, config.fps)
+    paragraphs = ParagraphWriter(out, config.fps, config.seed)
     # One child seed per video id, so a video does not depend on how many videos came before it.
     for vid, seed in enumerate(np.random.SeedSequence(config.seed).spawn(config.num_videos)):
         graph, frames = _make_clip(np.random.default_rng(seed), config, vid)

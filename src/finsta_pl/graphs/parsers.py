@@ -117,6 +117,35 @@ def _recover_verb(toks: list[Any], head: list[int], rel: list[str], upos: list[s
         upos[m] = "ADJ" if rel[m] == "amod" else upos[m]
 
 
+def _recover_order_clause(toks: list[Any], head: list[int], rel: list[str], upos: list[str], lemma: list[str],
+                          lex: _Lexicon) -> None:
+    """Repair an order clause read as a prepositional phrase, in place (spaCy labels).
+
+    The small models read "does the green triangle appear after the red square approaches?" with "after" as a
+    preposition whose object is the noun "approaches" (and "square" its compound).  A ``pobj`` of "after",
+    "before", "until" or "since" in an "-s" form that is a known verb, with a noun right before it, becomes
+    the verb of an ``advcl`` marked by the preposition, and that noun (with its modifiers) its subject.
+    """
+    n = len(toks)
+    for p in range(n):
+        if rel[p] != "prep" or lemma[p] not in {"after", "before", "until", "since"}:
+            continue
+        v = next((c for c in range(p + 1, n) if head[c] == p and rel[c] == "pobj"), None)
+        if v is None or v - 1 <= p or toks[v].tag_ not in {"NNS", "VBZ"} or lex.verb_lemma(toks[v]) is None:
+            continue
+        subj = v - 1
+        if upos[subj] not in {"NOUN", "PROPN", "ADJ"} or head[subj] != v:
+            continue
+        head[v], rel[v], upos[v], lemma[v] = head[p], "advcl", "VERB", lex.verb_lemma(toks[v]) or lemma[v]
+        head[p], rel[p], upos[p] = v, "mark", "SCONJ"
+        head[subj], rel[subj], upos[subj] = v, "nsubj", "NOUN"
+        for m in range(p + 1, subj):  # the subject's determiner and adjectives ("the red square")
+            if head[m] in {v, subj}:
+                head[m] = subj
+                rel[m] = {"DET": "det", "NUM": "nummod"}.get(upos[m], "amod")
+                upos[m] = "ADJ" if rel[m] == "amod" else upos[m]
+
+
 def _fix_lemmas(toks: list[Any], upos: list[str], lemma: list[str], lex: _Lexicon) -> None:
     """The lookup lemmatizer strips "-ing" to any known verb: "riding" -> "rid", "hoping" -> "hop".  One vowel
     and one consonant before "-ing" means an "e" was dropped (a doubled consonant is kept: "ridding") when the
@@ -173,6 +202,7 @@ def _spacy_sentence(sent: Any, lex: _Lexicon) -> list[UDToken]:
     rel, upos, lemma = [t.dep_ for t in toks], [t.pos_ for t in toks], [t.lemma_.lower() for t in toks]
     _recover_verb(toks, head, rel, upos, lemma, lex)
     _recover_coordinated_verbs(toks, head, rel, upos, lemma, lex)
+    _recover_order_clause(toks, head, rel, upos, lemma, lex)
     _fix_lemmas(toks, upos, lemma, lex)
     for i, t in enumerate(toks):  # "a living room": a noun-tagged "amod" is a compound
         if rel[i] == "amod" and t.tag_ in {"NN", "NNS"}:

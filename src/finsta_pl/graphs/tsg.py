@@ -16,7 +16,12 @@ conventions are those of ``tests/data/tsg_gold/README.md``):
   take the noun they modify.  Light verbs ("begins to dance", "is seen standing") give no relation of their
   own.  ``nmod`` + ``case`` between nouns is a prepositional relation ("man in shirt"); a possessive is an
   "of" relation; a place PP on a verb's object or argument ("slice an onion in the kitchen") is the verb's.
-- Adverbs: manner words on a verb become *predicate-attribute* (adverb) nodes of each of its relations.
+- Adverbs: manner words on a verb become *predicate-attribute* (adverb) nodes of each of its relations, and
+  so do the two temporal kinds PTC contrasts (issue 22, point 6; docs/DESIGN-NOTES.md "Temporal content for
+  PTC"): the dimension a question asks about ("which way does X move?" -> ``which way``, "how fast" ->
+  ``how fast``, "how does X move?" -> ``how``; never "how many"), and order words: "then" and "first" on the
+  verb they modify, and the marker of an order clause ("before", "after", "while" + a clause or a gerund) on
+  the verb that clause modifies ("does X move before Y grows?" -> ``move`` + ``before``).
 
 Place phrases are relations, not objects: "to the left of the car" gives "left of" (on a noun or after a
 copula) or "<verb> left of" (on a verb), "in front of" / "on top of" likewise; "on the left" without an
@@ -69,6 +74,15 @@ _NOT_MANNER = {"only", "early", "really", "finally", "eventually", "actually", "
                "currently", "immediately", "directly", "mostly", "simply", "clearly", "apparently", "briefly",
                "fully", "totally", "completely", "partly", "barely", "hardly", "merely", "truly", "usually",
                "initially", "recently", "repeatedly", "continuously", "constantly", "occasionally", "shortly"}
+#: order words that become adverb nodes: advmods of the verb ("then", "first") and the markers of a
+#: subordinate clause, put on the verb the clause modifies ("before", "after", "while")
+ORDER_WORDS = frozenset({"before", "after", "then", "first", "while"})
+_ORDER_ADVMODS = {"then", "first"}
+_ORDER_MARKS = {"before", "after", "while"}
+#: nouns of a wh-phrase that asks for the path of the verb: "which way", "what direction"
+_QUESTION_PATH_NOUNS = {"way", "direction"}
+#: "how" before these asks about a noun's quantity, not about the verb ("how many dogs are running?")
+_HOW_QUANTITY = {"many", "much"}
 #: aspectual and trying verbs: "begins to dance" is the dancing
 _LIGHT_VERBS = {"begin", "start", "continue", "proceed", "try", "keep", "attempt", "resume"}
 #: "is seen / shown + verb": a description of what the video shows, not an event
@@ -392,6 +406,36 @@ class _Verbs:
                 out.append(word)
         return out
 
+    def question_adverbs(self, v: int, manner: list[int]) -> tuple[list[UDToken], list[int]]:
+        """The dimension a question asks about ``v`` as adverb tokens ("which way", "how fast", "how"), and
+        ``manner`` without the words folded into them ("fast" of "how fast")."""
+        s, out, manner = self.s, [], list(manner)
+        sent = s.sent
+        for c in s.children[v]:
+            tok = sent[c]
+            if tok.lemma in _QUESTION_PATH_NOUNS and tok.upos in {"NOUN", "PROPN"} and s.wh_modified(c):
+                wh = min(d for d in s.kids(c, "det", "amod", "advmod") if sent[d].lemma in _WH_WORDS)
+                out.append(_joined(sent[wh], tok))  # "which way", "what direction"
+        hows = [c for c in s.kids(v, "advmod") if sent[c].text.lower() == "how"]
+        hows += [d for a in manner for d in s.kids(a, "advmod") if sent[d].text.lower() == "how"]
+        for h in sorted(set(hows)):
+            nxt = sent[h + 1].text.lower() if h + 1 < len(sent) else ""
+            if nxt in _HOW_QUANTITY:
+                continue  # "how many dogs are running?": the count of a noun
+            degree = [a for a in manner if a == h + 1]  # "how fast", "how quickly"
+            manner = [a for a in manner if a not in degree]
+            out.append(_joined(sent[h], sent[degree[0]]) if degree else sent[h])
+        return out, manner
+
+    def order_adverbs(self, v: int) -> list[UDToken]:
+        """Order words of ``v``: its "then"/"first" advmods, and the "before"/"after"/"while" marker of each
+        clause (or gerund) that modifies it ("does X move before Y grows?": ``move`` + ``before``)."""
+        s = self.s
+        out = [s.sent[a] for a in s.kids(v, "advmod") if s.sent[a].text.lower() in _ORDER_ADVMODS]
+        for c in s.kids(v, "advcl"):
+            out += [s.sent[m] for m in s.kids(c, "mark") if s.sent[m].text.lower() in _ORDER_MARKS]
+        return out
+
     # --------------------------------------------------------------------------------- relations ----
     def add(self, v: int) -> None:
         """The relations of the verb ``v``."""
@@ -435,7 +479,8 @@ class _Verbs:
         manner = [a for a in s.kids(v, "advmod") if _is_manner(s, a, v)]
         # "moves right quickly" read as right <- quickly: the direction still belongs to the verb
         manner += [d for a in manner for d in s.kids(a, "advmod") if _is_manner(s, d, v)]
-        adverbs = [s.sent[a] for a in sorted(manner)]
+        asked, manner = self.question_adverbs(v, manner)
+        adverbs = sorted([s.sent[a] for a in manner] + asked + self.order_adverbs(v), key=lambda t: t.start)
         adverbs += [s.sent[d] for d in s.kids(v, "obl") if d in self.directions]
         if not subjects and not targets:
             return
@@ -443,6 +488,12 @@ class _Verbs:
             for t, label in targets or [(None, base)]:
                 b.relation(label, span, s.objects.get(subj) if subj is not None else None,
                            s.objects[t] if t is not None else None, adverbs)
+
+
+def _joined(first: UDToken, last: UDToken) -> UDToken:
+    """One adverb token for a two-word phrase ("which way", "how fast"), spanning both words."""
+    text = f"{first.text.lower()} {last.text.lower()}"
+    return UDToken(text, text, "ADV", first.head, "advmod", first.start, last.end)
 
 
 def _ground_of(s: _Sentence, n: int) -> int | None:

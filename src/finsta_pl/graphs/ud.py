@@ -58,6 +58,8 @@ _CCONJ = {"and", "or", "but"}
 _SCONJ = {"while", "as", "when", "because", "although", "though", "if", "whereas", "once"}
 #: prepositions that are subordinators before a subject pronoun ("after she turns off the stove")
 _TIME_SCONJ = {"after", "before", "until", "since"}
+#: words after a question's pro-verb "do" that show it is the clause's verb ("what does X do after Y moves?")
+_ORDER_NEXT = {"after", "before", "while", "when", "until", "then", "first"}
 _PRON = {"it", "they", "he", "she", "them", "him", "there", "here", "someone", "something", "everyone",
          "somebody", "everybody", "i", "me", "we", "us", "you", "itself", "himself", "herself", "themselves"}
 _SUBJECT_PRON = {"it", "they", "he", "she", "someone", "somebody", "everyone", "everybody", "i", "we", "you"}
@@ -165,6 +167,20 @@ def _is_ing(w: str) -> bool:
     return w.endswith("ing") and len(w) >= 5 and bool(re.search(r"[aeiouy]", w[:-3]))
 
 
+def _opens_clause(words: list[str], i: int) -> bool:
+    """Whether the time word ``words[i]`` ("after", "before") opens a clause with its own subject noun phrase
+    and verb ("after the blue square moves", "before the kids leave"), not a noun phrase ("after the bus")."""
+    j = i + 1
+    while j < len(words) and j <= i + 5 and (words[j] in _DET | _NUM | _ADJ or words[j] not in (
+            _ADP | _AUX | _CCONJ | _SCONJ | _VERB | _PRON | _ADV | _WH) and not _is_ing(words[j])):
+        if j > i + 1 and words[j - 1] not in _DET | _NUM | _ADJ and (words[j].endswith("s") or words[j] in _VERB):
+            break  # an "-s" word right after the subject's noun: the clause's verb
+        j += 1
+    if j >= len(words) or j == i + 1 or words[j - 1] in _DET | _NUM | _ADJ:
+        return False
+    return words[j] in _VERB or (words[j].endswith("s") and not words[j].endswith(("ss", "us", "is")))
+
+
 def _plural_like(w: str) -> bool:
     """A plural noun or pronoun that a bare present verb agrees with ("kids pick", "they kiss")."""
     return w in _PLURAL_WORDS or (w.endswith("s") and not w.endswith(("ss", "us", "is", "'s")) and len(w) > 3)
@@ -227,8 +243,9 @@ class RuleParser:
             elif w in _DET:
                 tags.append("DET")
             elif w in _DO_HAVE and (not (i == 0 or (pw in _WH) or (prev == "NOUN" and i > 1 and words[0] in _WH
-                                                                  and not clause_verb))
-                                    or (w == "do" and i > 0 and (nx is None or nx in {"?", "."}))):
+                                                                  and not clause_verb)
+                                         or (i >= 2 and words[i - 2] == "how" and prev == "ADV"))  # "how fast does"
+                                    or (w == "do" and i > 0 and (nx is None or nx in {"?", "."} | _ORDER_NEXT))):
                 # A clause-final "do" ("what does the square do?") is the pro-verb of the asked action: a relation
                 # of its subject, which PTC aligns with the track's predicates (sg-eval does not score it).
                 tags.append("VERB")  # "doing tricks", "what does the girl do after ...": lexical do/have
@@ -237,7 +254,7 @@ class RuleParser:
                 tags.append("AUX")
             elif w in _CCONJ:
                 tags.append("CCONJ")
-            elif w in _SCONJ or (w in _TIME_SCONJ and nx in _SUBJECT_PRON):
+            elif w in _SCONJ or (w in _TIME_SCONJ and (nx in _SUBJECT_PRON or _opens_clause(words, i))):
                 tags.append("SCONJ")
                 clause_verb = False
             elif w in _PRON:
@@ -257,6 +274,9 @@ class RuleParser:
                 tags.append("ADV")  # "holds it up to the camera", "walks out", "slams the phone down"
             elif w in _ADP:
                 tags.append("ADP")
+            elif w == "first" and prev in {"VERB", "ADV", "PRON", "NOUN"} and clause_verb and (
+                    nx is None or nx in _ADP | _CCONJ | _SCONJ | _TIME_SCONJ):
+                tags.append("ADV")  # "which object moves first?" (but "the first man": an adjective)
             elif w in {"hard", "fast"} and prev not in {"DET", "ADJ", "AUX"} and (
                     nx is None or nx in _ADP | _CCONJ | _ADV):
                 tags.append("ADV")  # "hitting the ball hard"
@@ -434,6 +454,8 @@ class RuleParser:
                 head[m], rel[m] = (nxt if nxt is not None else root) + 1, "mark"
             elif t == "ADV":
                 nxt = next((x for x in range(m + 1, n) if tags[x] not in {"ADV", "AUX"}), None)
+                if words[m] == "then":  # "and then a square moves up": the next verb is the later event
+                    nxt = next((x for x in range(m + 1, n) if tags[x] == "VERB"), nxt)
                 fallback = last_verb if last_verb is not None else root
                 target = nxt if nxt is not None and tags[nxt] == "VERB" else fallback
                 head[m], rel[m] = target + 1, "advmod"  # "slowly lifts": the adverb before its verb

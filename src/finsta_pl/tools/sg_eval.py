@@ -1,6 +1,7 @@
 """``finsta-pl sg-eval``: precision/recall/F1 of our TSGs and DSGs against the synthetic world's gold graphs.
 
-TSG (every caption and question of ``text_graphs``), multisets per text, labels only (no node identity):
+TSG (every caption and question of ``text_graphs``; the event-order questions of ``order_qa/text_graphs.json``
+as ``tsg_order_*``), multisets per text, labels only (no node identity):
 objects ``label``; attributes ``(object label, attribute)``; relations ``(subject, predicate, object or None)``;
 adverbs separately as ``(predicate, adverb)`` pairs, so a right relation with a missing adverb is not a wrong
 relation.  Conventions where gold and TSG disagree: "appears on the right" is a locative adverb in the gold
@@ -182,6 +183,10 @@ def evaluate(root: Path, parser: str, detector: str, num_frames: int) -> dict[st
         for k, c in scored["counts"].items():
             totals["dsg_" + k] += c
         track_gold.append(scored["track_gold"])
+    order = root / "order_qa" / "text_graphs.json"  # event-order questions on the paired videos (world v5+)
+    for tg in json.loads(order.read_text()) if order.is_file() else []:
+        for k, c in score_tsg(tsg_tuples(tsg_of(tg["text"])), gold_text_tuples(tg)).items():
+            totals["tsg_order_" + k] += c
     purity = track_purity({(v, t): ids for v, tg in enumerate(track_gold) for t, ids in tg.items()})
     metrics = {k: dict(zip(("p", "r", "f1"), c.prf()), tp=c.tp, fp=c.fp, fn=c.fn) for k, c in totals.items()}
     return {"videos": len(files), "parser": parser, "detector": detector, "num_frames": num_frames,

@@ -76,7 +76,8 @@ def tuples_function(parser: str) -> Callable[[str], dict[str, Counter]]:
     from finsta_pl.graphs.parsers import CachedTSGBuilder, make_parser
 
     builder = CachedTSGBuilder(make_parser(parser))
-    return lambda text: tsg_tuples(builder(text))
+    # The gold set does not annotate temporal words (its README), so the TSG's order adverbs are not scored.
+    return lambda text: tsg_tuples(builder(text), order_adverbs=False)
 
 
 def scene_graph_parser_available() -> bool:
