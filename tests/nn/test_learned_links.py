@@ -124,3 +124,39 @@ def test_label_free_osc_and_ptc_reach_the_host_features(tiny_world) -> None:  # 
         assert float(out.stats[f"{name}_pairs"]) > 0 and float(out.losses[name]) > 0, name
         out.losses[name].backward()
         assert float(text.tokens.grad.abs().sum()) > 0 and float(video.maps.grad.abs().sum()) > 0, name
+
+
+def test_regions_from_the_fusion_tokens(tiny_world) -> None:  # noqa: ANN001
+    """``finsta.regions: tokens`` pools DSG nodes from the token grid the host's fusion reads: the alignment's
+    gradient then reaches those tokens directly.  A host without a token grid is refused by name."""
+    import pytest
+
+    from finsta_pl.nn.finsta import FinstaConfig, FinstaStreams, _roi_pool
+
+    model, dm = build_task(["experiments/videoqa_label_free.yaml", *TINY_CONFIGS],
+                           ["--model.init_args.finsta.regions=tokens", "--model.init_args.host.patch_grid=8"],
+                           batch_size=12)
+    batch = train_batch(dm)
+    host, finsta = model.host, model.finsta
+    video, text = host.encode_video(batch.frames), host.encode_text(batch.text_ids)
+    video.tokens.retain_grad()
+    roi = finsta._dsg_features(batch.dsg, host, video, None)[1]
+    is_obj = (batch.dsg.node_type == 1).to(roi.dtype)
+    assert torch.equal(roi, _roi_pool(host.token_grid(video), batch.dsg, is_obj))
+    out = finsta(batch, host, video, text, host.fuse(video.select(batch.text_sample), text))
+    out.losses["osc"].backward()
+    assert float(video.tokens.grad.abs().sum()) > 0
+    with pytest.raises(ValueError, match="no token grid|has none"):
+        FinstaStreams(FinstaConfig(regions="tokens"), _GridlessHost(host.dim))
+    with pytest.raises(ValueError, match="maps' or 'tokens"):
+        FinstaConfig(regions="stem")
+
+
+class _GridlessHost(torch.nn.Module):
+    """The least a host needs for FinstaStreams' constructor, without a token grid."""
+
+    has_token_grid = False
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim

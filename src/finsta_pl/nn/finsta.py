@@ -68,7 +68,15 @@ class FinstaConfig:
     # DSGs (the label-free arm): then nothing a detector names reaches the model, and OSC/PTC cannot be solved
     # by equal words on both sides.
     dsg_label_words: bool = True
+    # Where DSG object nodes pool their host features from: ``maps``, the host's frame feature maps (the built-in
+    # host's convolutional stem), or ``tokens``, the token grid its fusion reads (``Host.token_grid``), so the
+    # alignment losses shape the features the task head attends to, not a stem the task reads only through them.
+    regions: str = "maps"
     temperature: float = 0.07
+
+    def __post_init__(self) -> None:
+        if self.regions not in {"maps", "tokens"}:
+            raise ValueError(f"FinstaConfig.regions must be 'maps' or 'tokens', not {self.regions!r}")
     stgd_sigma: float = 0.03
 
 
@@ -105,6 +113,9 @@ class FinstaStreams(nn.Module):
         dual-stream-sum, the HSG gets its own objective (:meth:`_hsg_contrast`) instead of going untrained.
         """
         super().__init__()
+        if config.regions == "tokens" and not host.has_token_grid:
+            raise ValueError(f"finsta.regions: tokens needs a host whose fusion reads a token grid; "
+                             f"{type(host).__name__} has none (use regions: maps)")
         self.fused = tuple(k for k in fused if texts or k == "video") if config.dual_stream else ()
         self.config = c = config
         d = self.dim = host.dim
@@ -192,7 +203,7 @@ class FinstaStreams(nn.Module):
         geo = torch.cat([box, (box[:, :2] + box[:, 2:]) / 2, box[:, 2:] - box[:, :2]], -1)
         is_obj = (g.node_type == NODE["object"]).to(h.dtype)
         h = h + self.box_mlp(geo) * is_obj[:, None]
-        roi = _roi_pool(video.maps, g, is_obj)
+        roi = _roi_pool(host.token_grid(video) if self.config.regions == "tokens" else video.maps, g, is_obj)
         return h + self.roi_proj(roi), roi
 
     # ----------------------------------------------------------------------------------------- graph streams
