@@ -130,3 +130,33 @@ def test_minimal_reproduction_runs_for_real(tiny_world: Path, tmp_path: Path, mo
     # Two processes ran five fits: a process's later runs still log, and into their own file.
     logs = {p.stem: p.read_text() for p in (tmp_path / "out" / "logs").glob("*.log")}
     assert len(logs) == 5 and all("Seed set to 0" in text and "Logging error" not in text for text in logs.values())
+
+
+def test_label_free_study_has_its_controls_and_marks_them(tmp_path: Path) -> None:
+    from finsta_pl.tools.reproduce.plan import CAPACITY, CLASS_AGNOSTIC, LABEL_FREE, LABELLED, NO_ALIGNMENT
+
+    size = SIZES["label_free"]
+    runs = plan(size, tmp_path)
+    assert not any(r.export or r.needs_posttrain for r in runs)  # no post-training: the table compares arms
+    table = [r for r in runs if r.table == "label-free alignment: retrieval"]
+    assert {r.row for r in table} == {"host only", LABELLED, CLASS_AGNOSTIC, CAPACITY}
+    assert len(table) == 4 * 2 * 3  # rows x splits x seeds
+    arm = next(r for r in table if r.row == CLASS_AGNOSTIC)
+    control = next(r for r in table if r.row == CAPACITY)
+    assert set(LABEL_FREE) <= set(arm.overrides) and not set(NO_ALIGNMENT) & set(arm.overrides)
+    assert set(control.overrides) == set(arm.overrides) | set(NO_ALIGNMENT)  # the same run without the objectives
+    ablations = [r for r in runs if r.table == "label-free ablation: videoqa"]
+    assert len(ablations) == 6 * 3 and all(set(LABEL_FREE) <= set(r.overrides) for r in ablations)
+    assert len({r.slug for r in runs}) == len(runs)
+    # The table marks an arm against the host (*) and against the capacity control (dagger).
+    results = {}
+    for row, values in (("host only", [0.50, 0.51, 0.52]), (LABELLED, [0.80, 0.81, 0.82]),
+                        (CLASS_AGNOSTIC, [0.70, 0.71, 0.72]), (CAPACITY, [0.69, 0.71, 0.73])):
+        results |= {_run("label-free alignment: videoqa", row, s): v for s, v in enumerate(values)}
+    results |= {_run("label-free ablation: videoqa", "w/o PTC", s): v for s, v in enumerate([0.6, 0.61, 0.62])}
+    md = tables(with_references(results))
+    assert f"| {LABELLED} | 0.810 +- 0.010 (n=3)*\u2020 |" in md
+    assert f"| {CLASS_AGNOSTIC} | 0.710 +- 0.010 (n=3)* |" in md  # beyond the host, not beyond the control
+    ablation = md.split("### label-free ablation: videoqa")[1]
+    assert "| class-agnostic boxes, full model | 0.710 +- 0.010 (n=3) |" in ablation
+    assert "| w/o PTC | 0.610 +- 0.010 (n=3)* |" in ablation

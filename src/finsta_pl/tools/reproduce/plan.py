@@ -34,6 +34,11 @@ NO_ALIGNMENT = ("--model.init_args.finsta.osc=false", "--model.init_args.finsta.
                 "--model.init_args.finsta.distill=false")
 LABELLED, CLASS_AGNOSTIC = "host + Finsta, labelled motion detector", "host + Finsta, class-agnostic boxes"
 CAPACITY = "capacity control: class-agnostic, no OSC/PTC/distillation"
+#: aligning where the task reads (issue 22, point 5): the built-in host at 8x8 patch tokens, DSG nodes pooled
+#: from those tokens; with its own host-only reference, since the finer grid is more host.
+TOKENS = ("--model.init_args.host.patch_grid=8",)
+HOST_ONLY_TOKENS = "host only, 8x8 patch tokens"
+CLASS_AGNOSTIC_TOKENS = "host + Finsta, class-agnostic boxes, regions on the 8x8 fusion tokens"
 LABEL_FREE_TABLE = "label-free alignment: "
 
 
@@ -56,6 +61,7 @@ class Size:
     controls: tuple[str, ...] = ()  # tasks that get the post-training control (and zero-shot, with studies)
     label_free: tuple[str, ...] = ()  # tasks that get the label-free table (both splits), its controls
     label_free_ablations: tuple[str, ...] = ()  # tasks whose six ablation rows run on the label-free arm
+    label_free_tokens: tuple[str, ...] = ()  # tasks that get the 8x8-token rows (compositional split)
     jobs: int = 2
 
 
@@ -76,7 +82,8 @@ SIZES: dict[str, Size] = {
     # The label-free study of issue 22 alone: per task and split, the host, the labelled arm, the
     # class-agnostic arm and its capacity control; the ablations on the class-agnostic arm (compositional).
     "label_free": Size((200, 60, 30), 3, 3, (0, 1, 2), (), (), (), _REPRO, studies=False,
-                       label_free=("videoqa", "retrieval", "mcqa"), label_free_ablations=("videoqa",)),
+                       label_free=("videoqa", "retrieval", "mcqa"), label_free_ablations=("videoqa",),
+                       label_free_tokens=("videoqa",)),
 }
 
 
@@ -231,6 +238,12 @@ def _label_free_rows(size: Size, seed: int) -> list[Run]:
                      Run(table, CLASS_AGNOSTIC, split, seed, (f"experiments/{task}.yaml",), (*LABEL_FREE, *data), metric),
                      Run(table, CAPACITY, split, seed, (f"experiments/{task}.yaml",),
                          (*LABEL_FREE, *NO_ALIGNMENT, *data), metric)]
+    for task in size.label_free_tokens:
+        data, host_only = split_overrides("compositional"), (f"experiments/{task}_host_only.yaml",)
+        runs += [Run(LABEL_FREE_TABLE + task, HOST_ONLY_TOKENS, "compositional", seed, host_only, (*TOKENS, *data),
+                     METRIC[task]),
+                 Run(LABEL_FREE_TABLE + task, CLASS_AGNOSTIC_TOKENS, "compositional", seed, (f"experiments/{task}.yaml",),
+                     (*LABEL_FREE, *TOKENS, "--model.init_args.finsta.regions=tokens", *data), METRIC[task])]
     for task in size.label_free_ablations:
         runs += [Run(f"label-free ablation: {task}", row, split, seed, (f"experiments/{task}.yaml",),
                      (*LABEL_FREE, f"--model.init_args.finsta.{switch}=false", *split_overrides(split)), METRIC[task])
