@@ -50,6 +50,9 @@ class Features:
     text: TextFeatures | None
     joint: Tensor | None
     finsta: FinstaOutput | None
+    #: on steps that measure gradients at the host (:attr:`FinstaTask.measure_host_grads`): the host's output
+    #: features as the heads and streams read them (views; see :func:`_host_probes`), else empty.
+    host_probes: tuple[Tensor, ...] = ()
 
 
 class FinstaTask(L.LightningModule):
@@ -73,6 +76,11 @@ class FinstaTask(L.LightningModule):
     epoch_metrics: str | None = None
     #: whether the head attends to the DSG's node states (``FinstaOutput.video_nodes``), not only its readout.
     reads_video_nodes: bool = False
+    #: set for a training step (by ``callbacks.AlignmentMonitor``): measure the gradient norms of the weighted
+    #: alignment losses and of the task loss at the host's output features, logged as
+    #: ``train/align_host_grad_norm`` and ``train/task_host_grad_norm`` (two partial backward passes that retain
+    #: the graph; the step's own backward and update are unchanged).  The last values: :attr:`host_grad_norms`.
+    measure_host_grads: bool = False
 
     def __init__(
         self,
@@ -97,6 +105,7 @@ class FinstaTask(L.LightningModule):
         self.finsta = (FinstaStreams(self.finsta_config, self.host, self.fused_features, self.uses_text,
                                      self.reads_video_nodes)
                        if enabled else None)
+        self.host_grad_norms: dict[str, Tensor] = {}
         self._freeze_unread_features()
         if not self.uses_text:
             for p in self.host.text_only_parameters(word_embeddings=self.finsta is None):
@@ -133,15 +142,18 @@ class FinstaTask(L.LightningModule):
         video = self.host.encode_video(batch.frames)
         text = self.host.encode_text(batch.text_ids) if batch.num_texts else None
         joint = self.host.fuse(video.select(batch.text_sample), text) if text is not None else None
+        probes: tuple[Tensor, ...] = ()
+        if self.measure_host_grads and self.training and torch.is_grad_enabled():
+            video, text, joint, probes = _host_probes(video, text, joint)
         if self.finsta is None or not batch.has_graphs:
-            return Features(video, text, joint, None)
+            return Features(video, text, joint, None, probes)
         out = self.finsta(batch, self.host, video, text, joint, self.true_texts(batch))
         fuse = self.finsta.fuse
         video = VideoFeatures(fuse("video", video.pooled, out.video), video.frames, video.maps, video.tokens)
         if text is not None and out.text is not None and joint is not None:
             text = TextFeatures(fuse("text", text.pooled, out.text), text.tokens, text.mask)
             joint = fuse("joint", joint, out.joint)
-        return Features(video, text, joint, out)
+        return Features(video, text, joint, out, probes)
 
     def task_step(self, batch: FinstaBatch, feats: Features, stage: str) -> Tensor:
         """The task's loss for ``batch`` (and metric updates for ``stage``); implemented by each task."""
@@ -152,10 +164,12 @@ class FinstaTask(L.LightningModule):
         loss = self.task_step(batch, feats, stage)
         bs = batch.batch_size
         self.log(f"{stage}/task_loss", loss, batch_size=bs, sync_dist=stage != "train")
-        if feats.finsta is not None:
+        auxiliary = self.finsta.total_loss(feats.finsta.losses) if feats.finsta is not None else None
+        if feats.host_probes:
+            self._log_host_grads(loss, auxiliary, feats.host_probes, stage, bs)
+        if feats.finsta is not None and auxiliary is not None:
             for name, value in feats.finsta.losses.items():
                 self.log(f"{stage}/{name}", value, batch_size=bs, sync_dist=stage != "train")
-            auxiliary = self.finsta.total_loss(feats.finsta.losses)
             # Whether the alignment runs at all: its pairs, links and in-batch accuracy, and its share of the loss.
             stats = {**feats.finsta.stats, "loss_share": auxiliary.detach() / (loss.detach() + auxiliary.detach()).clamp(min=1e-12)}
             for name, value in stats.items():
@@ -165,6 +179,21 @@ class FinstaTask(L.LightningModule):
         if batch.num_skipped:
             self.log(f"{stage}/skipped", float(batch.num_skipped), batch_size=bs, reduce_fx="sum")
         return loss
+
+    def _log_host_grads(self, task_loss: Tensor, auxiliary: Tensor | None, probes: tuple[Tensor, ...], stage: str,
+                        bs: int) -> None:
+        """Norms of the gradients of the weighted alignment losses and of the task loss at the host's output
+        features (``probes``): how hard each pulls on the host.  ``autograd.grad`` with ``retain_graph`` touches
+        no parameter's ``.grad``, so the step's backward and update stay what they were.  Every rank measures
+        on the same steps (the monitor decides by batch index) and logs the same keys; per epoch, the mean over
+        the measured steps (an epoch value reaches the logger whatever ``log_every_n_steps`` says)."""
+        norms = {"task": _grad_norm(task_loss, probes)}
+        if auxiliary is not None:
+            norms["align"] = _grad_norm(auxiliary, probes)
+        self.host_grad_norms = norms
+        for name, value in norms.items():
+            self.log(f"{stage}/{name}_host_grad_norm", value, batch_size=bs, on_step=False, on_epoch=True,
+                     sync_dist=stage != "train")
 
     def training_step(self, batch: FinstaBatch, batch_idx: int) -> Tensor:
         """Task loss + Finsta's auxiliary losses."""
@@ -233,3 +262,37 @@ class FinstaTask(L.LightningModule):
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def _host_probes(video: VideoFeatures, text: TextFeatures | None, joint: Tensor | None
+                 ) -> tuple[VideoFeatures, TextFeatures | None, Tensor | None, tuple[Tensor, ...]]:
+    """The host's output features as identity views, for :meth:`FinstaTask._log_host_grads`.
+
+    A gradient taken at a view counts only what reads the view (the task's head, the Finsta streams), not the
+    host's own use of the tensor (its pooled feature is made from its tokens, its fusion reads both towers'
+    tokens): the norm over all views is that of the gradient at the host's output, each path once.  Views
+    change no value and no gradient.  Features no loss reads (frozen, see ``_freeze_unread_features``) are left
+    out."""
+    probes: list[Tensor] = []
+
+    def probe(t: Tensor) -> Tensor:
+        if not t.requires_grad:
+            return t
+        probes.append(t.view_as(t))
+        return probes[-1]
+
+    video = VideoFeatures(probe(video.pooled), probe(video.frames), probe(video.maps), probe(video.tokens))
+    if text is not None:
+        text = TextFeatures(probe(text.pooled), probe(text.tokens), text.mask)
+    if joint is not None:
+        joint = probe(joint)
+    return video, text, joint, tuple(probes)
+
+
+def _grad_norm(loss: Tensor, inputs: tuple[Tensor, ...]) -> Tensor:
+    """L2 norm of ``d loss / d inputs`` over all of them (0 where the loss does not reach them)."""
+    zero = loss.new_zeros((), dtype=torch.float32).detach()
+    if not loss.requires_grad:
+        return zero
+    grads = torch.autograd.grad(loss, inputs, retain_graph=True, allow_unused=True)
+    return torch.stack([zero, *(g.detach().float().pow(2).sum() for g in grads if g is not None)]).sum().sqrt()
