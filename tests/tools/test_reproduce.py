@@ -135,12 +135,13 @@ def test_minimal_reproduction_runs_for_real(tiny_world: Path, tmp_path: Path, mo
 def test_label_free_study_has_its_controls_and_marks_them(tmp_path: Path) -> None:
     from finsta_pl.tools.reproduce.plan import CAPACITY, CLASS_AGNOSTIC, LABEL_FREE, LABELLED, NO_ALIGNMENT
 
-    size = SIZES["label_free"]
-    runs = plan(size, tmp_path)
-    assert not any(r.export or r.needs_posttrain for r in runs)  # no post-training: the table compares arms
+    quick = plan(SIZES["label_free"], tmp_path)
+    assert not any(r.export or r.needs_posttrain for r in quick)  # no post-training: the table compares arms
+    assert len(quick) == (4 + 2) * 3 and {r.column for r in quick} == {"compositional"}  # + w/o PTC, w/o OSC
+    runs = plan(SIZES["full"], tmp_path)  # make reproduce: the label-free tables of three tasks
     table = [r for r in runs if r.table == "label-free alignment: retrieval"]
     assert {r.row for r in table} == {"host only", LABELLED, CLASS_AGNOSTIC, CAPACITY}
-    assert len(table) == 4 * 2 * 3  # rows x splits x seeds
+    assert len(table) == 4 * 3 and {r.column for r in table} == {"compositional"}  # rows x seeds
     arm = next(r for r in table if r.row == CLASS_AGNOSTIC)
     control = next(r for r in table if r.row == CAPACITY)
     assert set(LABEL_FREE) <= set(arm.overrides) and not set(NO_ALIGNMENT) & set(arm.overrides)
