@@ -205,13 +205,13 @@ class LinkMatcher(nn.Module):
 
 
 def hsg_link_pairs(hsg: GraphBatch, hsg_source: Tensor, num_tsg_nodes: int) -> tuple[Tensor, Tensor]:
-    """``(tsg node, dsg node)`` of each cross-modal HSG edge collation wrote (the worker's label links), text
-    side first: the edges of group 1 (``EDGE_GROUPS``) whose source is a TSG node."""
+    """``(tsg node, dsg node)`` of each cross-modal HSG edge collation wrote (the worker's label links; group 1
+    of ``EDGE_GROUPS``).  Both directions of a link are edges, so each link comes twice, which changes no share
+    :func:`gold_link_scores` computes; taking the text end as the smaller index avoids a selection (a sync)."""
     index = hsg.index
     edges = hsg.edge_index.index_select(1, index.edge_order[index.group_end[0]:index.group_end[1]])
-    source = hsg_source[edges]  # into cat([tsg nodes, dsg nodes])
-    text_first = source[0] < num_tsg_nodes
-    return source[0][text_first], source[1][text_first] - num_tsg_nodes
+    source = hsg_source[edges]  # into cat([tsg nodes, dsg nodes]): TSG nodes come first
+    return torch.minimum(source[0], source[1]), torch.maximum(source[0], source[1]) - num_tsg_nodes
 
 
 def gold_link_scores(text_node: Tensor, dsg_node: Tensor, gold: GoldObjects, tsg: GraphBatch, dsg: GraphBatch,
