@@ -53,7 +53,7 @@ def main() -> None:
             t = host.encode_text(batch.text_ids)
             j = host.fuse(v.select(batch.text_sample), t)
             out = fin(batch, host, v, t, j)
-            h = fin.distill_heads
+            h = fin.objectives.distill_heads
             add("video pooled <- DSG mean", h["video"](v.pooled), out.video)
             add("text pooled <- TSG mean", h["text"](t.pooled), out.text)
             add("joint <- HSG readout", h["joint"](j), out.joint)
@@ -64,8 +64,8 @@ def main() -> None:
             h_d = fin._recurrent(fin.dsg_blocks, dsg, fin.in_norm(h_d), ("attribute", "subject", "object", "adverb", "scene"), a_d, fin.stgd)
             obj = (dsg.node_type == NODE["object"]) & a_d
             tok = _roi_pool(host.token_grid(v), dsg, obj)[obj]
-            student = fin.token_heads["video"](tok) if hasattr(fin, "token_heads") else tok
-            add("video tokens @ box <- DSG object node" + ("" if hasattr(fin, "token_heads") else " (no head: untrained)"),
+            student = fin.objectives.token_heads["video"](tok) if hasattr(fin.objectives, "token_heads") else tok
+            add("video tokens @ box <- DSG object node" + ("" if hasattr(fin.objectives, "token_heads") else " (no head: untrained)"),
                 student, h_d[obj])
     for name, vals in rows.items():
         tr = sum(x for x, _ in vals) / len(vals)

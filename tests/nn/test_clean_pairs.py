@@ -14,7 +14,7 @@ from finsta_pl.graphs.dsg import build_dsg
 from finsta_pl.graphs.hsg import alignment_targets, build_hsg, link_objects
 from finsta_pl.graphs.parsers import RuleParser
 from finsta_pl.graphs.tsg import build_tsg
-from finsta_pl.nn.finsta import _concept_keys
+from finsta_pl.nn.objectives import _concept_keys
 from finsta_pl.nn.losses import info_nce
 
 

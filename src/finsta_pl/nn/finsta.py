@@ -1,5 +1,6 @@
 """The Finsta streams: node features from the host, GTrm on the TSG, R-GTrm (+ STGD) on the DSG and the HSG,
-the OSC/PTC alignment losses, distillation into the host, and the gated dual-stream-sum fusion.
+links, readouts and the gated dual-stream-sum fusion.  The auxiliary losses over their states (OSC, PTC, the
+HSG's own contrast, distillation) and the weighting of every loss are ``nn/objectives.py``'s.
 
 Every component has a switch (the paper's ablation rows) in :class:`FinstaConfig`.  Switched-off graph parts
 are masked here, not rebuilt by the data pipeline, so one cached batch serves every ablation.
@@ -18,7 +19,7 @@ from finsta_pl.hosts.base import Host, TextFeatures, VideoFeatures
 from finsta_pl.nn.gtrm import GTrmLayer
 from finsta_pl.nn.linking import (EmbeddingLinks, LinkMatcher, crossmodal_edges, embedding_links, gold_link_scores,
                                   hsg_link_pairs)
-from finsta_pl.nn.losses import cosine_distill, in_batch_top1, info_nce
+from finsta_pl.nn.objectives import OBJECTIVE_NAMES, FinstaObjectives, StreamStates, TextStates
 from finsta_pl.nn.rgtrm import STGD, RGTrmBlock
 from finsta_pl.nn.scatter import scatter_mean, scatter_softmax, scatter_sum, segment_sum
 
@@ -93,14 +94,15 @@ class FinstaOutput:
     losses: dict[str, Tensor]
     video_nodes: Tensor | None = None
     video_node_pad: Tensor | None = None
-    #: what the alignment did on this batch, to watch that it runs at all (no gradient; see :meth:`FinstaStreams._contrast`):
+    #: what the alignment did on this batch, to watch that it runs at all (no gradient; see :meth:`FinstaObjectives._contrast`):
     #: ``osc_pairs``/``ptc_pairs`` (positive pairs), ``osc_top1``/``ptc_top1`` (in-batch anchor -> region
     #: retrieval accuracy), ``links_per_object`` (cross-modal HSG links per TSG object node).
     stats: dict[str, Tensor] = field(default_factory=dict)
 
 
 class FinstaStreams(nn.Module):
-    """All graph streams and objectives over a host of width ``host.dim``."""
+    """All graph streams over a host of width ``host.dim``, and the objectives over their states
+    (:class:`FinstaObjectives`, ``objectives``)."""
 
     def __init__(self, config: FinstaConfig, host: Host, fused: tuple[str, ...] = ("text", "video", "joint"),
                  texts: bool = True, node_states: bool = False) -> None:
@@ -110,7 +112,9 @@ class FinstaStreams(nn.Module):
 
         Only parameters that some loss of this configuration reaches are created (DDP runs with
         ``find_unused_parameters=False``): when the task does not read the HSG's joint readout through the
-        dual-stream-sum, the HSG gets its own objective (:meth:`_hsg_contrast`) instead of going untrained.
+        dual-stream-sum, the HSG gets its own objective (:meth:`FinstaObjectives.hsg_loss`) instead of going
+        untrained.  State dicts from before the objectives moved out (keys ``logit_scale``, ``osc_text.*``, ...)
+        load under their new names (``objectives.*``).
         """
         super().__init__()
         if config.regions == "tokens" and not host.has_token_grid:
@@ -132,18 +136,12 @@ class FinstaStreams(nn.Module):
         self.stgd = nn.ModuleList(STGD(d, c.heads, c.stgd_sigma) for _ in range(max(c.dsg_blocks - 1, 0))) if c.stgd else None
         self.texts = texts
         self.node_states = node_states
-        # The HSG's own objective where no task loss reads its readout (post-training, dual_stream off).
-        self.hsg_contrast = texts and "joint" not in self.fused
         if texts:
             self._build_text_streams(d)
-        if c.distill:
-            self.distill_heads = nn.ModuleDict({k: nn.Linear(d, d) for k in (("text", "video", "joint") if texts else ("video",))})
-        # Token-level students exist where the host has them: text tokens always, video tokens on a grid only
-        # for hosts whose fusion tokens are one (``Host.token_grid``).
-        self.token_students = tuple(k for k in ("video", "text") if c.distill and c.token_distill
-                                    and (k != "video" or host.has_token_grid) and (k != "text" or texts))
-        if self.token_students:
-            self.token_heads = nn.ModuleDict({k: nn.Linear(d, d) for k in self.token_students})
+        # The losses' heads; the HSG gets its own objective where no task loss reads its readout (post-training,
+        # dual_stream off).
+        self.objectives = FinstaObjectives(c, d, texts, texts and "joint" not in self.fused, host.has_token_grid)
+        self.register_load_state_dict_pre_hook(_rename_objective_keys)
         if self.fused:
             # Gated sum with zero-initialised projections: the host's output is unchanged at step 0, yet every
             # projection weight gets a gradient at once.  (A zero *gate* would leave it to one scalar that
@@ -155,7 +153,7 @@ class FinstaStreams(nn.Module):
             self.fuse_gate = nn.ParameterDict({k: nn.Parameter(torch.ones(())) for k in self.fused})
 
     def _build_text_streams(self, d: int) -> None:
-        """The TSG and HSG streams and the alignment heads (only tasks whose samples carry texts have them)."""
+        """The TSG and HSG streams (only tasks whose samples carry texts have them)."""
         c = self.config
         self.span_proj = nn.Linear(d, d)
         # Only layers followed by another layer update edge features (the last one's would go unused).
@@ -166,16 +164,8 @@ class FinstaStreams(nn.Module):
         # Joint readout of the HSG: attention pooling queried by the host's joint feature, so a question picks
         # out the nodes it is about instead of a mean over every node of the video.
         self.readout_query, self.readout_key = nn.Linear(d, d), nn.Linear(d, d)
-        if self.hsg_contrast:
-            self.hsg_text, self.hsg_video = nn.Linear(d, d), nn.Linear(d, d)
         if c.learned_links:
             self.link_matcher = LinkMatcher(d, c.temperature)
-        if c.osc or c.ptc or self.hsg_contrast:
-            self.logit_scale = nn.Parameter(torch.tensor(1 / c.temperature).log())
-        if c.osc:
-            self.osc_text, self.osc_video = nn.Linear(d, d), nn.Linear(d, d)
-        if c.ptc:
-            self.ptc_text, self.ptc_video = nn.Linear(d, d), nn.Linear(d, d)
 
     # ----------------------------------------------------------------------------------------- node features
     def _label_features(self, g: GraphBatch, host: Host, active: Tensor | None, words_on: bool = True) -> Tensor:
@@ -265,14 +255,6 @@ class FinstaStreams(nn.Module):
         w = active.to(h.dtype)
         return segment_sum(h * w[:, None], lengths) / segment_sum(w, lengths).clamp(min=1)[:, None]
 
-    @staticmethod
-    def _has_content(g: GraphBatch, active: Tensor | None) -> Tensor:
-        """[B] whether a sample's graph has an active node besides the lone "scene" node of an empty graph."""
-        real = g.node_type != NODE["scene"]
-        if active is not None:
-            real = real & active
-        return segment_sum(real.float(), g.index.graph_count) > 0
-
     def _readout(self, h: Tensor, g: GraphBatch, active: Tensor | None, query: Tensor) -> Tensor:
         score = (self.readout_key(h) * self.readout_query(query)[g.node_graph]).sum(-1) / self.dim**0.5
         if active is not None:
@@ -282,7 +264,7 @@ class FinstaStreams(nn.Module):
 
     def forward(self, batch: FinstaBatch, host: Host, video: VideoFeatures, text: TextFeatures | None,
                 joint: Tensor | None, true_texts: Tensor | None = None) -> FinstaOutput:
-        """Run the streams over ``batch`` and compute the auxiliary losses against the host features.
+        """Run the streams over ``batch``, then the objectives over their states (:class:`StreamStates`).
 
         ``video`` has one row per clip; ``text`` and ``joint`` one per text (``None`` for text-less tasks such
         as action recognition, where only the DSG stream runs).  ``true_texts`` ([M] bool, ``None`` = all): the
@@ -292,25 +274,24 @@ class FinstaStreams(nn.Module):
         h_d, roi = self._dsg_features(dsg, host, video, a_d)
         h_d = self._recurrent(self.dsg_blocks, dsg, self.in_norm(h_d), _SPATIAL, a_d, self.stgd)
         out = FinstaOutput(None, self._pool(h_d, dsg, a_d), None, {})
-        if "video" in self.token_students:
-            is_obj = dsg.node_type == NODE["object"]
-            student = _roi_pool(host.token_grid(video), dsg, is_obj)
-            out.losses["token_distill"] = cosine_distill(self.token_heads["video"](student), h_d, is_obj)
+        states = StreamStates(dsg, h_d, a_d, out.video, video.pooled)
+        if "video" in self.objectives.token_students:
+            states.objects = dsg.node_type == NODE["object"]
+            states.object_tokens = _roi_pool(host.token_grid(video), dsg, states.objects)
         if self.node_states:  # only heads that attend to the nodes (captioning) pay for the padding
             out.video_nodes, out.video_node_pad = _per_graph(h_d, dsg, a_d)
-        if not self.texts or text is None or batch.tsg is None:
-            if self.config.distill:
-                out.losses["distill"] = cosine_distill(self.distill_heads["video"](video.pooled), out.video,
-                                                       self._has_content(dsg, a_d))
-            return out
-        assert joint is not None, "texts need the host's joint feature"
-        self._text_streams(batch, host, video, text, joint, h_d, roi, a_d, out, true_texts)
+        if self.texts and text is not None and batch.tsg is not None:
+            assert joint is not None, "texts need the host's joint feature"
+            states.text = self._text_streams(batch, host, text, joint, h_d, roi, a_d, out, true_texts)
+        losses, stats = self.objectives(states)
+        out.losses.update(losses)
+        out.stats.update(stats)
         return out
 
-    def _text_streams(self, batch: FinstaBatch, host: Host, video: VideoFeatures, text: TextFeatures, joint: Tensor,
-                      h_d: Tensor, roi: Tensor, a_d: Tensor | None, out: FinstaOutput,
-                      true_texts: Tensor | None = None) -> None:
-        """TSG and HSG streams (one graph per text) and the losses that need texts; fills ``out``."""
+    def _text_streams(self, batch: FinstaBatch, host: Host, text: TextFeatures, joint: Tensor, h_d: Tensor,
+                      roi: Tensor, a_d: Tensor | None, out: FinstaOutput, true_texts: Tensor | None = None) -> TextStates:
+        """TSG and HSG streams (one graph per text) and their links; fills ``out``'s readouts and link statistics
+        and returns what the objectives read of them."""
         c = self.config
         tsg, dsg, hsg = batch.tsg, batch.dsg, batch.hsg
         hsg_text = batch.hsg_source < tsg.num_nodes
@@ -326,9 +307,10 @@ class FinstaStreams(nn.Module):
         osc_pairs, extra, links = batch.osc, None, None
         request = batch.embedding_link
         learned = c.learned_links and (request is None or request.by_label is None)
+        link_loss = None
         if learned:  # always called, so its parameters take part in every step (DDP); no request: no objects
             samples = request.samples if request is not None else torch.zeros_like(batch.text_sample, dtype=torch.bool)
-            links, out.losses["link"], link_stats = self.link_matcher(
+            links, link_loss, link_stats = self.link_matcher(
                 tsg, dsg, batch.text_sample, span, roi, samples, request.top_k if request is not None else 1, true_texts)
             out.stats.update(link_stats)
         if request is not None and bool(request.samples.any()):
@@ -356,62 +338,11 @@ class FinstaStreams(nn.Module):
         index = hsg.index
         cross = index.group_end[1] - index.group_end[0] + (extra[0].shape[1] if extra is not None else 0)
         out.stats["links_per_object"] = (cross / 2) / objects  # both directions of each link are edges
-        if c.osc:
-            out.losses["osc"] = self._contrast(osc_pairs, h_t, h_d, a_t, a_d, self.osc_text, self.osc_video,
-                                               _concept_keys(osc_pairs, tsg, clip_key), true_texts, out.stats, "osc")
-        if c.ptc:
-            made = (None if links is None or batch.ptc.link_object is None
-                    else _made_links(batch.ptc, links, request.samples, dsg.node_track))
-            out.losses["ptc"] = self._contrast(batch.ptc, h_t, h_d, a_t, a_d, self.ptc_text, self.ptc_video,
-                                               _concept_keys(batch.ptc, tsg, clip_key), true_texts, out.stats, "ptc",
-                                               made)
-        if self.hsg_contrast:
-            out.losses["hsg"] = self._hsg_contrast(out.joint, video.pooled[batch.text_sample], text.pooled, clip_key)
-        if "text" in self.token_students:
-            has_span = scatter_sum(torch.ones_like(batch.span_node, dtype=span.dtype), batch.span_node, tsg.num_nodes) > 0
-            if a_t is not None:
-                has_span = has_span & a_t
-            text_loss = cosine_distill(self.token_heads["text"](span), h_t, has_span)
-            video_loss = out.losses.get("token_distill")
-            out.losses["token_distill"] = text_loss if video_loss is None else (text_loss + video_loss) / 2
-        if c.distill:
-            # Samples whose graph is empty (a lone "scene" node) have nothing to teach.
-            heads = self.distill_heads
-            out.losses["distill"] = (
-                cosine_distill(heads["text"](text.pooled), out.text, self._has_content(tsg, a_t))
-                + cosine_distill(heads["video"](video.pooled), out.video, self._has_content(dsg, a_d))
-                + cosine_distill(heads["joint"](joint), out.joint, self._has_content(hsg, a_h))
-            ) / 3
-
-    def _contrast(self, pairs: AlignmentBatch, h_t: Tensor, h_d: Tensor, a_t: Tensor | None, a_d: Tensor | None,
-                  proj_t: nn.Module, proj_v: nn.Module, concept: Tensor, true_texts: Tensor | None,
-                  stats: dict[str, Tensor] | None = None, name: str = "", made: Tensor | None = None) -> Tensor:
-        """InfoNCE between pooled anchors and regions, with each pair's hard negative region where it has one.
-        Inactive nodes are left out of every pooling.  Pairs that share their region or their concept
-        (``concept``) are not each other's negatives; pairs of texts that are not true make no positive, nor
-        do pairs whose link the model did not make (``made``, [P] bool: :func:`_made_links`)."""
-        n = pairs.num_pairs
-        anchor, _ = _masked_mean(h_t, pairs.anchor_nodes, pairs.anchor_seg, n, a_t)
-        region, _ = _masked_mean(h_d, pairs.region_nodes, pairs.region_seg, n, a_d)
-        negative, count = _masked_mean(h_d, pairs.negative_nodes, pairs.negative_seg, n, a_d)
-        weights = None if true_texts is None else true_texts[pairs.pair_graph]
-        if made is not None:
-            weights = made if weights is None else weights & made
-        keys = (pairs.region_key, concept)
-        a, r = proj_t(anchor), proj_v(region)
-        if stats is not None:
-            stats[f"{name}_pairs"] = torch.full((), float(n), device=a.device) if weights is None else weights.sum().float()
-            # Every rank logs the same keys at every step (synced logging is a collective): 0 without pairs.
-            stats[f"{name}_top1"] = in_batch_top1(a, r, keys, weights) if n else a.new_zeros(())
-        return info_nce(a, r, self.logit_scale, keys, proj_v(negative), count > 0, weights)
-
-    def _hsg_contrast(self, readout: Tensor, video: Tensor, text: Tensor, clip_key: Tensor) -> Tensor:
-        """The HSG's own objective: its readout of a (video, text) pair must single out that pair's video and
-        text among the batch's (host features as fixed targets), which takes the fine-grained content of both
-        sides, not one of them.  It trains the HSG blocks and the readout wherever no task loss reads it.
-        Texts of one clip share their video target (``clip_key``), so they are not each other's negatives."""
-        return (info_nce(self.hsg_video(readout), video.detach(), self.logit_scale, clip_key)
-                + info_nce(self.hsg_text(readout), text.detach(), self.logit_scale)) / 2
+        # PTC pairs of label-free texts count only where the model made their link.
+        made = (None if not c.ptc or links is None or batch.ptc.link_object is None
+                else _made_links(batch.ptc, links, request.samples, dsg.node_track))
+        return TextStates(tsg, hsg, h_t, a_t, a_h, out.text, out.joint, text.pooled, joint, span, batch.span_node,
+                          batch.text_sample, clip_key, osc_pairs, batch.ptc, true_texts, made, link_loss)
 
     def fuse(self, kind: str, host_feature: Tensor, graph_feature: Tensor) -> Tensor:
         """Dual-stream-sum: ``host + tanh(gate) * W graph`` (identity while ``W`` is still zero)."""
@@ -420,11 +351,17 @@ class FinstaStreams(nn.Module):
         return host_feature + torch.tanh(self.fuse_gate[kind]) * self.fuse_proj[kind](graph_feature)
 
     def total_loss(self, losses: dict[str, Tensor]) -> Tensor:
-        """Weighted sum of the auxiliary losses."""
-        c = self.config
-        weights = {"osc": c.osc_weight, "ptc": c.ptc_weight, "distill": c.distill_weight, "hsg": c.hsg_weight,
-                   "token_distill": c.token_distill_weight, "link": c.link_weight}
-        return sum((weights[k] * v for k, v in losses.items()), torch.zeros((), device=self.node_type.weight.device))
+        """Weighted sum of the auxiliary losses (:meth:`FinstaObjectives.total_loss`)."""
+        return self.objectives.total_loss(losses, self.node_type.weight.device)
+
+
+def _rename_objective_keys(module: nn.Module, state_dict: dict[str, Tensor], prefix: str, *_: object) -> None:
+    """Load-state-dict pre-hook: a state dict from before the objectives moved out of the streams (issue 22,
+    point 1) names their parameters ``<prefix>logit_scale``, ``<prefix>osc_text.weight``, ...; they are now
+    ``<prefix>objectives.logit_scale``, ...  Renamed in place (``load_state_dict`` hands hooks its own copy)."""
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        if key[len(prefix):].split(".", 1)[0] in OBJECTIVE_NAMES:
+            state_dict[f"{prefix}objectives.{key[len(prefix):]}"] = state_dict.pop(key)
 
 
 def _roi_pool(grid: Tensor, g: GraphBatch, is_obj: Tensor) -> Tensor:
@@ -453,28 +390,6 @@ def _roi_pool(grid: Tensor, g: GraphBatch, is_obj: Tensor) -> Tensor:
     cells = grid.index_select(1, frames).permute(1, 0, 3, 4, 2).reshape(steps * b, mh * mw, d)
     pooled = torch.bmm(padded.view(steps * b, width, mh * mw).to(cells.dtype), cells)
     return out.index_copy(0, order, pooled.reshape(-1, d).index_select(0, index.frame_slot))
-
-
-def _concept_keys(pairs: AlignmentBatch, tsg: GraphBatch, clip_key: Tensor) -> Tensor:
-    """[P] int64: a key per pair that is equal for anchors of the same words in the same clip (``clip_key`` per
-    text), whichever text, rank or region they come from: ``clip_key | h`` with ``h`` an order-free 31-bit hash
-    of the anchor nodes' word ids (the sum of a per-node mix), computed here without a sync."""
-    words = tsg.node_words.index_select(0, pairs.anchor_nodes)  # [A, LABEL_WORDS]
-    node = words[:, 0]
-    for k in range(1, words.shape[1]):
-        node = node * 1_048_583 + words[:, k]  # a prime above the vocabulary: distinct word tuples stay distinct
-    node = (node * -7_046_029_254_386_353_131) >> 17  # a 64-bit multiplicative mix (wraps), its high bits
-    total = torch.zeros(pairs.num_pairs, dtype=torch.long, device=node.device).index_add_(0, pairs.anchor_seg, node)
-    return clip_key[pairs.pair_graph] | (total & 0x7FFFFFFF)
-
-
-def _masked_mean(h: Tensor, nodes: Tensor, seg: Tensor, n: int, active: Tensor | None) -> tuple[Tensor, Tensor]:
-    """Mean of ``h[nodes]`` per segment ``seg`` over the active nodes only, and each segment's active count;
-    inactive nodes are weighted 0 rather than selected out, which would sync."""
-    rows = h.index_select(0, nodes)
-    w = torch.ones_like(nodes, dtype=h.dtype) if active is None else active.index_select(0, nodes).to(h.dtype)
-    count = scatter_sum(w, seg, n)
-    return scatter_sum(rows * w[:, None], seg, n) / count.clamp(min=1)[:, None], count
 
 
 def _label_link_features(host: Host, tsg: GraphBatch, dsg: GraphBatch, text_sample: Tensor, by_label: Tensor,
