@@ -18,7 +18,6 @@ _SHOWN = (
     ("link_precision", "link P", "{:.3f}"),
     ("link_recall", "R", "{:.3f}"),
     ("link_accuracy", "acc", "{:.3f}"),
-    ("link_label_agreement", "label agreement", "{:.3f}"),
 )
 
 

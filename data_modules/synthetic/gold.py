@@ -3,7 +3,8 @@ each TSG object node is, so the alignment diagnostics can score the links the mo
 (:class:`~finsta_pl.batch.GoldObjects`; ``align_link_precision``/``recall``).
 
 DSG boxes are matched to the world's gold boxes of the same source frame (Hungarian, IoU >= 0.5, as
-``finsta-pl sg-eval`` scores detections).  A TSG object node is the clip's object of its colour (colours are
+``finsta-pl sg-eval`` scores detections); a box left unmatched whose centre lies on a gold object (a grid
+cell, a fragment) is that object (the smallest, where several overlap).  A TSG object node is the clip's object of its colour (colours are
 distinct within a clip), else of its shape when that shape is unique in the clip; a node naming neither ("how
 many objects", a wrong candidate's colour) has no gold.  Nothing here reaches the model's inputs.
 """
@@ -50,7 +51,8 @@ def _read_gold(path: str) -> dict[str, Any] | None:
 
 
 def dsg_gold(g: SceneGraph, gold: dict[str, Any], frame_indices: Sequence[int]) -> Tensor:
-    """[n] gold object id of each DSG object node (its box matched at its keyframe's source frame), else -1."""
+    """[n] gold object id of each DSG object node (its box matched at its keyframe's source frame, else the
+    object under its centre), else -1."""
     out = np.full(g.num_nodes, -1, dtype=np.int64)
     h, w = gold["frame_size"]
     boxes = g.node_box.numpy() * np.array([w, h, w, h], np.float32)
@@ -59,8 +61,16 @@ def dsg_gold(g: SceneGraph, gold: dict[str, Any], frame_indices: Sequence[int]) 
     for k, source in enumerate(frame_indices):
         nodes = np.flatnonzero(is_object & (frames == k))
         gold_boxes = gold["frames"][int(source)]["boxes"]
-        for i, j in match_boxes(boxes[nodes], np.array([b["box"] for b in gold_boxes], np.float32)):
+        xyxy = np.array([b["box"] for b in gold_boxes], np.float32).reshape(-1, 4)
+        for i, j in match_boxes(boxes[nodes], xyxy):
             out[nodes[i]] = gold_boxes[j]["object"]
+        loose = nodes[out[nodes] < 0]
+        if len(loose) and len(xyxy):
+            centre = (boxes[loose, :2] + boxes[loose, 2:]) / 2  # [n, 2]
+            inside = ((centre[:, None] >= xyxy[None, :, :2]) & (centre[:, None] < xyxy[None, :, 2:])).all(-1)
+            area = np.where(inside, ((xyxy[:, 2:] - xyxy[:, :2]).prod(-1))[None, :], np.inf)
+            hit = inside.any(1)
+            out[loose[hit]] = np.array([b["object"] for b in gold_boxes])[area[hit].argmin(1)]
     return torch.from_numpy(out)
 
 

@@ -101,3 +101,16 @@ def test_chance_is_one_over_the_tracks_of_each_clip(tiny_world) -> None:  # noqa
         if int(batch.gold.tsg[i]) in set(batch.gold.dsg[in_clip].tolist()):
             expected.append(1 / len(set(dsg.node_track[in_clip].tolist())))
     assert abs(float(scores["link_chance"]) - sum(expected) / len(expected)) < 1e-6
+
+
+def test_grid_cells_on_an_object_are_that_object(tiny_world) -> None:  # noqa: ANN001
+    """A tracked 8x8 grid (the other label-free arm) is scored too: a cell whose centre lies on an object is it."""
+    dm = VideoQADataModule(synthetic=WorldConfig(num_train=24, num_val=12, num_test=8),
+                           clip=ClipConfig(num_frames=4, frame_size=64), loader=LoaderConfig(batch_size=4, num_workers=0),
+                           graphs=GraphConfig(detector="grid", detector_args={"grid": 8}, dsg=DSGConfig(class_agnostic=True),
+                                              link=LinkConfig(method="embedding")))
+    dm.setup("fit")
+    batch = next(iter(dm.val_dataloader()))
+    cells = batch.dsg.node_type == NODE["object"]
+    on = batch.gold.dsg[cells] >= 0
+    assert 0 < float(on.float().mean()) < 0.5  # a few cells of 64 lie on the 1-3 shapes

@@ -310,9 +310,8 @@ class FinstaStreams(nn.Module):
         link_loss = None
         if learned:  # always called, so its parameters take part in every step (DDP); no request: no objects
             samples = request.samples if request is not None else torch.zeros_like(batch.text_sample, dtype=torch.bool)
-            links, link_loss, link_stats = self.link_matcher(
+            links, link_loss = self.link_matcher(
                 tsg, dsg, batch.text_sample, span, roi, samples, request.top_k if request is not None else 1, true_texts)
-            out.stats.update(link_stats)
         if request is not None and bool(request.samples.any()):
             # Links are made whatever the switch says: OSC needs them.  The switch removes only the HSG edges.
             if not learned:

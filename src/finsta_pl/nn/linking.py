@@ -83,10 +83,6 @@ class _Tracks:
         return _Tracks(objects, boxes, track_of_box, num_tracks, track_graph,
                        torch.argsort(track_of_box, stable=True), box_count, torch.cumsum(box_count, 0) - box_count)
 
-    def first_boxes(self) -> Tensor:
-        """[K] the first box (DSG node) of each track."""
-        return self.boxes[self.by_track[self.box_first]]
-
     def expand(self, obj_text: Tensor, link_obj: Tensor, link_track: Tensor) -> EmbeddingLinks:
         """Links ``(object, track)`` expanded to the DSG nodes of each track."""
         device = self.boxes.device
@@ -169,17 +165,16 @@ class LinkMatcher(nn.Module):
 
     def forward(self, tsg: GraphBatch, dsg: GraphBatch, text_sample: Tensor, span: Tensor, roi: Tensor,
                 samples: Tensor, top_k: int, weights: Tensor | None = None
-                ) -> tuple[EmbeddingLinks, Tensor, dict[str, Tensor]]:
-        """``(links, loss, stats)`` for the texts flagged in ``samples`` ([M] bool); ``weights`` ([M]): texts whose
-        objects make a loss term (true texts).  ``stats``: ``link_label_agreement``, the share of linked objects
-        whose track's detector label is the object's own word (where detectors name things; a diagnostic of
-        match quality, not a target)."""
+                ) -> tuple[EmbeddingLinks, Tensor]:
+        """``(links, loss)`` for the texts flagged in ``samples`` ([M] bool); ``weights`` ([M]): texts whose
+        objects make a loss term (true texts).  How good the links are is measured against gold scene graphs
+        where there are some (:func:`gold_link_scores`, the embedded world)."""
         device = span.device
         zero = (self.text.weight.sum() + self.video.weight.sum() + self.text.bias.sum() + self.video.bias.sum()
                 + self.logit_scale) * 0.0  # every parameter takes part, also in a batch without pairs (DDP)
         tracks = _Tracks.of(tsg, dsg, samples)  # every clip's tracks: the other clips' are the negatives
-        if tracks is None:  # the same stats keys on every rank and step (0 here)
-            return _no_links(device), zero, {"link_label_agreement": zero.detach()}
+        if tracks is None:
+            return _no_links(device), zero
         objects, num_tracks, track_graph = tracks.objects, tracks.num_tracks, tracks.track_graph
         text = F.normalize(self.text(span[objects]).float(), dim=-1)
         video = F.normalize(scatter_mean(self.video(roi[tracks.boxes]).float(), tracks.track_of_box, num_tracks), dim=-1)
@@ -196,12 +191,7 @@ class LinkMatcher(nn.Module):
         keep = torch.isfinite(best)
         link_obj = torch.arange(objects.numel(), device=device)[:, None].expand(-1, k)[keep]
         link_track = pick[keep]
-        links = tracks.expand(obj_text, link_obj, link_track)
-        first_box = tracks.first_boxes()
-        labelled = dsg.node_words[first_box[link_track], 0] > 0
-        same = tsg.node_words[objects[link_obj], 0] == dsg.node_words[first_box[link_track], 0]
-        agreement = (same & labelled).float().sum() / labelled.float().sum().clamp(min=1)
-        return links, loss, {"link_label_agreement": agreement}
+        return tracks.expand(obj_text, link_obj, link_track), loss
 
 
 def hsg_link_pairs(hsg: GraphBatch, hsg_source: Tensor, num_tsg_nodes: int) -> tuple[Tensor, Tensor]:
