@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from finsta_pl.graphs.container import GraphBatch, SceneGraph, collate_graphs, track_id_span
+from finsta_pl.graphs.container import NODE, GraphBatch, SceneGraph, collate_graphs, track_id_span
 from finsta_pl.graphs.hsg import Alignment
 
 
@@ -37,11 +37,80 @@ class AlignmentBatch:
     # Where the model makes the links, a pair counts only if its link is among them (PTC on label-free data).
     link_object: Tensor | None = None
     link_track: Tensor | None = None
+    # [R] weight of each region node (0: not pooled): learned links expand densely over their clip's boxes and
+    # mask the other tracks' (issue 23), instead of a selection.  ``None``: every region node counts.
+    region_weight: Tensor | None = None
 
     @property
     def num_pairs(self) -> int:
         """Number of pairs."""
         return int(self.pair_graph.numel())
+
+
+@dataclass
+class LinkTracks:
+    """What the learned links (``nn/linking.py`` LinkMatcher) need of the graphs' shapes, from the worker, so the
+    model reads nothing back (issue 23): the TSG object nodes of the requesting texts (``objects``), every tracked
+    DSG box of the batch (``boxes``, ascending) with its track renumbered ``0..K-1`` in (clip, track) order
+    (``track_of_box``; ``track_graph``/``track_id``: each track's clip and batch track id), and the link slots.
+
+    Each object links its ``min(top_k, tracks of its clip)`` best own tracks: slot ``l`` is rank ``link_rank[l]``
+    of object ``link_object[l]``.  A link's DSG nodes are the boxes of its track, found densely over the boxes of
+    the object's clip: entries ``(link_entry, link_box)`` (every slot x every tracked box of its clip), which
+    the model masks to the linked track; ``(object_entry, object_box)`` likewise once per object, for the HSG
+    edges (no (object, box) pair twice, whatever ``top_k``)."""
+
+    objects: Tensor
+    boxes: Tensor
+    track_of_box: Tensor
+    num_tracks: int
+    track_graph: Tensor
+    track_id: Tensor
+    link_object: Tensor
+    link_rank: Tensor
+    link_entry: Tensor
+    link_box: Tensor
+    object_entry: Tensor
+    object_box: Tensor
+
+    @property
+    def empty(self) -> bool:
+        """No object or no tracked box: nothing to match (known from shapes, no sync)."""
+        return self.objects.numel() == 0 or self.num_tracks == 0
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "LinkTracks":
+        """Move the tensors to ``device``."""
+        return replace(self, **{f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
+                                for f in fields(self) if isinstance(getattr(self, f.name), Tensor)})
+
+
+def link_tracks(tsg: GraphBatch, dsg: GraphBatch, text_sample: Tensor, samples: Tensor, top_k: int) -> LinkTracks:
+    """The :class:`LinkTracks` of texts ``samples`` ([M] bool) against every clip's tracks.  Collation runs it
+    on the host; on a device it would sync (``nonzero``, ``unique``, ``repeat_interleave``)."""
+    objects = torch.nonzero((tsg.node_type == NODE["object"]) & samples[tsg.node_graph]).squeeze(1)
+    boxes = torch.nonzero((dsg.node_type == NODE["object"]) & (dsg.node_track >= 0)).squeeze(1)
+    track_id, track_of_box = torch.unique(dsg.node_track[boxes], return_inverse=True)
+    num_tracks = int(track_id.numel())
+    box_graph = dsg.node_graph[boxes]
+    track_graph = torch.zeros(num_tracks, dtype=torch.long, device=boxes.device).scatter_(0, track_of_box, box_graph)
+    clip = text_sample[tsg.node_graph[objects]]  # each object's clip
+    own = torch.bincount(track_graph, minlength=dsg.num_graphs)[clip]
+    slots = own.clamp(max=top_k)
+    link_object = torch.repeat_interleave(torch.arange(objects.numel(), device=boxes.device), slots)
+    link_rank = torch.arange(link_object.numel(), device=boxes.device) - (torch.cumsum(slots, 0) - slots)[link_object]
+    clip_boxes = torch.bincount(box_graph, minlength=dsg.num_graphs)
+    clip_first = torch.cumsum(clip_boxes, 0) - clip_boxes  # a clip's tracked boxes are one range of ``boxes``
+
+    def dense(owner_clip: Tensor) -> tuple[Tensor, Tensor]:  # (owner, box) for every tracked box of its clip
+        sizes = clip_boxes[owner_clip]
+        entry = torch.repeat_interleave(torch.arange(owner_clip.numel(), device=boxes.device), sizes)
+        within = torch.arange(entry.numel(), device=boxes.device) - (torch.cumsum(sizes, 0) - sizes)[entry]
+        return entry, clip_first[owner_clip][entry] + within
+
+    link_entry, link_box = dense(clip[link_object])
+    object_entry, object_box = dense(clip)
+    return LinkTracks(objects, boxes, track_of_box, num_tracks, track_graph, track_id, link_object, link_rank,
+                      link_entry, link_box, object_entry, object_box)
 
 
 @dataclass
@@ -54,12 +123,21 @@ class EmbeddingLinkRequest:
     top_k: int
     sample_key: Tensor  # [M] int64, see sample_key(); keys of the OSC pairs the model adds
     by_label: Tensor | None = None  # [M] bool: compare the embedded labels (LinkConfig label_embedding), not regions
+    any_samples: bool | None = None  # whether ``samples`` has a text, from the worker (None: read it, a sync)
+    tracks: LinkTracks | None = None  # the learned links' index structures, from the worker (None: made in the model)
+
+    @property
+    def has_samples(self) -> bool:
+        """Whether any text asks for links (the worker's flag; without it, read off ``samples``)."""
+        return bool(self.samples.any()) if self.any_samples is None else self.any_samples
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "EmbeddingLinkRequest":
         """Move the tensors to ``device``."""
         by_label = self.by_label.to(device, non_blocking=non_blocking) if self.by_label is not None else None
+        tracks = self.tracks.to(device, non_blocking=non_blocking) if self.tracks is not None else None
         return replace(self, samples=self.samples.to(device, non_blocking=non_blocking),
-                       sample_key=self.sample_key.to(device, non_blocking=non_blocking), by_label=by_label)
+                       sample_key=self.sample_key.to(device, non_blocking=non_blocking), by_label=by_label,
+                       tracks=tracks)
 
 
 def sample_key(sample_id: str) -> int:
@@ -327,7 +405,8 @@ def collate_samples(samples: Sequence[Sample | BadSample | None],
         by_label = torch.tensor([bool(r[2]) if r is not None and len(r) > 2 else False for r in requests])
         batch.embedding_link = EmbeddingLinkRequest(flags, float(params[0]), int(params[1]),
                                                     torch.tensor([sample_key(i) for i in text_ids], dtype=torch.long),
-                                                    by_label if bool(by_label.any()) else None)
+                                                    by_label if bool(by_label.any()) else None, bool(flags.any()),
+                                                    link_tracks(tsg, batch.dsg, text_sample, flags, int(params[1])))
     if all(s.dsg_gold is not None for s in good) and all(t.gold is not None for t in texts):
         batch.gold = GoldObjects(torch.cat([t.gold for t in texts]), torch.cat([s.dsg_gold for s in good]))
     return batch

@@ -81,7 +81,8 @@ def test_embedding_links_feed_the_hsg_and_osc(tiny_world) -> None:  # noqa: ANN0
     model.finsta._recurrent = spy
     with torch.no_grad():
         feats = model.features(batch)
-    index, types = seen["extra"]
+    index, types, keep = seen["extra"]
+    assert keep is None  # threshold links are selected (learned ones masked: tests/nn/test_learned_links_sync.py)
     objects = int((batch.tsg.node_type == NODE["object"]).sum())
     assert index.shape[1] > 2 * objects and set(types.tolist()) == {EDGE["crossmodal"], EDGE["crossmodal"] + 7}
     # Each edge joins a TSG object to a DSG object node of the same sample (in HSG numbering).

@@ -102,8 +102,7 @@ def test_label_free_ptc_pairs_follow_the_models_links(tiny_world) -> None:  # no
         roi = finsta._dsg_features(batch.dsg, host, video, None)[1]
         links, _ = finsta.link_matcher(batch.tsg, batch.dsg, batch.text_sample, span, roi,
                                           batch.embedding_link.samples, 1)
-    linked = {(int(links.text_node[k]), int(batch.dsg.node_track[links.dsg_nodes[links.dsg_link == k][0]]))
-              for k in range(links.num_links)}
+    linked = {(int(links.text_node[k]), int(links.track[k])) for k in range(links.num_links)}
     made = _made_links(ptc, links, batch.embedding_link.samples, batch.dsg.node_track)
     expected = [(int(o), int(t)) in linked for o, t in zip(ptc.link_object, ptc.link_track)]
     assert made.tolist() == expected

@@ -17,8 +17,8 @@ from finsta_pl.batch import AlignmentBatch, FinstaBatch
 from finsta_pl.graphs.container import EDGE_TYPES, NODE, NODE_TYPES, GraphBatch
 from finsta_pl.hosts.base import Host, TextFeatures, VideoFeatures
 from finsta_pl.nn.gtrm import GTrmLayer
-from finsta_pl.nn.linking import (EmbeddingLinks, LinkMatcher, crossmodal_edges, embedding_links, gold_link_scores,
-                                  hsg_link_pairs)
+from finsta_pl.nn.linking import (EmbeddingLinks, LinkMatcher, crossmodal_edges, crossmodal_keep, embedding_links,
+                                  gold_link_scores, hsg_link_pairs)
 from finsta_pl.nn.objectives import OBJECTIVE_NAMES, FinstaObjectives, StreamStates, TextStates
 from finsta_pl.nn.rgtrm import STGD, RGTrmBlock
 from finsta_pl.nn.scatter import scatter_mean, scatter_softmax, scatter_sum, segment_sum
@@ -221,12 +221,15 @@ class FinstaStreams(nn.Module):
         return ~adverb if text_nodes is None else ~(adverb & text_nodes)
 
     def _recurrent(self, blocks: nn.ModuleList, g: GraphBatch, h: Tensor, groups: int,
-                   active: Tensor | None, stgd: nn.ModuleList | None, extra: tuple[Tensor, Tensor] | None = None) -> Tensor:
+                   active: Tensor | None, stgd: nn.ModuleList | None,
+                   extra: tuple[Tensor, Tensor, Tensor | None] | None = None) -> Tensor:
         index, e, keep = self._edges(g, groups, active)
-        if extra is not None:  # edges found in the model (embedding links), already both directions
+        if extra is not None:  # edges found in the model (embedding links), already both directions; which count
+            extra_keep = extra[2]
+            if keep is not None or extra_keep is not None:
+                keep = torch.cat([keep if keep is not None else torch.ones(index.shape[1], dtype=torch.bool, device=index.device),
+                                  extra_keep if extra_keep is not None else torch.ones_like(extra[1], dtype=torch.bool)])
             index, e = torch.cat([index, extra[0]], 1), torch.cat([e, self.edge_type(extra[1])])
-            if keep is not None:
-                keep = torch.cat([keep, torch.ones_like(extra[1], dtype=torch.bool)])
         prev = self._previous(g, active)
         key_bias = None
         if stgd is not None:
@@ -311,8 +314,9 @@ class FinstaStreams(nn.Module):
         if learned:  # always called, so its parameters take part in every step (DDP); no request: no objects
             samples = request.samples if request is not None else torch.zeros_like(batch.text_sample, dtype=torch.bool)
             links, link_loss = self.link_matcher(
-                tsg, dsg, batch.text_sample, span, roi, samples, request.top_k if request is not None else 1, true_texts)
-        if request is not None and bool(request.samples.any()):
+                tsg, dsg, batch.text_sample, span, roi, samples, request.top_k if request is not None else 1, true_texts,
+                request.tracks if request is not None else None)
+        if request is not None and request.has_samples:
             # Links are made whatever the switch says: OSC needs them.  The switch removes only the HSG edges.
             if not learned:
                 link_text, link_video = span, roi
@@ -323,20 +327,27 @@ class FinstaStreams(nn.Module):
                                         request.threshold, request.top_k)
             osc_pairs = _with_links(osc_pairs, links, request.sample_key, dsg.node_track)
             if c.crossmodal_edges:
-                extra = crossmodal_edges(links, tsg, dsg, hsg, batch.text_sample)
+                extra = (*crossmodal_edges(links, tsg, dsg, hsg, batch.text_sample), crossmodal_keep(links))
         if batch.gold is not None:  # the embedded world: score every link (worker's and model's) against the gold
             text_node, dsg_node = hsg_link_pairs(hsg, batch.hsg_source, tsg.num_nodes)
+            gold_keep = None
             if links is not None:
+                if links.keep is not None:
+                    gold_keep = torch.cat([torch.ones_like(text_node, dtype=torch.bool), links.keep])
                 text_node = torch.cat([text_node, links.text_node.index_select(0, links.dsg_link)])
                 dsg_node = torch.cat([dsg_node, links.dsg_nodes])
-            out.stats.update(gold_link_scores(text_node, dsg_node, batch.gold, tsg, dsg, batch.text_sample))
+            out.stats.update(gold_link_scores(text_node, dsg_node, batch.gold, tsg, dsg, batch.text_sample, gold_keep))
         h_h = self._recurrent(self.hsg_blocks, hsg, h_h, groups, a_h, None, extra)
         out.text, out.joint = self._pool(h_t, tsg, a_t), self._readout(h_h, hsg, a_h, joint)
         clip_key = batch.clip_key[batch.text_sample]
         objects = (tsg.node_type == NODE["object"]).sum().clamp(min=1)
         index = hsg.index
-        cross = index.group_end[1] - index.group_end[0] + (extra[0].shape[1] if extra is not None else 0)
-        out.stats["links_per_object"] = (cross / 2) / objects  # both directions of each link are edges
+        cross = index.group_end[1] - index.group_end[0]
+        if extra is not None:  # the model's edges that count (a sum on the device where they are masked, no sync)
+            cross = cross + (extra[0].shape[1] if extra[2] is None else extra[2].sum())
+        # Both directions of each link are edges.  As ``(cross / 2) / objects`` with a Python ``cross`` (the
+        # reciprocal times the scalar), also where ``cross`` is a tensor: the same float32 rounding.
+        out.stats["links_per_object"] = objects.reciprocal() * (cross / 2)
         # PTC pairs of label-free texts count only where the model made their link.
         made = (None if not c.ptc or links is None or batch.ptc.link_object is None
                 else _made_links(batch.ptc, links, request.samples, dsg.node_track))
@@ -432,9 +443,7 @@ def _made_links(pairs: AlignmentBatch, links: EmbeddingLinks, samples: Tensor, n
     link the worker could only guess (``AlignmentBatch.link_object``/``link_track``: one pair per possible
     link, graphs/hsg.py ``ptc_candidates``); they count when the model made that (object, track) link.  Pairs
     of the other texts follow from the worker's own links and always count."""
-    track = torch.zeros(links.num_links, dtype=torch.long, device=node_track.device).scatter_(
-        0, links.dsg_link, node_track.index_select(0, links.dsg_nodes))
-    made = (links.text_node << 32) | track
+    made = (links.text_node << 32) | _link_tracks(links, node_track)
     wanted = (pairs.link_object << 32) | pairs.link_track
     return torch.isin(wanted, made) | ~samples.index_select(0, pairs.pair_graph)
 
@@ -444,7 +453,12 @@ def _with_links(pairs: AlignmentBatch, links: EmbeddingLinks, sample_key: Tensor
     and track, so two objects linked to one track are not each other's negatives)."""
     n, first = links.num_links, pairs.num_pairs
     device = links.text_node.device
-    track = torch.zeros(n, dtype=torch.long, device=device).scatter_(0, links.dsg_link, node_track[links.dsg_nodes])
+    track = _link_tracks(links, node_track)
+    weight = None
+    if links.keep is not None or pairs.region_weight is not None:  # masked entries of learned links pool nothing
+        weight = torch.cat([pairs.region_weight if pairs.region_weight is not None
+                            else torch.ones(pairs.region_nodes.shape[0], device=device),
+                            links.keep.float() if links.keep is not None else torch.ones(links.dsg_nodes.shape[0], device=device)])
     return AlignmentBatch(
         anchor_nodes=torch.cat([pairs.anchor_nodes, links.text_node]),
         anchor_seg=torch.cat([pairs.anchor_seg, first + torch.arange(n, device=device)]),
@@ -454,4 +468,13 @@ def _with_links(pairs: AlignmentBatch, links: EmbeddingLinks, sample_key: Tensor
         region_key=torch.cat([pairs.region_key, sample_key[links.link_graph] | (2**31 + track)]),
         negative_nodes=pairs.negative_nodes,
         negative_seg=pairs.negative_seg,
+        region_weight=weight,
     )
+
+
+def _link_tracks(links: EmbeddingLinks, node_track: Tensor) -> Tensor:
+    """[L] batch track id of each link (learned links carry it; else the track of any of its DSG nodes)."""
+    if links.track is not None:
+        return links.track
+    return torch.zeros(links.num_links, dtype=torch.long, device=node_track.device).scatter_(
+        0, links.dsg_link, node_track.index_select(0, links.dsg_nodes))

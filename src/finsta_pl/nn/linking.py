@@ -21,24 +21,40 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from finsta_pl.batch import GoldObjects
+from finsta_pl.batch import GoldObjects, LinkTracks, link_tracks
 from finsta_pl.graphs.container import EDGE, EDGE_TYPES, NODE, GraphBatch
 from finsta_pl.nn.scatter import scatter_mean
 
 
 @dataclass
 class EmbeddingLinks:
-    """Links ``(text_node[l], track nodes dsg_nodes[dsg_link == l])``; ``link_graph`` is each link's text."""
+    """Links ``(text_node[l], track nodes dsg_nodes[dsg_link == l])``; ``link_graph`` is each link's text.
+
+    Learned links (issue 23) expand densely over the boxes of the object's clip: then ``keep`` ([E] bool) says
+    which entries are the linked track's, ``track`` ([L]) is each link's batch track id, and ``edge_text``/
+    ``edge_dsg``/``edge_keep`` are the (TSG node, DSG node) pairs of the HSG edges, each once, masked alike.
+    ``None``: every entry counts, and the HSG edges are ``(text_node[dsg_link], dsg_nodes)``."""
 
     text_node: Tensor
     link_graph: Tensor
     dsg_nodes: Tensor
     dsg_link: Tensor
+    keep: Tensor | None = None
+    track: Tensor | None = None
+    edge_text: Tensor | None = None
+    edge_dsg: Tensor | None = None
+    edge_keep: Tensor | None = None
 
     @property
     def num_links(self) -> int:
         """Number of (text object, track) links."""
         return int(self.text_node.numel())
+
+    def edge_pairs(self) -> tuple[Tensor, Tensor, Tensor | None]:
+        """``(TSG node, DSG node, keep)`` of each HSG edge the links make (one direction)."""
+        if self.edge_text is not None:
+            return self.edge_text, self.edge_dsg, self.edge_keep
+        return self.text_node.index_select(0, self.dsg_link), self.dsg_nodes, self.keep
 
 
 def _within_group_rank(group: Tensor, score: Tensor) -> Tensor:
@@ -126,24 +142,32 @@ def embedding_links(tsg: GraphBatch, dsg: GraphBatch, text_sample: Tensor, text_
 
 
 def _first_nodes(g: GraphBatch) -> tuple[Tensor, Tensor]:
-    counts = torch.bincount(g.node_graph, minlength=g.num_graphs)
+    counts = g.index.graph_count  # from the worker: a bincount here would sync
     return torch.cumsum(counts, 0) - counts, counts
 
 
 def crossmodal_edges(links: EmbeddingLinks, tsg: GraphBatch, dsg: GraphBatch, hsg: GraphBatch,
                      text_sample: Tensor) -> tuple[Tensor, Tensor]:
     """HSG ``(edge_index, edge_type)`` of the links, both directions, as collation would have written them.
-    The HSG of text ``m`` holds its TSG nodes, then a copy of its clip's DSG nodes."""
+    The HSG of text ``m`` holds its TSG nodes, then a copy of its clip's DSG nodes.  Edges the links mask
+    (:func:`crossmodal_keep`) are written too: the layers give them no attention."""
     tsg_first, tsg_count = _first_nodes(tsg)
     dsg_first, _ = _first_nodes(dsg)
     hsg_first, _ = _first_nodes(hsg)
-    text = links.link_graph[links.dsg_link]  # the text (HSG graph) of each link edge
-    src = hsg_first[text] + links.text_node[links.dsg_link] - tsg_first[text]
-    dst = hsg_first[text] + tsg_count[text] + links.dsg_nodes - dsg_first[text_sample[text]]
+    text_node, dsg_node, _ = links.edge_pairs()
+    text = tsg.node_graph.index_select(0, text_node)  # the text (HSG graph) of each link edge
+    src = hsg_first[text] + text_node - tsg_first[text]
+    dst = hsg_first[text] + tsg_count[text] + dsg_node - dsg_first[text_sample[text]]
     index = torch.stack([torch.cat([src, dst]), torch.cat([dst, src])])
     kind = EDGE["crossmodal"]
     types = torch.cat([torch.full_like(src, kind), torch.full_like(src, kind + len(EDGE_TYPES))])
     return index, types
+
+
+def crossmodal_keep(links: EmbeddingLinks) -> Tensor | None:
+    """[E] bool: which of :func:`crossmodal_edges`' edges count (``None``: all)."""
+    keep = links.edge_pairs()[2]
+    return None if keep is None else torch.cat([keep, keep])
 
 
 class LinkMatcher(nn.Module):
@@ -164,16 +188,18 @@ class LinkMatcher(nn.Module):
         self.logit_scale = nn.Parameter(torch.tensor(1 / temperature).log())
 
     def forward(self, tsg: GraphBatch, dsg: GraphBatch, text_sample: Tensor, span: Tensor, roi: Tensor,
-                samples: Tensor, top_k: int, weights: Tensor | None = None
+                samples: Tensor, top_k: int, weights: Tensor | None = None, tracks: LinkTracks | None = None
                 ) -> tuple[EmbeddingLinks, Tensor]:
         """``(links, loss)`` for the texts flagged in ``samples`` ([M] bool); ``weights`` ([M]): texts whose
-        objects make a loss term (true texts).  How good the links are is measured against gold scene graphs
-        where there are some (:func:`gold_link_scores`, the embedded world)."""
+        objects make a loss term (true texts); ``tracks``: the worker's :class:`LinkTracks` of ``samples`` and
+        ``top_k`` (without them they are made here, which syncs).  How good the links are is measured against
+        gold scene graphs where there are some (:func:`gold_link_scores`, the embedded world)."""
         device = span.device
         zero = (self.text.weight.sum() + self.video.weight.sum() + self.text.bias.sum() + self.video.bias.sum()
                 + self.logit_scale) * 0.0  # every parameter takes part, also in a batch without pairs (DDP)
-        tracks = _Tracks.of(tsg, dsg, samples)  # every clip's tracks: the other clips' are the negatives
-        if tracks is None:
+        if tracks is None:  # every clip's tracks: the other clips' are the negatives
+            tracks = link_tracks(tsg, dsg, text_sample, samples, top_k)
+        if tracks.empty:
             return _no_links(device), zero
         objects, num_tracks, track_graph = tracks.objects, tracks.num_tracks, tracks.track_graph
         text = F.normalize(self.text(span[objects]).float(), dim=-1)
@@ -186,12 +212,20 @@ class LinkMatcher(nn.Module):
         per_object = torch.logsumexp(score, 1) - torch.logsumexp(own_score.masked_fill(~has_own[:, None], 0.0), 1)
         w = has_own.float() * (weights[obj_text].float() if weights is not None else 1.0)
         loss = (per_object * w).sum() / w.sum().clamp(min=1) + zero
-        k = min(top_k, num_tracks)
-        best, pick = own_score.detach().topk(k, dim=1)
-        keep = torch.isfinite(best)
-        link_obj = torch.arange(objects.numel(), device=device)[:, None].expand(-1, k)[keep]
-        link_track = pick[keep]
-        return tracks.expand(obj_text, link_obj, link_track), loss
+        # Each object's best min(top_k, own tracks) tracks of its own clip: slots the worker counted, so no
+        # selection (the first slots of a row are exactly its finite, own-track scores).
+        _, pick = own_score.detach().topk(min(top_k, num_tracks), dim=1)
+        link_obj = tracks.link_object
+        link_track = pick[link_obj, tracks.link_rank]
+        # A link's DSG nodes: the boxes of its object's clip, masked to its track.
+        keep = tracks.track_of_box.index_select(0, tracks.link_box) == link_track.index_select(0, tracks.link_entry)
+        linked = torch.zeros(objects.numel(), num_tracks, dtype=torch.bool, device=device).index_put_(
+            (link_obj, link_track), torch.ones_like(link_obj, dtype=torch.bool))
+        edge_keep = linked[tracks.object_entry, tracks.track_of_box.index_select(0, tracks.object_box)]
+        return EmbeddingLinks(objects.index_select(0, link_obj), obj_text.index_select(0, link_obj),
+                              tracks.boxes.index_select(0, tracks.link_box), tracks.link_entry, keep,
+                              tracks.track_id.index_select(0, link_track), objects.index_select(0, tracks.object_entry),
+                              tracks.boxes.index_select(0, tracks.object_box), edge_keep), loss
 
 
 def hsg_link_pairs(hsg: GraphBatch, hsg_source: Tensor, num_tsg_nodes: int) -> tuple[Tensor, Tensor]:
@@ -205,7 +239,7 @@ def hsg_link_pairs(hsg: GraphBatch, hsg_source: Tensor, num_tsg_nodes: int) -> t
 
 
 def gold_link_scores(text_node: Tensor, dsg_node: Tensor, gold: GoldObjects, tsg: GraphBatch, dsg: GraphBatch,
-                     text_sample: Tensor) -> dict[str, Tensor]:
+                     text_sample: Tensor, keep: Tensor | None = None) -> dict[str, Tensor]:
     """Links ``(text_node[e], dsg_node[e])`` (one entry per linked DSG node) scored against the gold objects.
 
     ``link_precision``: share of linked DSG nodes that are the text object's gold object (over text objects
@@ -215,13 +249,16 @@ def gold_link_scores(text_node: Tensor, dsg_node: Tensor, gold: GoldObjects, tsg
     track of the clip (the mean of 1 / its number of tracks).  Diagnostics only (no gradient, no sync)."""
     text_gold, node_gold = gold.tsg.index_select(0, text_node), gold.dsg.index_select(0, dsg_node)
     judged = text_gold >= 0
+    if keep is not None:  # [E] bool: entries that are links (learned links mask the other tracks' boxes)
+        judged = judged & keep
     correct = (judged & (text_gold == node_gold)).float()
     # A text object is eligible when its gold object appears among its clip's DSG nodes.
     shift = 20  # gold ids are per clip and small: (clip << 20) | id is unique per (clip, object)
     text_key = (text_sample.index_select(0, tsg.node_graph) << shift) | gold.tsg.clamp(min=0)
     node_key = torch.where(gold.dsg >= 0, (dsg.node_graph << shift) | gold.dsg.clamp(min=0), torch.full_like(gold.dsg, -1))
     eligible = (tsg.node_type == NODE["object"]) & (gold.tsg >= 0) & torch.isin(text_key, node_key)
-    links = torch.zeros(tsg.num_nodes, device=correct.device).index_add_(0, text_node, torch.ones_like(correct))
+    ones = torch.ones_like(correct) if keep is None else keep.to(correct.dtype)
+    links = torch.zeros(tsg.num_nodes, device=correct.device).index_add_(0, text_node, ones)
     right = torch.zeros_like(links).index_add_(0, text_node, correct)
     count = eligible.float().sum().clamp(min=1)
     first_box = (dsg.node_type == NODE["object"]) & (dsg.node_track >= 0) & (dsg.index.node_prev_track < 0)

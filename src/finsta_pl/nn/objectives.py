@@ -149,7 +149,7 @@ class FinstaObjectives(nn.Module):
         do pairs whose link the model did not make (``made``, [P] bool: ``finsta.py`` ``_made_links``)."""
         n = pairs.num_pairs
         anchor, _ = _masked_mean(h_t, pairs.anchor_nodes, pairs.anchor_seg, n, a_t)
-        region, _ = _masked_mean(h_d, pairs.region_nodes, pairs.region_seg, n, a_d)
+        region, _ = _masked_mean(h_d, pairs.region_nodes, pairs.region_seg, n, a_d, pairs.region_weight)
         negative, count = _masked_mean(h_d, pairs.negative_nodes, pairs.negative_seg, n, a_d)
         weights = None if true_texts is None else true_texts[pairs.pair_graph]
         if made is not None:
@@ -199,10 +199,13 @@ def _concept_keys(pairs: AlignmentBatch, tsg: GraphBatch, clip_key: Tensor) -> T
     return clip_key[pairs.pair_graph] | (total & 0x7FFFFFFF)
 
 
-def _masked_mean(h: Tensor, nodes: Tensor, seg: Tensor, n: int, active: Tensor | None) -> tuple[Tensor, Tensor]:
-    """Mean of ``h[nodes]`` per segment ``seg`` over the active nodes only, and each segment's active count;
-    inactive nodes are weighted 0 rather than selected out, which would sync."""
+def _masked_mean(h: Tensor, nodes: Tensor, seg: Tensor, n: int, active: Tensor | None,
+                 weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Mean of ``h[nodes]`` per segment ``seg`` over the active nodes only (and those of ``weight`` 1, [len(nodes)]
+    0/1), and each segment's active count; inactive nodes are weighted 0 rather than selected out, which would sync."""
     rows = h.index_select(0, nodes)
     w = torch.ones_like(nodes, dtype=h.dtype) if active is None else active.index_select(0, nodes).to(h.dtype)
+    if weight is not None:
+        w = w * weight.to(h.dtype)
     count = scatter_sum(w, seg, n)
     return scatter_sum(rows * w[:, None], seg, n) / count.clamp(min=1)[:, None], count
