@@ -45,7 +45,8 @@ bench: $(STAMP)
 	$(PY) -m benchmarks $(if $(QUICK),--quick)
 
 # Host only / host + Finsta / post-trained host per task, ablations and studies over seeds.  SIZE=full (58 min
-# on 2 cores) writes RESULTS.md and results/*.png; SIZE=small (under 10 min) runs/reproduce/small/RESULTS.md.
+# on 2 cores) writes RESULTS.md and results/*.png; SIZE=small (under 10 min) runs/reproduce/small/RESULTS.md;
+# SIZE=label_free (23 min) the label-free video QA study into runs/reproduce/label_free/RESULTS.md.
 reproduce: $(STAMP)
 	$(VENV)/bin/finsta-pl reproduce --size $(SIZE) $(ARGS)
 
