@@ -137,8 +137,8 @@ def test_label_free_study_has_its_controls_and_marks_them(tmp_path: Path) -> Non
 
     quick = plan(SIZES["label_free"], tmp_path)
     assert not any(r.export or r.needs_posttrain for r in quick)  # no post-training: the table compares arms
-    # three tasks' four rows, video QA's w/o PTC and w/o OSC and its two 8x8-token rows, per seed
-    assert len(quick) == (3 * 4 + 2 + 2) * 3 and {r.column for r in quick} == {"compositional"}
+    # three tasks' four rows, video QA's six ablations and its two 8x8-token rows, per seed
+    assert len(quick) == (3 * 4 + 6 + 2) * 3 and {r.column for r in quick} == {"compositional"}
     runs = plan(SIZES["full"], tmp_path)  # make reproduce: the label-free tables of three tasks
     table = [r for r in runs if r.table == "label-free alignment: retrieval"]
     assert {r.row for r in table} == {"host only", LABELLED, CLASS_AGNOSTIC, CAPACITY}
