@@ -46,7 +46,7 @@ bench: $(STAMP)
 
 # Host only / host + Finsta / post-trained host per task, ablations and studies over seeds.  SIZE=full (58 min
 # on 2 cores) writes RESULTS.md and results/*.png; SIZE=small (under 10 min) runs/reproduce/small/RESULTS.md;
-# SIZE=label_free (23 min) the label-free video QA study into runs/reproduce/label_free/RESULTS.md.
+# SIZE=label_free (62 min) the label-free study into runs/reproduce/label_free/RESULTS.md.
 reproduce: $(STAMP)
 	$(VENV)/bin/finsta-pl reproduce --size $(SIZE) $(ARGS)
 
