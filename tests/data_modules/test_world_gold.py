@@ -15,17 +15,12 @@ from finsta_pl.graphs.container import NODE
 from finsta_pl.graphs.dsg import DSGConfig
 from finsta_pl.graphs.hsg import LinkConfig
 from finsta_pl.graphs.parsers import CachedTSGBuilder, make_parser
+from tests.helpers import tiny_qa_module
 from finsta_pl.nn.linking import gold_link_scores, hsg_link_pairs
 
 
 def _batch(label_free: bool):  # noqa: ANN202
-    graphs = GraphConfig(detector_args={"shape_labels": False} if label_free else {},
-                         dsg=DSGConfig(class_agnostic=label_free),
-                         link=LinkConfig(method="embedding" if label_free else "auto"))
-    dm = VideoQADataModule(synthetic=WorldConfig(num_train=24, num_val=12, num_test=8),
-                           clip=ClipConfig(num_frames=4, frame_size=64), loader=LoaderConfig(batch_size=12, num_workers=0),
-                           graphs=graphs)
-    dm.setup("fit")
+    dm = tiny_qa_module(label_free)
     return dm, next(iter(dm.val_dataloader()))
 
 

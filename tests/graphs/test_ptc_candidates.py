@@ -5,23 +5,12 @@ from __future__ import annotations
 
 import torch
 
-from finsta_pl.data_modules import ClipConfig, LoaderConfig, VideoQADataModule
-from finsta_pl.data_modules.graph_builder import GraphConfig
-from finsta_pl.data_modules.synthetic import WorldConfig
 from finsta_pl.graphs.container import NODE
-from finsta_pl.graphs.dsg import DSGConfig
-from finsta_pl.graphs.hsg import LinkConfig
+from tests.helpers import tiny_qa_module
 
 
 def _batch(label_free: bool):  # noqa: ANN202
-    graphs = GraphConfig(detector_args={"shape_labels": False} if label_free else {},
-                         dsg=DSGConfig(class_agnostic=label_free),
-                         link=LinkConfig(method="embedding" if label_free else "auto"))
-    dm = VideoQADataModule(synthetic=WorldConfig(num_train=24, num_val=12, num_test=8),
-                           clip=ClipConfig(num_frames=4, frame_size=64), loader=LoaderConfig(batch_size=12, num_workers=0),
-                           graphs=graphs)
-    dm.setup("fit")
-    return next(iter(dm.val_dataloader()))
+    return next(iter(tiny_qa_module(label_free).val_dataloader()))
 
 
 def test_label_free_batches_carry_a_ptc_pair_per_possible_link(tiny_world) -> None:  # noqa: ANN001
