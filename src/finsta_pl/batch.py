@@ -84,15 +84,27 @@ class LinkTracks:
                                 for f in fields(self) if isinstance(getattr(self, f.name), Tensor)})
 
 
+def renumber_tracks(tsg: GraphBatch, dsg: GraphBatch, samples: Tensor, clips: Tensor | None = None
+                    ) -> tuple[Tensor, Tensor, Tensor, Tensor, int, Tensor]:
+    """``(objects, boxes, track_id, track_of_box, num_tracks, track_graph)``: the TSG object nodes of the texts
+    ``samples`` ([M] bool), the tracked DSG boxes (of ``clips`` only, [B] bool, where given), and their tracks
+    renumbered ``0..K-1`` in (clip, track) order with each track's batch id and clip.  Syncs on a device
+    (``nonzero``, ``unique``): collation runs it for the learned links, the threshold links in the model."""
+    objects = torch.nonzero((tsg.node_type == NODE["object"]) & samples[tsg.node_graph]).squeeze(1)
+    box = (dsg.node_type == NODE["object"]) & (dsg.node_track >= 0)
+    boxes = torch.nonzero(box if clips is None else box & clips[dsg.node_graph]).squeeze(1)
+    track_id, track_of_box = torch.unique(dsg.node_track[boxes], return_inverse=True)
+    num_tracks = int(track_id.numel())
+    track_graph = torch.zeros(num_tracks, dtype=torch.long, device=boxes.device).scatter_(
+        0, track_of_box, dsg.node_graph[boxes])
+    return objects, boxes, track_id, track_of_box, num_tracks, track_graph
+
+
 def link_tracks(tsg: GraphBatch, dsg: GraphBatch, text_sample: Tensor, samples: Tensor, top_k: int) -> LinkTracks:
     """The :class:`LinkTracks` of texts ``samples`` ([M] bool) against every clip's tracks.  Collation runs it
     on the host; on a device it would sync (``nonzero``, ``unique``, ``repeat_interleave``)."""
-    objects = torch.nonzero((tsg.node_type == NODE["object"]) & samples[tsg.node_graph]).squeeze(1)
-    boxes = torch.nonzero((dsg.node_type == NODE["object"]) & (dsg.node_track >= 0)).squeeze(1)
-    track_id, track_of_box = torch.unique(dsg.node_track[boxes], return_inverse=True)
-    num_tracks = int(track_id.numel())
+    objects, boxes, track_id, track_of_box, num_tracks, track_graph = renumber_tracks(tsg, dsg, samples)
     box_graph = dsg.node_graph[boxes]
-    track_graph = torch.zeros(num_tracks, dtype=torch.long, device=boxes.device).scatter_(0, track_of_box, box_graph)
     clip = text_sample[tsg.node_graph[objects]]  # each object's clip
     own = torch.bincount(track_graph, minlength=dsg.num_graphs)[clip]
     slots = own.clamp(max=top_k)

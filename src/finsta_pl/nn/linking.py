@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from finsta_pl.batch import GoldObjects, LinkTracks, link_tracks
+from finsta_pl.batch import GoldObjects, LinkTracks, link_tracks, renumber_tracks
 from finsta_pl.graphs.container import EDGE, EDGE_TYPES, NODE, GraphBatch
 from finsta_pl.nn.scatter import scatter_mean
 
@@ -86,15 +86,9 @@ class _Tracks:
     @staticmethod
     def of(tsg: GraphBatch, dsg: GraphBatch, samples: Tensor, clips: Tensor | None = None) -> "_Tracks | None":
         """``None`` when there is no object or no tracked box (``clips``: only these clips' boxes; all if None)."""
-        objects = torch.nonzero((tsg.node_type == NODE["object"]) & samples[tsg.node_graph]).squeeze(1)
-        box = (dsg.node_type == NODE["object"]) & (dsg.node_track >= 0)
-        boxes = torch.nonzero(box if clips is None else box & clips[dsg.node_graph]).squeeze(1)
+        objects, boxes, _, track_of_box, num_tracks, track_graph = renumber_tracks(tsg, dsg, samples, clips)
         if objects.numel() == 0 or boxes.numel() == 0:
             return None
-        track_ids, track_of_box = torch.unique(dsg.node_track[boxes], return_inverse=True)
-        num_tracks = int(track_ids.numel())
-        track_graph = torch.zeros(num_tracks, dtype=torch.long, device=boxes.device).scatter_(
-            0, track_of_box, dsg.node_graph[boxes])
         box_count = torch.bincount(track_of_box, minlength=num_tracks)
         return _Tracks(objects, boxes, track_of_box, num_tracks, track_graph,
                        torch.argsort(track_of_box, stable=True), box_count, torch.cumsum(box_count, 0) - box_count)
