@@ -22,6 +22,7 @@ CLIP4CLIP = "clip4clip"
 #: alone (no scene graphs, so no OSC, PTC or distillation); its rows tell Finsta's share of a post-trained
 #: host's gain from what more training on the post-training captions gives by itself.
 HOST_LOSS_ONLY = "small_vlm_host_loss_only"
+HOST_LOSS_ONLY_POSTTRAIN = ("--model.init_args.finsta.enabled=false",)
 POSTTRAINED_HOST_LOSS = "post-trained with the host loss only, no graphs"
 #: the label-free arm (issue 22; experiments/videoqa_label_free.yaml as overrides, so any task takes it): the
 #: motion detector's tracked boxes without its words, node features without label words, learned links.
@@ -40,6 +41,13 @@ TOKENS = ("--model.init_args.host.patch_grid=8",)
 HOST_ONLY_TOKENS = "host only, 8x8 patch tokens"
 CLASS_AGNOSTIC_TOKENS = "host + Finsta, class-agnostic boxes, regions on the 8x8 fusion tokens"
 LABEL_FREE_TABLE = "label-free alignment: "
+#: the label-free post-training (issue 22): the built-in host post-trained with Finsta on the label-free arm's
+#: graphs (class-agnostic boxes, learned links), then fine-tuned without graphs like every post-trained row;
+#: compared with the labelled post-training and the host-loss-only control on the compositional split.
+LABEL_FREE_HOST = "small_vlm_label_free"
+LABEL_FREE_POSTTRAIN_TABLE = "post-training without labels: "
+POSTTRAINED_LABELLED = "post-trained with Finsta, labelled motion detector, no graphs"
+POSTTRAINED_LABEL_FREE = "post-trained with Finsta, class-agnostic boxes, no graphs"
 
 
 @dataclass(frozen=True)
@@ -55,7 +63,7 @@ class Size:
     compositional: tuple[str, ...]  # tasks that also get the compositional split
     ablation_tasks: tuple[str, ...]
     extra: tuple[str, ...] = ()  # further overrides of every run (frames, loader, trainer output)
-    studies: bool = True  # robustness, vocabulary-free detector, zero-shot
+    studies: bool = True  # robustness, zero-shot
     ablations: tuple[str, ...] = tuple(switch for _, switch in ABLATIONS)
     clip4clip: tuple[str, ...] = ()  # tasks that get the three rows with a (tiny, random) CLIP4Clip host
     controls: tuple[str, ...] = ()  # tasks that get the post-training control (and zero-shot, with studies)
@@ -63,11 +71,14 @@ class Size:
     label_free_ablations: tuple[str, ...] = ()  # tasks whose ablation rows (``ablations``) run on the label-free arm
     label_free_tokens: tuple[str, ...] = ()  # tasks that get the 8x8-token rows
     label_free_splits: tuple[str, ...] = ("compositional",)  # the splits of the label-free tables (the targets')
+    # the split of the ablation and 8x8-token rows on the label-free arm, and of the label-free post-training
+    label_free_study_split: str = "compositional"
+    label_free_posttrain: tuple[str, ...] = ()  # tasks that fine-tune a host post-trained label-free, and its control
     jobs: int = 2
 
 
-#: what every reproduction changes in the shipped configs, to fit its 198 runs of the full size into an hour
-#: on 2 cores: 4 frames a clip (the shipped 8 double each run's cost; 4 still show each motion), graphs built
+#: what every reproduction changes in the shipped configs, to keep the full size near an hour and a half on
+#: 2 cores: 4 frames a clip (the shipped 8 double each run's cost; 4 still show each motion), graphs built
 #: in the run's own process (the pool keeps every core busy), validation only after the last epoch.
 _REPRO = ("--data.init_args.clip.num_frames=4", "--data.init_args.loader.num_workers=0",
           "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false")
@@ -77,12 +88,16 @@ SIZES: dict[str, Size] = {
     # Under 10 minutes on 2 cores: video QA only, both splits, the two alignment losses' ablations.
     "small": Size((120, 60, 30), 3, 3, (0, 1, 2), ("videoqa",), ("videoqa",), ("videoqa",), _REPRO,
                   studies=False, ablations=("ptc", "osc")),
-    # Everything the issues ask for: its 198 runs before the label-free tables took under 60 minutes on 2 cores;
-    # those tables add 60 runs (three tasks, compositional split; the six ablations; the 8x8-token rows).
+    # Everything the issues ask for: every task on both splits as host only, joint (labelled detector) and
+    # post-trained; the label-free arm and its capacity control for every task on both splits; post-training
+    # against the host-loss-only control for every task (standard split), and label-free post-training against
+    # the same control on the compositional split; the six ablations on the label-free arm (video QA) and on
+    # the labelled one (video QA, retrieval); the CLIP4Clip rows and studies.  A fit two tables
+    # share (the label-free tables' host and labelled rows are the task tables') runs once.
     "full": Size((200, 60, 30), 3, 3, (0, 1, 2), tuple(METRIC), tuple(METRIC), ("videoqa", "retrieval"),
-                 _REPRO, clip4clip=("videoqa", "retrieval"), controls=("retrieval", "mcqa"),
-                 label_free=("videoqa", "retrieval", "mcqa"), label_free_ablations=("videoqa",),
-                 label_free_tokens=("videoqa",)),
+                 _REPRO, clip4clip=("videoqa", "retrieval"), controls=tuple(METRIC),
+                 label_free=tuple(METRIC), label_free_ablations=("videoqa",), label_free_tokens=("videoqa",),
+                 label_free_splits=SPLITS, label_free_posttrain=tuple(METRIC)),
     # The label-free study of issue 22, trained longer than the full size's runs (the shipped world, 6 epochs):
     # on the compositional split, per task the host, the labelled arm, the class-agnostic arm and its capacity
     # control; on video QA also the six ablation rows on the class-agnostic arm and the 8x8-token rows.
@@ -136,6 +151,13 @@ class Run:
         return args
 
     @property
+    def fit(self) -> tuple:
+        """What makes the fit: two runs with the same are one fit, reported in both tables (e.g. a label-free
+        table's host-only row is its task table's)."""
+        return (self.command, self.column, self.seed, self.configs, self.overrides, self.metric,
+                self.needs_posttrain, self.host, self.export)
+
+    @property
     def slug(self) -> str:
         """A folder name for the run."""
         text = f"{self.table}-{self.row}-{self.column}-seed{self.seed}"
@@ -187,15 +209,9 @@ def _three_rows(task: str, table: str, split: str, seed: int, overrides: tuple[s
 
 
 def plan(size: Size, out: Path) -> list[Run]:
-    """Every run of a reproduction, post-trainings first."""
+    """Every run of a reproduction, post-trainings first (each one that a row fine-tunes or validates)."""
     clip = clip4clip_overrides(out)
-    splits = SPLITS if size.compositional else SPLITS[:1]
-    runs = [posttrain_run(s, split, "small_vlm", ()) for s in size.seeds for split in splits] if size.tasks else []
-    if size.clip4clip:
-        runs += [posttrain_run(s, "standard", CLIP4CLIP, clip) for s in size.seeds]
-    if size.controls:
-        runs += [posttrain_run(s, "standard", HOST_LOSS_ONLY, ("--model.init_args.finsta.enabled=false",))
-                 for s in size.seeds]
+    runs: list[Run] = []
     for s in size.seeds:
         for task in size.tasks:
             for split in SPLITS if task in size.compositional else SPLITS[:1]:
@@ -215,24 +231,25 @@ def plan(size: Size, out: Path) -> list[Run]:
         for rate in (0.25, 0.5):  # node drop in training and in evaluation (the graph builder serves both)
             runs.append(Run("robustness: videoqa", f"node drop {rate:.0%}", "standard", s, ("experiments/videoqa.yaml",),
                             (f"--data.init_args.graphs.node_drop={rate}",), METRIC["videoqa"]))
-        # A detector that knows nothing of the world's vocabulary: grid regions, linked by host embeddings.
-        runs.append(Run("vocabulary-free detector: videoqa", "host + Finsta, grid boxes, embedding links", "standard",
-                        s, ("experiments/videoqa.yaml",), ("--data.init_args.graphs.detector=grid",
-                                                           "--data.init_args.graphs.link.method=embedding"),
-                        METRIC["videoqa"]))
         zero_shot = [("random host", False, "small_vlm"), ("post-trained host", True, "small_vlm")]
         if size.controls:
             zero_shot.append(("host post-trained with its own loss only", True, HOST_LOSS_ONLY))
         for row, post, host in zero_shot:
             runs.append(Run("zero-shot retrieval", row, "standard", s, ("experiments/retrieval_host_only.yaml",), (),
                             METRIC["retrieval"], command="validate", needs_posttrain=post, host=host))
-    return runs
+    # How each host is post-trained: Finsta with the shipped (labelled) graphs, or on the label-free arm's
+    # graphs, or the host's own loss alone; the CLIP4Clip host with the shipped graphs.
+    how = {"small_vlm": (), CLIP4CLIP: clip, HOST_LOSS_ONLY: HOST_LOSS_ONLY_POSTTRAIN, LABEL_FREE_HOST: LABEL_FREE}
+    needed = sorted({(r.seed, SPLITS.index(r.column), r.host) for r in runs if r.needs_posttrain},
+                    key=lambda k: (k[0], k[1], list(how).index(k[2])))
+    return [posttrain_run(seed, SPLITS[split], host, how[host]) for seed, split, host in needed] + runs
 
 
 def _label_free_rows(size: Size, seed: int) -> list[Run]:
     """The label-free table of each task (per ``label_free_splits``): host only (the reference), the labelled
     arm, the class-agnostic arm, its capacity control (and the 8x8-token rows); then the ablation rows on the
-    class-agnostic arm."""
+    class-agnostic arm; then the post-trained hosts (labelled, label-free, host loss only) fine-tuned without
+    graphs."""
     runs = []
     for task in size.label_free:
         table, metric = LABEL_FREE_TABLE + task, METRIC[task]
@@ -243,16 +260,23 @@ def _label_free_rows(size: Size, seed: int) -> list[Run]:
                      Run(table, CLASS_AGNOSTIC, split, seed, (f"experiments/{task}.yaml",), (*LABEL_FREE, *data), metric),
                      Run(table, CAPACITY, split, seed, (f"experiments/{task}.yaml",),
                          (*LABEL_FREE, *NO_ALIGNMENT, *data), metric)]
+    split = size.label_free_study_split
+    data = split_overrides(split)
     for task in size.label_free_tokens:
         host_only = (f"experiments/{task}_host_only.yaml",)
-        for split in size.label_free_splits:
-            data = split_overrides(split)
-            runs += [Run(LABEL_FREE_TABLE + task, HOST_ONLY_TOKENS, split, seed, host_only, (*TOKENS, *data),
-                         METRIC[task]),
-                     Run(LABEL_FREE_TABLE + task, CLASS_AGNOSTIC_TOKENS, split, seed, (f"experiments/{task}.yaml",),
-                         (*LABEL_FREE, *TOKENS, "--model.init_args.finsta.regions=tokens", *data), METRIC[task])]
+        runs += [Run(LABEL_FREE_TABLE + task, HOST_ONLY_TOKENS, split, seed, host_only, (*TOKENS, *data), METRIC[task]),
+                 Run(LABEL_FREE_TABLE + task, CLASS_AGNOSTIC_TOKENS, split, seed, (f"experiments/{task}.yaml",),
+                     (*LABEL_FREE, *TOKENS, "--model.init_args.finsta.regions=tokens", *data), METRIC[task])]
     for task in size.label_free_ablations:
         runs += [Run(f"label-free ablation: {task}", row, split, seed, (f"experiments/{task}.yaml",),
-                     (*LABEL_FREE, f"--model.init_args.finsta.{switch}=false", *split_overrides(split)), METRIC[task])
-                 for split in size.label_free_splits for row, switch in ABLATIONS if switch in size.ablations]
+                     (*LABEL_FREE, f"--model.init_args.finsta.{switch}=false", *data), METRIC[task])
+                 for row, switch in ABLATIONS if switch in size.ablations]
+    for task in size.label_free_posttrain:
+        host_only, table = (f"experiments/{task}_host_only.yaml",), LABEL_FREE_POSTTRAIN_TABLE + task
+        runs += [Run(table, HOST_ONLY, split, seed, host_only, data, METRIC[task]),
+                 Run(table, POSTTRAINED_LABELLED, split, seed, host_only, data, METRIC[task], needs_posttrain=True),
+                 Run(table, POSTTRAINED_LABEL_FREE, split, seed, host_only, data, METRIC[task], needs_posttrain=True,
+                     host=LABEL_FREE_HOST),
+                 Run(table, POSTTRAINED_HOST_LOSS, split, seed, host_only, data, METRIC[task], needs_posttrain=True,
+                     host=HOST_LOSS_ONLY)]
     return runs

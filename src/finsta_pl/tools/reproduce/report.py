@@ -9,20 +9,20 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from finsta_pl.tools.reproduce.plan import (CAPACITY, CLASS_AGNOSTIC, HOST_ONLY, JOINT, LABEL_FREE_TABLE, POSTTRAINED,
-                                            SPLITS, Run, Size)
+from finsta_pl.tools.reproduce.plan import (CAPACITY, CLASS_AGNOSTIC, HOST_ONLY, JOINT, LABEL_FREE_POSTTRAIN_TABLE,
+                                            LABEL_FREE_TABLE, POSTTRAINED, POSTTRAINED_HOST_LOSS, SPLITS, Run, Size)
 
 #: tables of variations, each led by the runs it varies: (table prefix, the reference row's name, the row of the
 #: task's table on the standard split that it copies).
 _LED_BY = (("ablation: ", "full model", JOINT), ("robustness: ", "node drop 0%", JOINT),
-           ("vocabulary-free detector: ", "host + Finsta, motion detector (its labels)", JOINT),
            ("post-training control: ", "post-trained with Finsta, no graphs", POSTTRAINED))
 #: variations led by a row of another table of the same column: (table prefix, reference row's name, the
 #: table it comes from (prefix + task), that table's row).
 _LED_BY_COLUMN = (("label-free ablation: ", "class-agnostic boxes, full model", LABEL_FREE_TABLE, CLASS_AGNOSTIC),)
 #: tables with a second reference row: a cell beyond its spread gets a dagger (the label-free table's capacity
-#: control: an effect of the alignment must beat it, not only the host).
-SECOND_REFERENCE = {LABEL_FREE_TABLE: CAPACITY}
+#: control: an effect of the alignment must beat it, not only the host; the post-training tables' host-loss-only
+#: control: a post-training with Finsta must beat more training with the host's own loss).
+SECOND_REFERENCE = {LABEL_FREE_TABLE: CAPACITY, LABEL_FREE_POSTTRAIN_TABLE: POSTTRAINED_HOST_LOSS}
 
 
 def with_references(results: dict[Run, float]) -> dict[Run, float]:
@@ -154,7 +154,8 @@ def write_results(report: Path, size_name: str, size: Size, results: dict[Run, f
              f"{size.world[0]}/{size.world[1]}/{size.world[2]} videos per seed, {size.epochs} epochs "
              f"(post-training {size.posttrain_epochs}), seeds {', '.join(map(str, size.seeds))}.  Cells: mean +- "
              "std of the validation metric over seeds; `*`: the interval does not overlap the table's first row's; "
-             "\u2020 (label-free tables): nor the capacity control's.",
+             "\u2020 (label-free tables): nor the capacity control's (post-training tables: the host-loss-only "
+             "control's).",
              ""]
     if example is not None:
         lines += ["Each cell is one `finsta-pl` command per seed, its arguments in the run's `config.yaml` under "

@@ -95,13 +95,32 @@ def run_all(runs: Sequence[Run], size: Size, out: Path, done: dict[str, float],
             record: Callable[[Run, float, float], None], run_one: Callable[[Run, Size, Path], float],
             jobs: int) -> None:
     """Run what ``done`` lacks, at most ``jobs`` at once, each as soon as the post-training it starts from
-    has finished; ``record(run, value, seconds)`` as each ends.  The first failure stops the pool."""
-    pending = [r for r in runs if r.slug not in done]
+    has finished; ``record(run, value, seconds)`` as each ends.  Runs that are the same fit (``Run.fit``) run
+    once: the others are recorded with its value and 0 s.  The first failure stops the pool."""
+    same: dict[tuple, list[Run]] = {}
+    for run in runs:
+        same.setdefault(run.fit, []).append(run)
+    pending = []
+    for group in same.values():
+        known = next((done[r.slug] for r in group if r.slug in done), None)
+        if known is None:
+            pending.append(group[0])
+        else:  # a resumed reproduction whose earlier plan ran this fit under one of its other names
+            for run in group:
+                if run.slug not in done:
+                    done[run.slug] = known
+                    record(run, known, 0.0)
+
+    def finish(run: Run, value: float, took: float) -> None:
+        for r in same[run.fit]:
+            done[r.slug] = value
+            record(r, value, took if r is run else 0.0)
+
     if jobs <= 1:
         for run in pending:
             start = time.perf_counter()
-            done[run.slug] = value = run_one(run, size, out)
-            record(run, value, time.perf_counter() - start)
+            value = run_one(run, size, out)
+            finish(run, value, time.perf_counter() - start)
         return
     import multiprocessing
 
@@ -118,6 +137,4 @@ def run_all(runs: Sequence[Run], size: Size, out: Path, done: dict[str, float],
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 run, start = running.pop(future)
-                value = future.result()  # a failed run raises here, naming its log
-                done[run.slug] = value
-                record(run, value, time.perf_counter() - start)
+                finish(run, future.result(), time.perf_counter() - start)  # a failed run raises, naming its log
