@@ -17,10 +17,11 @@ def test_plan_covers_every_table_and_posttrains_first(tmp_path: Path) -> None:
     full = SIZES["full"]
     runs = plan(full, tmp_path)
     exports = [r for r in runs if r.export]
-    assert runs[: len(exports)] == exports and len(exports) == 12  # 3 seeds x (2 splits, CLIP4Clip, control), first
+    # 3 seeds x (2 splits, CLIP4Clip, the control on 2 splits, the label-free post-training), first
+    assert runs[: len(exports)] == exports and len(exports) == 18
     # The compositional rows fine-tune a host post-trained without the held-out combinations.
     comp = [r for r in runs if r.needs_posttrain and r.column == "compositional"]
-    assert comp and all("enhanced_small_vlm_compositional" in " ".join(r.args(full, tmp_path)) for r in comp)
+    assert comp and all(f"enhanced_{r.host}_compositional" in " ".join(r.args(full, tmp_path)) for r in comp)
     assert all("compositional_train.txt" in " ".join(r.overrides) for r in exports if r.column == "compositional")
     assert all(r.dependency in {e.slug for e in exports} for r in runs if r.needs_posttrain)
     tables_ = {r.table for r in runs}
@@ -29,10 +30,13 @@ def test_plan_covers_every_table_and_posttrains_first(tmp_path: Path) -> None:
     assert {"ablation: videoqa", "ablation: retrieval", "robustness: videoqa", "zero-shot retrieval"} <= tables_
     # The control: the same clips, the host's own loss, no graphs; its rows fine-tune (or validate) that host.
     control = [r for r in runs if r.host == HOST_LOSS_ONLY]
-    assert [r.overrides for r in control if r.export] == [("--model.init_args.finsta.enabled=false",)] * 3
-    assert {r.table for r in control if not r.export} == {"post-training control: retrieval",
-                                                          "post-training control: mcqa", "zero-shot retrieval"}
-    assert all("enhanced_small_vlm_host_loss_only_standard" in " ".join(r.args(full, tmp_path))
+    assert all(r.overrides[0] == "--model.init_args.finsta.enabled=false" for r in control if r.export)
+    assert len([r for r in control if r.export]) == 6
+    tasks = ("videoqa", "retrieval", "captioning", "mcqa", "inference", "action")
+    assert {r.table for r in control if not r.export} == {
+        *(f"post-training control: {t}" for t in tasks), *(f"post-training without labels: {t}" for t in tasks),
+        "zero-shot retrieval"}
+    assert all(f"enhanced_small_vlm_host_loss_only_{r.column}" in " ".join(r.args(full, tmp_path))
                for r in control if not r.export)
     # The CLIP4Clip rows: the same task configs with the tiny CLIP as host, post-trained as a CLIP4Clip host.
     clip = [r for r in runs if r.host == CLIP4CLIP and not r.export]
@@ -42,6 +46,7 @@ def test_plan_covers_every_table_and_posttrains_first(tmp_path: Path) -> None:
     clip_post = [r for r in clip if r.row == POSTTRAINED]
     assert clip_post and all("enhanced_clip4clip_standard" in " ".join(r.args(full, tmp_path)) for r in clip_post)
     assert len({r.slug for r in runs}) == len(runs)  # one folder and one result line per run
+    assert "vocabulary-free detector: videoqa" not in tables_  # it had no alignment; the label-free tables replace it
     post = [r for r in runs if r.needs_posttrain]
     assert post and all(f"_seed{r.seed}.pt" in " ".join(r.args(SIZES["full"], tmp_path)) for r in post)
     qa = [r for r in runs if r.table == "videoqa" and r.column == "compositional"]
@@ -97,6 +102,7 @@ def _fake_fit(run: Run, size: Size, out: Path) -> float:
         raise AssertionError(f"{run.slug} started before {run.dependency}")
     if run.export:
         (out / run.slug).write_text("host")
+    (out / f"{run.slug}.fit").write_text("")
     return float(run.seed)
 
 
@@ -109,6 +115,12 @@ def test_the_pool_runs_each_run_once_after_its_post_training(tmp_path: Path) -> 
     run_all(runs, size, tmp_path, done, lambda run, value, seconds: recorded.append(run.slug), _fake_fit, jobs=2)
     assert sorted(recorded) == sorted(r.slug for r in runs[:-1]) and done[runs[-1].slug] == 9.0
     assert all(done[r.slug] == r.seed for r in runs[:-1])
+    # A fit that two tables share (the label-free table's host-only and labelled rows are the task table's) ran
+    # once (each fit leaves its marker file), and every run of the plan got its value.
+    fits = [r.slug for r in runs if (tmp_path / f"{r.slug}.fit").is_file()]
+    assert len(fits) == len({r.fit for r in runs}) - 1 < len(runs) - 1
+    shared = next(r for r in runs if r.table == "label-free alignment: videoqa" and r.row == "host only")
+    assert shared.slug not in fits and any(r.fit == shared.fit and r.table == "videoqa" and r.slug in fits for r in runs)
 
 
 @pytest.mark.slow  # ~15 s of real runs; the default run keeps the plan, the pool and the tables
@@ -133,22 +145,36 @@ def test_minimal_reproduction_runs_for_real(tiny_world: Path, tmp_path: Path, mo
 
 
 def test_label_free_study_has_its_controls_and_marks_them(tmp_path: Path) -> None:
-    from finsta_pl.tools.reproduce.plan import CAPACITY, CLASS_AGNOSTIC, LABEL_FREE, LABELLED, NO_ALIGNMENT
+    from finsta_pl.tools.reproduce.plan import (CAPACITY, CLASS_AGNOSTIC, LABEL_FREE, LABEL_FREE_HOST, LABELLED,
+                                                NO_ALIGNMENT, POSTTRAINED_HOST_LOSS, POSTTRAINED_LABEL_FREE,
+                                                POSTTRAINED_LABELLED)
 
     quick = plan(SIZES["label_free"], tmp_path)
     assert not any(r.export or r.needs_posttrain for r in quick)  # no post-training: the table compares arms
     # three tasks' four rows, video QA's six ablations and its two 8x8-token rows, per seed
     assert len(quick) == (3 * 4 + 6 + 2) * 3 and {r.column for r in quick} == {"compositional"}
-    runs = plan(SIZES["full"], tmp_path)  # make reproduce: the label-free tables of three tasks
+    runs = plan(SIZES["full"], tmp_path)  # make reproduce: the label-free tables of every task, both splits
     table = [r for r in runs if r.table == "label-free alignment: retrieval"]
     assert {r.row for r in table} == {"host only", LABELLED, CLASS_AGNOSTIC, CAPACITY}
-    assert len(table) == 4 * 3 and {r.column for r in table} == {"compositional"}  # rows x seeds
+    assert len(table) == 4 * 2 * 3 and {r.column for r in table} == {"standard", "compositional"}  # rows x splits x seeds
+    assert all(any(r.table == "label-free alignment: " + t for r in runs)
+               for t in ("videoqa", "retrieval", "captioning", "mcqa", "inference", "action"))
     arm = next(r for r in table if r.row == CLASS_AGNOSTIC)
     control = next(r for r in table if r.row == CAPACITY)
     assert set(LABEL_FREE) <= set(arm.overrides) and not set(NO_ALIGNMENT) & set(arm.overrides)
     assert set(control.overrides) == set(arm.overrides) | set(NO_ALIGNMENT)  # the same run without the objectives
     ablations = [r for r in runs if r.table == "label-free ablation: videoqa"]
     assert len(ablations) == 6 * 3 and all(set(LABEL_FREE) <= set(r.overrides) for r in ablations)
+    assert {r.column for r in ablations} == {"compositional"}
+    # Label-free post-training: the host post-trained on the label-free arm's graphs, the labelled post-training
+    # and the host-loss-only control, each fine-tuned without graphs on the compositional split.
+    post = [r for r in runs if r.table == "post-training without labels: mcqa"]
+    assert {(r.row, r.host) for r in post} == {("host only", "small_vlm"), (POSTTRAINED_LABELLED, "small_vlm"),
+                                               (POSTTRAINED_LABEL_FREE, LABEL_FREE_HOST),
+                                               (POSTTRAINED_HOST_LOSS, HOST_LOSS_ONLY)}
+    assert {r.column for r in post} == {"compositional"} and len(post) == 4 * 3
+    label_free_host = next(r for r in runs if r.export and r.host == LABEL_FREE_HOST)
+    assert set(LABEL_FREE) <= set(label_free_host.overrides) and label_free_host.column == "compositional"
     assert len({r.slug for r in runs}) == len(runs)
     # The table marks an arm against the host (*) and against the capacity control (dagger).
     results = {}
@@ -162,3 +188,11 @@ def test_label_free_study_has_its_controls_and_marks_them(tmp_path: Path) -> Non
     ablation = md.split("### label-free ablation: videoqa")[1]
     assert "| class-agnostic boxes, full model | 0.710 +- 0.010 (n=3) |" in ablation
     assert "| w/o PTC | 0.610 +- 0.010 (n=3)* |" in ablation
+    # The post-training table marks a post-trained host against the host-loss-only control (dagger) too.
+    results = {}
+    for row, values in (("host only", [0.50, 0.51, 0.52]), (POSTTRAINED_LABELLED, [0.60, 0.61, 0.62]),
+                        (POSTTRAINED_LABEL_FREE, [0.54, 0.56, 0.58]), (POSTTRAINED_HOST_LOSS, [0.55, 0.56, 0.57])):
+        results |= {_run("post-training without labels: videoqa", row, s): v for s, v in enumerate(values)}
+    md = tables(with_references(results))
+    assert f"| {POSTTRAINED_LABELLED} | 0.610 +- 0.010 (n=3)*\u2020 |" in md
+    assert f"| {POSTTRAINED_LABEL_FREE} | 0.560 +- 0.020 (n=3)* |" in md  # beyond the host, not the control
