@@ -26,11 +26,11 @@ from typing import Any
 
 import torch
 
-from benchmarks.bench_encoder import SdpaEncoder, encoder_step, padded_tokens, sdpa_step, set_backend
+from benchmarks.bench_encoder import SdpaEncoder, encoder_loss, encoder_step, padded_tokens, sdpa_step, set_backend
 from benchmarks.bench_step import CLIP_TASKS, _clip_host, clip_configs, host_only, train_step
 from benchmarks.report import Section, interleaved_medians, markdown_table, section_main
 from benchmarks.workload import TINY_CONFIGS, build_task, object_batch, train_batch
-from finsta_pl.tools.dispatch_count import count_dispatch
+from finsta_pl.tools.dispatch_count import count_by_part, count_dispatch
 
 CONFIG = "experiments/videoqa.yaml"
 #: counts before issue 23 (commit 625119b, same counter, videoqa config, 32x8x16): a Python walk over frames with
@@ -55,6 +55,27 @@ def cpu_rows(model: Any, dm: Any, sizes: list[tuple[int, int, int]]) -> list[tup
         for backend in ("dense", "auto"):
             rows.append((f"{b}x{t}x{o}", backend, *count_row(model, batch, backend)))
     return rows
+
+
+def part_rows(model: Any, batch: Any) -> list[tuple]:
+    """Where one dense encoder step's operators are: ``(part, forward operators, share of the step)`` per part
+    (the frame recurrence, the GTrm layers, STGD, the objectives, the rest of the streams), then the backward."""
+    from finsta_pl.nn.gtrm import GTrmLayer
+    from finsta_pl.nn.objectives import FinstaObjectives
+    from finsta_pl.nn.rgtrm import STGD, FrameRecurrence
+
+    set_backend(model, "dense")
+    loss = encoder_loss(model, batch)
+    loss().backward()  # warm, as count_row
+    model.zero_grad(set_to_none=True)
+    parts = count_by_part(model.finsta, loss, (FrameRecurrence, GTrmLayer, STGD, FinstaObjectives))
+    model.zero_grad(set_to_none=True)
+    total = sum(parts.forward.values()) + parts.backward
+    names = {"FrameRecurrence": "frame recurrence (forward)", "GTrmLayer": "GTrm layers (forward)",
+             "STGD": "STGD (forward)", "FinstaObjectives": "objectives: OSC, PTC, HSG contrast, distillation (forward)",
+             "other": "the streams' featurising, linking, pooling and readout (forward)"}
+    rows = [(names[k], v, f"{v / total:.0%}") for k, v in parts.forward.most_common()]
+    return rows + [("backward, all parts", parts.backward, f"{parts.backward / total:.0%}")]
 
 
 def autocast(device: torch.device) -> Any:
@@ -196,6 +217,13 @@ def run(quick: bool, out_dir: Path, tiny: bool = False) -> Section:
           "GPU runs; `auto` on CPU hands large graphs to DGL, whose own kernels the counter does not see.  "
           f"Before issue 23 (commit 625119b, 32x8x16): {before}.", "",
           markdown_table(("batch x frames x objects", "backend", "operators", "host syncs", "syncing operators"), rows)]
+    b, t, o = sizes[0]
+    parts = part_rows(model, object_batch(dm, b, o, frames=t))
+    md += ["", f"Where the operators of one dense step at {first} are (forward by the module running, innermost "
+           "first; the backward as one total, autograd runs its nodes in its own order).  The frame recurrence is "
+           "the part that grows with frames (one step per frame for the whole batch, three recurrent blocks); "
+           "the rest is fixed per layer and loss term:", "",
+           markdown_table(("part", "operators", "share of the step"), parts)]
     if torch.cuda.is_available():
         device = torch.device("cuda")
         enc_rows, step_rows, gpu_headline = gpu_rows(device, tiny)

@@ -84,18 +84,28 @@ def padded_tokens(batch: FinstaBatch, dim: int, seed: int = 0) -> dict[str, tupl
     return out
 
 
-def encoder_step(model: Any, batch: FinstaBatch) -> Callable[[], None]:
-    """One forward + backward of ``model.finsta`` on ``batch``; host features are computed once, outside."""
+def encoder_loss(model: Any, batch: FinstaBatch) -> Callable[[], torch.Tensor]:
+    """The forward of ``model.finsta`` on ``batch`` to a scalar that every output reaches; host features are
+    computed once, outside."""
     host, finsta = model.host, model.finsta
     with torch.no_grad():
         video = host.encode_video(batch.frames)
         text = host.encode_text(batch.text_ids)
         joint = host.fuse(video.select(batch.text_sample), text)
 
-    def step() -> None:
+    def loss() -> torch.Tensor:
         out = finsta(batch, host, video, text, joint)
-        loss = finsta.total_loss(out.losses) + out.video.square().mean() + out.text.square().mean() + out.joint.square().mean()
-        loss.backward()
+        return finsta.total_loss(out.losses) + out.video.square().mean() + out.text.square().mean() + out.joint.square().mean()
+
+    return loss
+
+
+def encoder_step(model: Any, batch: FinstaBatch) -> Callable[[], None]:
+    """One forward + backward of ``model.finsta`` on ``batch`` (:func:`encoder_loss`)."""
+    loss = encoder_loss(model, batch)
+
+    def step() -> None:
+        loss().backward()
         model.zero_grad(set_to_none=True)
 
     return step

@@ -24,6 +24,11 @@ def test_dispatch_section_counts_no_sync_and_no_growth_with_batch(tmp_path: Path
             for line in s.markdown.splitlines() if line.startswith("| 12x8x2") or line.startswith("| 24x8x2")}
     small, large = rows[("12x8x2", "dense")], rows[("24x8x2", "dense")]
     assert 500 < int(small[0]) == int(large[0]) and int(large[1]) == 0  # no growth with batch, no sync
+    # The split by part adds up to the same step, and names the recurrence, the layers and the backward.
+    parts = {line.strip("|").split("|")[0].strip(): int(line.strip("|").split("|")[1])
+             for line in s.markdown.split("Where the operators")[1].splitlines() if line.startswith("| ") and "%" in line}
+    assert sum(parts.values()) == int(small[0])
+    assert {"frame recurrence (forward)", "GTrm layers (forward)", "backward, all parts"} <= set(parts)
 
 
 @pytest.mark.slow  # builds two tasks and times steps; make test-slow (CI runs it) keeps it

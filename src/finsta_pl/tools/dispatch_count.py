@@ -17,7 +17,7 @@ from typing import Any, Callable
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-__all__ = ["DispatchCount", "count_dispatch"]
+__all__ = ["DispatchCount", "PartCount", "count_dispatch", "count_by_part"]
 
 # Operators that need a device -> host transfer before the next launch: their output size (or value) is only
 # known once the device has computed it.
@@ -72,4 +72,51 @@ def count_dispatch(fn: Callable[[], Any]) -> DispatchCount:
     record = DispatchCount()
     with _Counter(record):
         fn()
+    return record
+
+
+@dataclass
+class PartCount:
+    """One forward + backward split by where its operators come from: ``forward`` per part (the innermost running
+    module of the classes asked for, by class name; ``"other"`` outside them), ``backward`` in all."""
+
+    forward: Counter = field(default_factory=Counter)
+    backward: int = 0
+
+
+class _PartCounter(TorchDispatchMode):
+    def __init__(self, record: PartCount, running: list[str]) -> None:
+        super().__init__()
+        self.record, self.running = record, running
+        self.in_backward = False
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        if self.in_backward:
+            self.record.backward += 1
+        else:
+            self.record.forward[self.running[-1] if self.running else "other"] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def count_by_part(model: torch.nn.Module, forward: Callable[[], torch.Tensor], parts: tuple[type, ...]) -> PartCount:
+    """Run ``forward`` (returning a scalar loss) and its backward once, counting the forward's operators per part:
+    the innermost running submodule of ``model`` that is an instance of one of ``parts``.  Where the operators
+    are is what tells which rewrite pays (e.g. a frame recurrence's share grows with frames).  The backward is
+    one total: autograd runs its nodes in its own order, not module by module."""
+    record, running = PartCount(), []
+    handles = []
+    for module in model.modules():
+        if isinstance(module, parts):
+            name = type(module).__name__
+            handles.append(module.register_forward_pre_hook(lambda m, a, name=name: running.append(name)))
+            handles.append(module.register_forward_hook(lambda m, a, o: running.pop() and None))
+    mode = _PartCounter(record, running)
+    try:
+        with mode:
+            loss = forward()
+            mode.in_backward = True
+            loss.backward()
+    finally:
+        for handle in handles:
+            handle.remove()
     return record

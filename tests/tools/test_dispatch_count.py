@@ -1,0 +1,39 @@
+"""``finsta_pl.tools.dispatch_count``: operators and syncs counted, and split by the module that ran them."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from finsta_pl.tools.dispatch_count import count_by_part, count_dispatch
+
+
+class _Inner(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(x) * x  # two operators
+
+
+class _Outer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(3, 3)
+        self.inner = _Inner()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(self.linear(x)).sum()
+
+
+def test_count_by_part_attributes_each_forward_operator_to_the_innermost_part() -> None:
+    model = _Outer()
+    x = torch.randn(4, 3)
+    parts = count_by_part(model, lambda: model(x), (_Outer, _Inner))
+    h = model.linear(x).detach().requires_grad_()
+    inner = count_dispatch(lambda: model.inner(h)).ops
+    assert parts.forward["_Inner"] == inner >= 2  # sigmoid, mul (and autograd's saved view): not the outer's
+    assert parts.forward["_Outer"] >= 2 and "other" not in parts.forward  # the linear's ops and the sum
+    whole = count_dispatch(lambda: model(x).backward())
+    assert sum(parts.forward.values()) + parts.backward == whole.ops and parts.backward > 0
+    # Nothing stays hooked: a later forward is not attributed.
+    assert not model._forward_hooks and not model.inner._forward_pre_hooks
+    outside = count_by_part(model, lambda: model(x), (_Inner,))
+    assert outside.forward["other"] == parts.forward["_Outer"] and outside.forward["_Inner"] == inner
