@@ -38,17 +38,19 @@ CONFIG = "experiments/videoqa.yaml"
 BEFORE = {"dense": (6621, 91), "auto": (6529, 47)}
 
 
-def count_row(model: Any, batch: Any, backend: str) -> tuple[int, int, str]:
-    """``(operators, host syncs, the syncing operators)`` of one encoder forward + backward."""
+def count_row(model: Any, batch: Any, backend: str) -> tuple[int, int, int, str]:
+    """``(operators, host syncs, operators that run a kernel, the syncing operators)`` of one encoder
+    forward + backward."""
     set_backend(model, backend)
     step = encoder_step(model, batch)
     step()  # warm: a first call may set things up
     c = count_dispatch(step)
-    return c.ops, c.syncs, ", ".join(f"{k} x{v}" for k, v in c.by_sync.most_common()) or "-"
+    return c.ops, c.syncs, c.launches, ", ".join(f"{k} x{v}" for k, v in c.by_sync.most_common()) or "-"
 
 
 def cpu_rows(model: Any, dm: Any, sizes: list[tuple[int, int, int]]) -> list[tuple]:
-    """Count rows ``(b x t x o, backend, operators, syncs, which)`` for each ``(batch, frames, objects)``."""
+    """Count rows ``(b x t x o, backend, operators, syncs, kernels, which)`` for each ``(batch, frames,
+    objects)``."""
     rows = []
     for b, t, o in sizes:
         batch = object_batch(dm, b, o, frames=t)
@@ -58,7 +60,7 @@ def cpu_rows(model: Any, dm: Any, sizes: list[tuple[int, int, int]]) -> list[tup
 
 
 def part_rows(model: Any, batch: Any) -> list[tuple]:
-    """Where one dense encoder step's operators are: ``(part, forward operators, share of the step)`` per part
+    """Where one dense encoder step's operators are: ``(part, operators, share of the step, kernels)`` per part
     (the frame recurrence, the GTrm layers, STGD, the objectives, the rest of the streams), then the backward."""
     from finsta_pl.nn.gtrm import GTrmLayer
     from finsta_pl.nn.objectives import FinstaObjectives
@@ -74,8 +76,8 @@ def part_rows(model: Any, batch: Any) -> list[tuple]:
     names = {"FrameRecurrence": "frame recurrence (forward)", "GTrmLayer": "GTrm layers (forward)",
              "STGD": "STGD (forward)", "FinstaObjectives": "objectives: OSC, PTC, HSG contrast, distillation (forward)",
              "other": "the streams' featurising, linking, pooling and readout (forward)"}
-    rows = [(names[k], v, f"{v / total:.0%}") for k, v in parts.forward.most_common()]
-    return rows + [("backward, all parts", parts.backward, f"{parts.backward / total:.0%}")]
+    rows = [(names[k], v, f"{v / total:.0%}", parts.forward_kernels[k]) for k, v in parts.forward.most_common()]
+    return rows + [("backward, all parts", parts.backward, f"{parts.backward / total:.0%}", parts.backward_kernels)]
 
 
 def autocast(device: torch.device) -> Any:
@@ -205,25 +207,29 @@ def run(quick: bool, out_dir: Path, tiny: bool = False) -> Section:
     rows = cpu_rows(model, dm, sizes)
     headline = {}
     first = rows[0][0]  # the headline size; the other rows show what the counts grow with
-    for size, backend, ops, syncs, _ in rows:
+    for size, backend, ops, syncs, kernels, _ in rows:
         if size == first:
             headline[f"operators per encoder step at {size} ({backend})"] = float(ops)
             headline[f"host syncs per encoder step at {size} ({backend})"] = float(syncs)
+            headline[f"operators that run a kernel per encoder step at {size} ({backend})"] = float(kernels)
     before = ", ".join(f"{k}: {o} operators, {s} syncs" for k, (o, s) in BEFORE.items())
     md = ["Operators dispatched and host syncs in one encoder forward + backward (videoqa streams: TSG "
           f"{model.finsta_config.tsg_layers}, DSG {model.finsta_config.dsg_blocks}, HSG "
           f"{model.finsta_config.hsg_blocks} layers), counted with `finsta_pl.tools.dispatch_count` on CPU; each "
           "operator is at least one kernel launch on a GPU, each sync stalls its queue.  `dense` is the kernel a "
           "GPU runs; `auto` on CPU hands large graphs to DGL, whose own kernels the counter does not see.  "
-          f"Before issue 23 (commit 625119b, 32x8x16): {before}.", "",
-          markdown_table(("batch x frames x objects", "backend", "operators", "host syncs", "syncing operators"), rows)]
+          f"Before issue 23 (commit 625119b, 32x8x16): {before}.  `kernels`: the operators less views "
+          "(`detach`, `t`, `view`, `split`, ...) and metadata queries, which make a tensor header and launch "
+          "nothing: on a GPU about one launch each.", "",
+          markdown_table(("batch x frames x objects", "backend", "operators", "host syncs", "kernels",
+                          "syncing operators"), rows)]
     b, t, o = sizes[0]
     parts = part_rows(model, object_batch(dm, b, o, frames=t))
     md += ["", f"Where the operators of one dense step at {first} are (forward by the module running, innermost "
            "first; the backward as one total, autograd runs its nodes in its own order).  The frame recurrence is "
            "the part that grows with frames (one step per frame for the whole batch, three recurrent blocks); "
            "the rest is fixed per layer and loss term:", "",
-           markdown_table(("part", "operators", "share of the step"), parts)]
+           markdown_table(("part", "operators", "share of the step", "kernels"), parts)]
     if torch.cuda.is_available():
         device = torch.device("cuda")
         enc_rows, step_rows, gpu_headline = gpu_rows(device, tiny)

@@ -28,6 +28,9 @@ def test_dispatch_section_counts_no_sync_and_no_growth_with_batch(tmp_path: Path
     parts = {line.strip("|").split("|")[0].strip(): int(line.strip("|").split("|")[1])
              for line in s.markdown.split("Where the operators")[1].splitlines() if line.startswith("| ") and "%" in line}
     assert sum(parts.values()) == int(small[0])
+    kernels = rows[("12x8x2", "dense")]
+    line = next(x for x in s.markdown.splitlines() if x.startswith("| 12x8x2 | dense"))
+    assert 0 < int(line.strip("|").split("|")[4]) < int(kernels[0])  # views launch nothing
     assert {"frame recurrence (forward)", "GTrm layers (forward)", "backward, all parts"} <= set(parts)
 
 

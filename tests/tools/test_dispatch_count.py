@@ -31,9 +31,17 @@ def test_count_by_part_attributes_each_forward_operator_to_the_innermost_part() 
     inner = count_dispatch(lambda: model.inner(h)).ops
     assert parts.forward["_Inner"] == inner >= 2  # sigmoid, mul (and autograd's saved view): not the outer's
     assert parts.forward["_Outer"] >= 2 and "other" not in parts.forward  # the linear's ops and the sum
+    model.zero_grad(set_to_none=True)  # as in the split: no gradient to accumulate into
     whole = count_dispatch(lambda: model(x).backward())
     assert sum(parts.forward.values()) + parts.backward == whole.ops and parts.backward > 0
+    assert sum(parts.forward_kernels.values()) + parts.backward_kernels == whole.launches
     # Nothing stays hooked: a later forward is not attributed.
     assert not model._forward_hooks and not model.inner._forward_pre_hooks
     outside = count_by_part(model, lambda: model(x), (_Inner,))
     assert outside.forward["other"] == parts.forward["_Outer"] and outside.forward["_Inner"] == inner
+
+
+def test_launches_leave_out_views_and_metadata() -> None:
+    x = torch.randn(4, 3)
+    c = count_dispatch(lambda: (x.view(12).t().unsqueeze(0) * 2).sum())  # view, t, unsqueeze: no kernel
+    assert c.ops == c.by_op["aten.t"] + c.by_op["aten.view"] + c.by_op["aten.unsqueeze"] + 2 and c.launches == 2

@@ -40,12 +40,26 @@ def _is_sync(name: str, args: tuple, kwargs: dict) -> bool:
     return False
 
 
+# Operators that launch no kernel although they are not schema views: they compute metadata or alias storage.
+_NO_KERNEL = frozenset({"aten._unsafe_view", "aten.promote_types", "aten.result_type", "aten.lift_fresh",
+                        "aten.sym_size", "aten.sym_stride", "aten.sym_numel", "aten.is_same_size"})
+
+
+def _launches(func: Any, name: str) -> bool:
+    """Whether one dispatched operator runs a kernel: not a view (``detach``, ``t``, ``view``, ``split``, ...,
+    which only make a new tensor header) and not a metadata query."""
+    return not getattr(func, "is_view", False) and name not in _NO_KERNEL
+
+
 @dataclass
 class DispatchCount:
-    """Operators dispatched (``ops``), host syncs among them (``syncs``), and per-operator tallies."""
+    """Operators dispatched (``ops``), those among them that run a kernel (``launches``: views and metadata
+    queries left out, so on a GPU about one kernel launch each), host syncs (``syncs``), and per-operator
+    tallies."""
 
     ops: int = 0
     syncs: int = 0
+    launches: int = 0
     by_op: Counter = field(default_factory=Counter)
     by_sync: Counter = field(default_factory=Counter)
 
@@ -60,6 +74,7 @@ class _Counter(TorchDispatchMode):
         name = str(func.overloadpacket).replace("aten::", "aten.")
         name = name if name.startswith("aten.") else f"aten.{name}" if "." not in name else name
         self.record.ops += 1
+        self.record.launches += _launches(func, name)
         self.record.by_op[name] += 1
         if _is_sync(name, args, kwargs):
             self.record.syncs += 1
@@ -78,10 +93,13 @@ def count_dispatch(fn: Callable[[], Any]) -> DispatchCount:
 @dataclass
 class PartCount:
     """One forward + backward split by where its operators come from: ``forward`` per part (the innermost running
-    module of the classes asked for, by class name; ``"other"`` outside them), ``backward`` in all."""
+    module of the classes asked for, by class name; ``"other"`` outside them), ``backward`` in all; the
+    ``*_kernels`` fields count only the operators that run a kernel (see :class:`DispatchCount`)."""
 
     forward: Counter = field(default_factory=Counter)
     backward: int = 0
+    forward_kernels: Counter = field(default_factory=Counter)  # the same, operators that run a kernel only
+    backward_kernels: int = 0
 
 
 class _PartCounter(TorchDispatchMode):
@@ -91,10 +109,15 @@ class _PartCounter(TorchDispatchMode):
         self.in_backward = False
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        name = str(func.overloadpacket).replace("aten::", "aten.")
+        kernel = _launches(func, name)
         if self.in_backward:
             self.record.backward += 1
+            self.record.backward_kernels += kernel
         else:
-            self.record.forward[self.running[-1] if self.running else "other"] += 1
+            part = self.running[-1] if self.running else "other"
+            self.record.forward[part] += 1
+            self.record.forward_kernels[part] += kernel
         return func(*args, **(kwargs or {}))
 
 
