@@ -64,16 +64,17 @@ def part_rows(model: Any, batch: Any) -> list[tuple]:
     (the frame recurrence, the GTrm layers, STGD, the objectives, the rest of the streams), then the backward."""
     from finsta_pl.nn.gtrm import GTrmLayer
     from finsta_pl.nn.objectives import FinstaObjectives
-    from finsta_pl.nn.rgtrm import STGD, FrameRecurrence
+    from finsta_pl.nn.rgtrm import RECURRENCES, STGD
 
     set_backend(model, "dense")
     loss = encoder_loss(model, batch)
     loss().backward()  # warm, as count_row
     model.zero_grad(set_to_none=True)
-    parts = count_by_part(model.finsta, loss, (FrameRecurrence, GTrmLayer, STGD, FinstaObjectives))
+    parts = count_by_part(model.finsta, loss, (*RECURRENCES.values(), GTrmLayer, STGD, FinstaObjectives))
     model.zero_grad(set_to_none=True)
     total = sum(parts.forward.values()) + parts.backward
-    names = {"FrameRecurrence": "frame recurrence (forward)", "GTrmLayer": "GTrm layers (forward)",
+    names = {**{r.__name__: f"frame recurrence, {k} (forward)" for k, r in RECURRENCES.items()},
+             "GTrmLayer": "GTrm layers (forward)",
              "STGD": "STGD (forward)", "FinstaObjectives": "objectives: OSC, PTC, HSG contrast, distillation (forward)",
              "other": "the streams' featurising, linking, pooling and readout (forward)"}
     rows = [(names[k], v, f"{v / total:.0%}", parts.forward_kernels[k]) for k, v in parts.forward.most_common()]

@@ -31,7 +31,7 @@ def test_dispatch_section_counts_no_sync_and_no_growth_with_batch(tmp_path: Path
     kernels = rows[("12x8x2", "dense")]
     line = next(x for x in s.markdown.splitlines() if x.startswith("| 12x8x2 | dense"))
     assert 0 < int(line.strip("|").split("|")[4]) < int(kernels[0])  # views launch nothing
-    assert {"frame recurrence (forward)", "GTrm layers (forward)", "backward, all parts"} <= set(parts)
+    assert {"frame recurrence, loop (forward)", "GTrm layers (forward)", "backward, all parts"} <= set(parts)
 
 
 @pytest.mark.slow  # builds two tasks and times steps; make test-slow (CI runs it) keeps it

@@ -40,6 +40,10 @@ class FinstaConfig:
     backend: str = "auto"
     dropout: float = 0.0
     memory: bool = True
+    # The R-GTrm blocks' frame recurrence (nn/rgtrm.py RECURRENCES): ``loop``, the gated update whose gates read
+    # the earlier frame's state, one step per frame; ``scan``, an update linear in the earlier state (gates read
+    # the current input only), solved in log2(frames) steps: fewer kernels on a GPU (issue 23), another model.
+    recurrence: str = "loop"
     # The paper's six ablation rows.
     osc: bool = True
     ptc: bool = True
@@ -130,8 +134,8 @@ class FinstaStreams(nn.Module):
         self.frame_proj = nn.Linear(d, d)
         self.box_mlp = nn.Sequential(nn.Linear(8, d), nn.GELU(), nn.Linear(d, d))
         self.in_norm = nn.LayerNorm(d)
-        self.dsg_blocks = nn.ModuleList(RGTrmBlock(d, c.heads, c.dropout, c.backend, c.memory, k + 1 < c.dsg_blocks)
-                                        for k in range(c.dsg_blocks))
+        self.dsg_blocks = nn.ModuleList(RGTrmBlock(d, c.heads, c.dropout, c.backend, c.memory, k + 1 < c.dsg_blocks,
+                                                   c.recurrence) for k in range(c.dsg_blocks))
         # STGD sits between consecutive R-GTrm blocks of the DSG stream.
         self.stgd = nn.ModuleList(STGD(d, c.heads, c.stgd_sigma) for _ in range(max(c.dsg_blocks - 1, 0))) if c.stgd else None
         self.texts = texts
@@ -159,8 +163,8 @@ class FinstaStreams(nn.Module):
         # Only layers followed by another layer update edge features (the last one's would go unused).
         self.tsg_layers = nn.ModuleList(GTrmLayer(d, c.heads, dropout=c.dropout, backend=c.backend, update_edges=k + 1 < c.tsg_layers)
                                         for k in range(c.tsg_layers))
-        self.hsg_blocks = nn.ModuleList(RGTrmBlock(d, c.heads, c.dropout, c.backend, c.memory, k + 1 < c.hsg_blocks)
-                                        for k in range(c.hsg_blocks))
+        self.hsg_blocks = nn.ModuleList(RGTrmBlock(d, c.heads, c.dropout, c.backend, c.memory, k + 1 < c.hsg_blocks,
+                                                   c.recurrence) for k in range(c.hsg_blocks))
         # Joint readout of the HSG: attention pooling queried by the host's joint feature, so a question picks
         # out the nodes it is about instead of a mean over every node of the video.
         self.readout_query, self.readout_key = nn.Linear(d, d), nn.Linear(d, d)

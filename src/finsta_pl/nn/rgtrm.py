@@ -129,6 +129,98 @@ class FrameRecurrence(nn.Module):
         return h.index_copy(0, order, out)
 
 
+class FrameScan(nn.Module):
+    """The frame recurrence in a form that runs in ``ceil(log2 frames)`` steps for all frames at once
+    (``finsta.recurrence: scan``; :class:`FrameRecurrence` is ``loop``).
+
+    Its updates are *linear in the earlier state, with gates that read only the current input*, which is what
+    lets a parallel scan solve them (minGRU/GLA-style; the loop's gates read the earlier state, so it cannot):
+
+    - along coreference links, ``s_i = v_i + a_i * s_prev(i)`` with ``v = W_v x``, ``a = sigmoid(W_a x)`` (0 where
+      no link survives), solved by pointer jumping over the worker's ``frame_prev`` (each round doubles how far
+      back every node has summed);
+    - per video, ``M_t = (1 - u_t) * M_(t-1) + u_t * tanh(W_w q_t)`` with ``q_t`` the mean of the frame's (active)
+      nodes, ``u_t = sigmoid(W_u q_t)`` (0 for a video without nodes in the frame: its memory stays), ``M_(-1)``
+      learned; solved by doubling over the ``[frames, videos]`` grid;
+    - each node reads the memory before its frame: ``out_i = LN(x_i + W_o s_i + sigmoid(W_r [x_i, M]) * W_m M)``.
+
+    The number of operators grows with ``log2`` of the frames, not with the frames, and not with the graphs;
+    nothing waits for the device (every size comes from the worker's :class:`GraphIndex`)."""
+
+    def __init__(self, dim: int, use_memory: bool = True) -> None:
+        super().__init__()
+        self.value_retain = nn.Linear(dim, 2 * dim)  # v and the retention gate's logits, one product
+        self.out = nn.Linear(dim, dim)
+        self.use_memory = use_memory
+        if use_memory:
+            self.memory0 = nn.Parameter(torch.zeros(dim))
+            self.write = nn.Linear(dim, 2 * dim)  # the write gate's logits and the written value
+            self.read_gate = nn.Linear(2 * dim, dim)
+            self.read = nn.Linear(dim, dim)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, h: Tensor, prev: Tensor, node_graph: Tensor, num_graphs: int, index: GraphIndex,
+                active: Tensor | None = None) -> Tensor:
+        """As :meth:`FrameRecurrence.forward` (same arguments, frame-less nodes left alone)."""
+        steps = index.num_frames
+        if steps == 0:
+            return h
+        order = index.frame_order
+        x = h.index_select(0, order)
+        d = x.shape[1]
+        v, retain = self.value_retain(x).split(d, 1)
+        linked_at = torch.where(prev.index_select(0, order) >= 0, index.frame_prev, torch.full_like(order, -1))
+        retain = torch.sigmoid(retain) * (linked_at >= 0).to(x.dtype)[:, None]
+        # Pointer jumping: after round r, s_i sums the first 2^r nodes of i's chain, a_i is the product of their
+        # gates (0 once the chain has ended: a chain's first node has a = 0) and ptr the node 2^r back.
+        s, a, ptr = v, retain, linked_at.clamp(min=0)
+        for _ in range((steps - 1).bit_length()):
+            s = torch.addcmul(s, a, s.index_select(0, ptr))
+            a = a * a.index_select(0, ptr)
+            ptr = ptr.index_select(0, ptr)
+        y = x + self.out(s)
+        if self.use_memory:
+            y = y + self._read_memory(x, node_graph.index_select(0, order), num_graphs, index,
+                                      None if active is None else active.index_select(0, order))
+        return h.index_copy(0, order, self.norm(y))
+
+    def _read_memory(self, x: Tensor, graph: Tensor, num_graphs: int, index: GraphIndex,
+                     active: Tensor | None) -> Tensor:
+        """Each node's read of its video's memory before its frame (``x`` in frame-major order)."""
+        steps, d = index.num_frames, x.shape[1]
+        lengths = index.frame_count.flatten()  # per (frame, video), the frame-major runs of ``x``
+        if active is None:
+            rows, count = x, lengths.to(x.dtype)
+        else:
+            weight = active.to(x.dtype)[:, None]
+            rows, count = x * weight, segment_sum(weight[:, 0], lengths)
+        summary = segment_sum(rows, lengths) / count.clamp(min=1)[:, None]
+        gate, value = self.write(summary).split(d, 1)
+        write = torch.sigmoid(gate) * (count > 0).to(x.dtype)[:, None]
+        # M_t = keep_t * M_(t-1) + add_t over frames, per video: doubling over the [frames, videos] grid.
+        keep = (1 - write).view(steps, num_graphs, d)
+        add = (write * torch.tanh(value)).view(steps, num_graphs, d)
+        shift = 1
+        while shift < steps:
+            add = torch.cat([add[:shift], torch.addcmul(add[shift:], keep[shift:], add[:-shift])])
+            keep = torch.cat([keep[:shift], keep[shift:] * keep[:-shift]])
+            shift *= 2
+        memory0 = self.memory0.to(x.dtype)
+        memory = torch.addcmul(add, keep, memory0)  # M_t, every frame
+        before = torch.cat([memory0.expand(1, num_graphs, d), memory[:-1]]).view(steps * num_graphs, d)
+        # Node i of frame t and video g reads row t * G + g.
+        frame = torch.repeat_interleave(torch.arange(steps, device=x.device), index.frame_count.sum(1),
+                                        output_size=x.shape[0])
+        read = before.index_select(0, frame * num_graphs + graph)
+        if steps == 1:  # no frame reads a written memory: the write takes part under a zero, as DDP needs
+            read = read + 0 * memory.sum()
+        return torch.sigmoid(self.read_gate(torch.cat([x, read], 1))) * self.read(read)
+
+
+#: the frame recurrences by ``finsta.recurrence`` name.
+RECURRENCES: dict[str, type[nn.Module]] = {"loop": FrameRecurrence, "scan": FrameScan}
+
+
 class STGD(nn.Module):
     """Spatial-temporal Gaussian differential block (see module docstring)."""
 
@@ -161,13 +253,16 @@ class STGD(nn.Module):
 
 
 class RGTrmBlock(nn.Module):
-    """One R-GTrm block: a GTrm layer over all frames at once, then the frame recurrence."""
+    """One R-GTrm block: a GTrm layer over all frames at once, then the frame recurrence (``recurrence``: a
+    :data:`RECURRENCES` name)."""
 
     def __init__(self, dim: int, num_heads: int, dropout: float, backend: str, use_memory: bool = True,
-                 update_edges: bool = True) -> None:
+                 update_edges: bool = True, recurrence: str = "loop") -> None:
         super().__init__()
+        if recurrence not in RECURRENCES:
+            raise ValueError(f"finsta.recurrence: {recurrence!r} is none of {sorted(RECURRENCES)}")
         self.spatial = GTrmLayer(dim, num_heads, dropout=dropout, backend=backend, update_edges=update_edges)
-        self.temporal = FrameRecurrence(dim, use_memory)
+        self.temporal = RECURRENCES[recurrence](dim, use_memory)
 
     def forward(
         self, h: Tensor, e: Tensor, edge_index: Tensor, node_graph: Tensor, num_graphs: int,
