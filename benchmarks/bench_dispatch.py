@@ -206,6 +206,12 @@ def run(quick: bool, out_dir: Path, tiny: bool = False) -> Section:
     else:
         sizes = [(32, 8, 16), (8, 8, 4), (16, 8, 4), (32, 8, 4), (8, 4, 4), (8, 16, 4)]
     rows = cpu_rows(model, dm, sizes)
+    # The same counts with the parallel-scan recurrence (finsta.recurrence: scan), dense kernel only.
+    scan, _ = build_task([CONFIG, *(TINY_CONFIGS if tiny else [])], ["--model.init_args.finsta.recurrence=scan"],
+                         batch_size=8)
+    scan.train()
+    for b, t, o in sizes:
+        rows.append((f"{b}x{t}x{o}", "dense, scan", *count_row(scan, object_batch(dm, b, o, frames=t), "dense")))
     headline = {}
     first = rows[0][0]  # the headline size; the other rows show what the counts grow with
     for size, backend, ops, syncs, kernels, _ in rows:
@@ -221,7 +227,9 @@ def run(quick: bool, out_dir: Path, tiny: bool = False) -> Section:
           "GPU runs; `auto` on CPU hands large graphs to DGL, whose own kernels the counter does not see.  "
           f"Before issue 23 (commit 625119b, 32x8x16): {before}.  `kernels`: the operators less views "
           "(`detach`, `t`, `view`, `split`, ...) and metadata queries, which make a tensor header and launch "
-          "nothing: on a GPU about one launch each.", "",
+          "nothing: on a GPU about one launch each.  `dense, scan`: the dense kernel with "
+          "`finsta.recurrence: scan`, the frame recurrence as a parallel scan (log2 of the frames in steps; "
+          "another update rule, opt-in: docs/DESIGN-NOTES.md).", "",
           markdown_table(("batch x frames x objects", "backend", "operators", "host syncs", "kernels",
                           "syncing operators"), rows)]
     b, t, o = sizes[0]

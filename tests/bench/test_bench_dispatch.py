@@ -31,6 +31,8 @@ def test_dispatch_section_counts_no_sync_and_no_growth_with_batch(tmp_path: Path
     kernels = rows[("12x8x2", "dense")]
     line = next(x for x in s.markdown.splitlines() if x.startswith("| 12x8x2 | dense"))
     assert 0 < int(line.strip("|").split("|")[4]) < int(kernels[0])  # views launch nothing
+    scan = rows[("12x8x2", "dense, scan")]  # the parallel-scan recurrence: fewer operators, no sync
+    assert int(scan[0]) < int(small[0]) and int(scan[1]) == 0
     assert {"frame recurrence, loop (forward)", "GTrm layers (forward)", "backward, all parts"} <= set(parts)
 
 
