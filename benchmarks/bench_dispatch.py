@@ -75,8 +75,9 @@ def part_rows(model: Any, batch: Any) -> list[tuple]:
     total = sum(parts.forward.values()) + parts.backward
     names = {**{r.__name__: f"frame recurrence, {k} (forward)" for k, r in RECURRENCES.items()},
              "GTrmLayer": "GTrm layers (forward)",
-             "STGD": "STGD (forward)", "FinstaObjectives": "objectives: OSC, PTC, HSG contrast, distillation (forward)",
-             "other": "the streams' featurising, linking, pooling and readout (forward)"}
+             "STGD": "STGD's update (forward; its saliency, a method the streams call, counts with them)", "FinstaObjectives": "objectives: OSC, PTC, HSG contrast, distillation (forward)",
+             "other": "the streams' featurising, linking, pooling, readout, STGD saliency and loss weighting "
+                      "(forward)"}
     rows = [(names[k], v, f"{v / total:.0%}", parts.forward_kernels[k]) for k, v in parts.forward.most_common()]
     return rows + [("backward, all parts", parts.backward, f"{parts.backward / total:.0%}", parts.backward_kernels)]
 

@@ -79,14 +79,15 @@ def _assert_finite_step(model, batch: FinstaBatch, dtype: torch.dtype) -> None: 
     assert not bad, f"non-finite gradients under {dtype}: {bad[:5]}"
 
 
+@pytest.mark.parametrize("recurrence", ["loop", "scan"])
 @pytest.mark.parametrize("dtype", LOW)
-def test_empty_and_single_node_graphs_train_under_autocast(tiny_datamodule, dtype) -> None:  # noqa: ANN001
+def test_empty_and_single_node_graphs_train_under_autocast(tiny_datamodule, dtype, recurrence) -> None:  # noqa: ANN001
     batch = _batch(tiny_datamodule, _degenerate_samples(tiny_datamodule))
     counts = torch.bincount(batch.tsg.node_graph, minlength=batch.tsg.num_graphs)
     assert (counts == 0).any() and (counts == 1).any(), "the batch must hold empty and single-node TSGs"
     assert (torch.bincount(batch.dsg.node_graph, minlength=batch.dsg.num_graphs) == 0).any()
     assert batch.osc.num_pairs > 0  # the real samples keep the contrastive losses in the step
-    _assert_finite_step(_model(tiny_datamodule), batch, dtype)
+    _assert_finite_step(_model(tiny_datamodule, recurrence=recurrence), batch, dtype)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, *LOW])

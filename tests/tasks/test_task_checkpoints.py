@@ -72,6 +72,22 @@ def test_task_state_names_and_shapes_are_unchanged(config: str, tiny_world: Path
     assert all(torch.equal(state[k], old[old_name(k)]) for k in recorded)  # each tensor under its new name
 
 
+def test_shipped_post_training_adds_only_the_token_heads(tiny_world: Path) -> None:
+    """The shipped post-training (token distillation on) has the recorded state plus the token-level heads;
+    a post-training checkpoint from before loads with exactly those reported missing."""
+    from finsta_pl.cli import build_cli, expand_config_args
+
+    recorded = json.loads((RECORD / "state_keys.json").read_text())["posttrain_synthetic"]
+    args = ["--config", str(REPO / "experiments" / "posttrain_synthetic.yaml"), "--config", str(TINY)]
+    model = build_cli(expand_config_args(args), run=False).model
+    shapes = state_shapes(model)
+    added = set(shapes) - set(recorded)
+    assert {k: v for k, v in shapes.items() if k in recorded} == recorded and added
+    assert all(k.startswith("finsta.objectives.token_heads.") for k in added)
+    result = model.load_state_dict({k: torch.zeros(shape) for k, shape in recorded.items()}, strict=False)
+    assert set(result.missing_keys) == added and not result.unexpected_keys
+
+
 def test_old_objective_names_are_exactly_the_objectives_parts() -> None:
     """The renaming pre-hook knows every name the objectives own, and nothing else (with every head on)."""
     from finsta_pl.nn.finsta import FinstaConfig

@@ -123,6 +123,22 @@ def test_the_pool_runs_each_run_once_after_its_post_training(tmp_path: Path) -> 
     assert shared.slug not in fits and any(r.fit == shared.fit and r.table == "videoqa" and r.slug in fits for r in runs)
 
 
+def test_a_resumed_reproduction_does_not_refit_a_shared_run(tmp_path: Path) -> None:
+    """A fit recorded under one table's name (e.g. by an earlier plan) is not fitted again for the other."""
+    size = replace(SIZES["full"], seeds=(0,), tasks=("videoqa",), compositional=("videoqa",), clip4clip=(),
+                   ablation_tasks=(), controls=(), label_free=("videoqa",), label_free_ablations=(),
+                   label_free_tokens=(), label_free_posttrain=(), studies=False)
+    runs = plan(size, tmp_path)
+    shared = next(r for r in runs if r.table == "label-free alignment: videoqa" and r.row == "host only")
+    twin = next(r for r in runs if r.fit == shared.fit and r is not shared)
+    done = {shared.slug: 0.25}
+    recorded: dict[str, float] = {}
+    run_all(runs, size, tmp_path, done, lambda run, value, seconds: recorded.update({run.slug: value}), _fake_fit,
+            jobs=1)
+    assert not (tmp_path / f"{twin.slug}.fit").is_file() and recorded[twin.slug] == done[twin.slug] == 0.25
+    assert all(r.slug in done for r in runs)
+
+
 @pytest.mark.slow  # ~15 s of real runs; the default run keeps the plan, the pool and the tables
 def test_minimal_reproduction_runs_for_real(tiny_world: Path, tmp_path: Path, monkeypatch) -> None:
     """Post-training, host only, joint, post-trained fine-tuning and one ablation, really fitted at toy size;
@@ -188,6 +204,14 @@ def test_label_free_study_has_its_controls_and_marks_them(tmp_path: Path) -> Non
     ablation = md.split("### label-free ablation: videoqa")[1]
     assert "| class-agnostic boxes, full model | 0.710 +- 0.010 (n=3) |" in ablation
     assert "| w/o PTC | 0.610 +- 0.010 (n=3)* |" in ablation
+    # With the arm on both splits and the ablations on one, the ablation table has that one column only.
+    both = results | {replace(r, column="compositional"): v for r, v in results.items()
+                      if r.table == "label-free alignment: videoqa"}
+    both = {r: v for r, v in both.items() if not (r.table.startswith("label-free ablation") and r.column == "standard")}
+    both |= {replace(_run("label-free ablation: videoqa", "w/o PTC", s), column="compositional"): v
+             for s, v in enumerate([0.6, 0.61, 0.62])}
+    ablation = tables(with_references(both)).split("### label-free ablation: videoqa")[1].split("###")[0]
+    assert "| | compositional |\n" in ablation and "standard" not in ablation
     # The post-training table marks a post-trained host against the host-loss-only control (dagger) too.
     results = {}
     for row, values in (("host only", [0.50, 0.51, 0.52]), (POSTTRAINED_LABELLED, [0.60, 0.61, 0.62]),

@@ -20,7 +20,7 @@ from finsta_pl.nn.gtrm import GTrmLayer
 from finsta_pl.nn.linking import (EmbeddingLinks, LinkMatcher, crossmodal_edges, crossmodal_keep, embedding_links,
                                   gold_link_scores, hsg_link_pairs)
 from finsta_pl.nn.objectives import OBJECTIVE_NAMES, FinstaObjectives, StreamStates, TextStates
-from finsta_pl.nn.rgtrm import STGD, RGTrmBlock
+from finsta_pl.nn.rgtrm import RECURRENCES, STGD, RGTrmBlock
 from finsta_pl.nn.scatter import scatter_mean, scatter_softmax, scatter_sum, segment_sum
 
 # Edge groups the streams attend over (graphs/container.py EDGE_GROUPS): the spatial edges, then with the
@@ -82,6 +82,8 @@ class FinstaConfig:
     def __post_init__(self) -> None:
         if self.regions not in {"maps", "tokens"}:
             raise ValueError(f"FinstaConfig.regions must be 'maps' or 'tokens', not {self.regions!r}")
+        if self.recurrence not in RECURRENCES:
+            raise ValueError(f"FinstaConfig.recurrence: {self.recurrence!r} is none of {sorted(RECURRENCES)}")
     stgd_sigma: float = 0.03
 
 

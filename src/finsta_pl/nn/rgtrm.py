@@ -172,20 +172,22 @@ class FrameScan(nn.Module):
         linked_at = torch.where(prev.index_select(0, order) >= 0, index.frame_prev, torch.full_like(order, -1))
         retain = torch.sigmoid(retain) * (linked_at >= 0).to(x.dtype)[:, None]
         # Pointer jumping: after round r, s_i sums the first 2^r nodes of i's chain, a_i is the product of their
-        # gates (0 once the chain has ended: a chain's first node has a = 0) and ptr the node 2^r back.
-        s, a, ptr = v, retain, linked_at.clamp(min=0)
+        # gates (0 once the chain has ended: a chain's first node has a = 0) and ptr the node 2^r back.  A node
+        # without a link points at itself (its a is 0, so what it reads there does not count), not all at one
+        # row, whose gradient would gather every such node's atomics on a GPU.
+        rows = torch.arange(x.shape[0], device=x.device)
+        s, a, ptr = v, retain, torch.where(linked_at >= 0, linked_at, rows)
         for _ in range((steps - 1).bit_length()):
             s = torch.addcmul(s, a, s.index_select(0, ptr))
             a = a * a.index_select(0, ptr)
             ptr = ptr.index_select(0, ptr)
         y = x + self.out(s)
         if self.use_memory:
-            y = y + self._read_memory(x, node_graph.index_select(0, order), num_graphs, index,
-                                      None if active is None else active.index_select(0, order))
-        return h.index_copy(0, order, self.norm(y))
+            y = y + self._read_memory(x, num_graphs, index, None if active is None else active.index_select(0, order))
+        # Under autocast the norm may come back in another dtype than the stream's.
+        return h.index_copy(0, order, self.norm(y).to(h.dtype))
 
-    def _read_memory(self, x: Tensor, graph: Tensor, num_graphs: int, index: GraphIndex,
-                     active: Tensor | None) -> Tensor:
+    def _read_memory(self, x: Tensor, num_graphs: int, index: GraphIndex, active: Tensor | None) -> Tensor:
         """Each node's read of its video's memory before its frame (``x`` in frame-major order)."""
         steps, d = index.num_frames, x.shape[1]
         lengths = index.frame_count.flatten()  # per (frame, video), the frame-major runs of ``x``
@@ -208,10 +210,9 @@ class FrameScan(nn.Module):
         memory0 = self.memory0.to(x.dtype)
         memory = torch.addcmul(add, keep, memory0)  # M_t, every frame
         before = torch.cat([memory0.expand(1, num_graphs, d), memory[:-1]]).view(steps * num_graphs, d)
-        # Node i of frame t and video g reads row t * G + g.
-        frame = torch.repeat_interleave(torch.arange(steps, device=x.device), index.frame_count.sum(1),
-                                        output_size=x.shape[0])
-        read = before.index_select(0, frame * num_graphs + graph)
+        # Node i of frame t and video g reads row t * G + g: the (frame, video) block of its worker-side padding
+        # slot (``GraphIndex.frame_slot``, blocks of ``frame_width`` rows).
+        read = before.index_select(0, torch.div(index.frame_slot, index.frame_width, rounding_mode="floor"))
         if steps == 1:  # no frame reads a written memory: the write takes part under a zero, as DDP needs
             read = read + 0 * memory.sum()
         return torch.sigmoid(self.read_gate(torch.cat([x, read], 1))) * self.read(read)
@@ -259,8 +260,6 @@ class RGTrmBlock(nn.Module):
     def __init__(self, dim: int, num_heads: int, dropout: float, backend: str, use_memory: bool = True,
                  update_edges: bool = True, recurrence: str = "loop") -> None:
         super().__init__()
-        if recurrence not in RECURRENCES:
-            raise ValueError(f"finsta.recurrence: {recurrence!r} is none of {sorted(RECURRENCES)}")
         self.spatial = GTrmLayer(dim, num_heads, dropout=dropout, backend=backend, update_edges=update_edges)
         self.temporal = RECURRENCES[recurrence](dim, use_memory)
 

@@ -41,8 +41,17 @@ def _is_sync(name: str, args: tuple, kwargs: dict) -> bool:
 
 
 # Operators that launch no kernel although they are not schema views: they compute metadata or alias storage.
+# Allocations without a fill launch nothing either.
 _NO_KERNEL = frozenset({"aten._unsafe_view", "aten.promote_types", "aten.result_type", "aten.lift_fresh",
-                        "aten.sym_size", "aten.sym_stride", "aten.sym_numel", "aten.is_same_size"})
+                        "aten.sym_size", "aten.sym_stride", "aten.sym_numel", "aten.is_same_size",
+                        "aten.empty", "aten.empty_like", "aten.empty_strided", "aten.new_empty",
+                        "aten.new_empty_strided"})
+
+
+def _op_name(func: Any) -> str:
+    """``aten.<name>`` of a dispatched operator (its overload packet)."""
+    name = str(func.overloadpacket).replace("aten::", "aten.")
+    return name if name.startswith("aten.") else f"aten.{name}" if "." not in name else name
 
 
 def _launches(func: Any, name: str) -> bool:
@@ -71,8 +80,7 @@ class _Counter(TorchDispatchMode):
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
-        name = str(func.overloadpacket).replace("aten::", "aten.")
-        name = name if name.startswith("aten.") else f"aten.{name}" if "." not in name else name
+        name = _op_name(func)
         self.record.ops += 1
         self.record.launches += _launches(func, name)
         self.record.by_op[name] += 1
@@ -109,8 +117,7 @@ class _PartCounter(TorchDispatchMode):
         self.in_backward = False
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
-        name = str(func.overloadpacket).replace("aten::", "aten.")
-        kernel = _launches(func, name)
+        kernel = _launches(func, _op_name(func))
         if self.in_backward:
             self.record.backward += 1
             self.record.backward_kernels += kernel

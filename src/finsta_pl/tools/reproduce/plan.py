@@ -111,7 +111,8 @@ SIZES: dict[str, Size] = {
 class Run:
     """One fit: where its number goes (table, row, column, seed), its configs and overrides, the metric.
     ``command`` is ``fit`` or ``validate``; ``host``: the enhanced host it loads or writes, named by the host
-    (``small_vlm``, ``clip4clip``) or by how it was post-trained (``HOST_LOSS_ONLY``); ``needs_posttrain``: the
+    (``small_vlm``, ``clip4clip``) or by how it was post-trained (``HOST_LOSS_ONLY``, ``LABEL_FREE_HOST``);
+    ``needs_posttrain``: the
     post-training of its seed, split (``column``) and ``host`` must have run first; ``export``: a
     post-training, which writes that host."""
 
@@ -247,9 +248,9 @@ def plan(size: Size, out: Path) -> list[Run]:
 
 def _label_free_rows(size: Size, seed: int) -> list[Run]:
     """The label-free table of each task (per ``label_free_splits``): host only (the reference), the labelled
-    arm, the class-agnostic arm, its capacity control (and the 8x8-token rows); then the ablation rows on the
-    class-agnostic arm; then the post-trained hosts (labelled, label-free, host loss only) fine-tuned without
-    graphs."""
+    arm, the class-agnostic arm, its capacity control; on ``label_free_study_split`` the 8x8-token rows, the
+    ablation rows on the class-agnostic arm, and the post-trained hosts (labelled, label-free, host loss only)
+    fine-tuned without graphs."""
     runs = []
     for task in size.label_free:
         table, metric = LABEL_FREE_TABLE + task, METRIC[task]

@@ -27,8 +27,9 @@ SECOND_REFERENCE = {LABEL_FREE_TABLE: CAPACITY, LABEL_FREE_POSTTRAIN_TABLE: POST
 
 def with_references(results: dict[Run, float]) -> dict[Run, float]:
     """The report's cells: post-trainings left out, and each table of variations (ablations, node drop, the
-    detector, the post-training control) led by the runs of its task on the standard split that it varies
-    (not run twice), the row its ``*`` marks compare with."""
+    post-training control) led by the runs of its task on the standard split that it varies (not run twice),
+    the row its ``*`` marks compare with; the label-free ablations led by the class-agnostic arm on the splits
+    they vary."""
     out: dict[Run, float] = {}
     for run, value in results.items():
         if run.export:
@@ -42,8 +43,9 @@ def with_references(results: dict[Run, float]) -> dict[Run, float]:
         for prefix, name, source, varied in _LED_BY_COLUMN:
             if run.table.startswith(prefix) and not any(r.table == run.table for r in out):
                 task = source + run.table.removeprefix(prefix)
+                columns = {r.column for r in results if r.table == run.table}  # only the splits it varies
                 for reference, v in results.items():
-                    if (reference.table, reference.row) == (task, varied):
+                    if (reference.table, reference.row) == (task, varied) and reference.column in columns:
                         out[replace(reference, table=run.table, row=name)] = v
         out[run] = value
     return out
@@ -76,7 +78,8 @@ def cells_by_table(results: dict[Run, float]) -> Cells:
 def tables(results: dict[Run, float]) -> str:
     """Markdown: one table per ``Run.table``, rows x columns of mean +- std, the first row the reference;
     a ``*`` marks a cell whose interval does not overlap the reference row's in that column, a dagger one that
-    does not overlap the table's second reference (``SECOND_REFERENCE``: the label-free capacity control)."""
+    does not overlap the table's second reference (``SECOND_REFERENCE``: the label-free tables' capacity
+    control, the post-training-without-labels tables' host-loss-only control)."""
     parts = []
     for table, rows in cells_by_table(results).items():
         columns = sorted({c for cells in rows.values() for c in cells}, key=SPLITS.index)
@@ -154,12 +157,13 @@ def write_results(report: Path, size_name: str, size: Size, results: dict[Run, f
              f"{size.world[0]}/{size.world[1]}/{size.world[2]} videos per seed, {size.epochs} epochs "
              f"(post-training {size.posttrain_epochs}), seeds {', '.join(map(str, size.seeds))}.  Cells: mean +- "
              "std of the validation metric over seeds; `*`: the interval does not overlap the table's first row's; "
-             "\u2020 (label-free tables): nor the capacity control's (post-training tables: the host-loss-only "
-             "control's).",
+             "\u2020 (label-free tables): nor the capacity control's (post-training-without-labels tables: the "
+             "host-loss-only control's).",
              ""]
     if example is not None:
         lines += ["Each cell is one `finsta-pl` command per seed, its arguments in the run's `config.yaml` under "
-                  f"`{out}/runs/`; e.g. (seed {example.seed}):", "", "```",
+                  f"`{out}/runs/` (a fit two tables share, e.g. a label-free table's host-only row, ran once, "
+                  f"under the first table's folder); e.g. (seed {example.seed}):", "", "```",
                   "finsta-pl " + " ".join(example.args(size, out)), "```", ""]
     analysis = report.parent / "results" / "analysis.md"
     if analysis.is_file():
