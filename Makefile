@@ -44,7 +44,7 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks $(if $(QUICK),--quick)
 
-# Host only / host + Finsta / post-trained host per task, ablations and studies over seeds.  SIZE=full (58 min
+# Host only / host + Finsta / post-trained host per task, label-free arms, controls, ablations and studies over seeds.  SIZE=full (67 min
 # on 2 cores) writes RESULTS.md and results/*.png; SIZE=small (under 10 min) runs/reproduce/small/RESULTS.md;
 # SIZE=label_free (62 min) the label-free study into runs/reproduce/label_free/RESULTS.md.
 reproduce: $(STAMP)
