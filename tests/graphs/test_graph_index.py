@@ -13,6 +13,7 @@ from finsta_pl.nn.finsta import _roi_pool
 from finsta_pl.nn.rgtrm import FrameRecurrence
 from finsta_pl.nn.scatter import scatter_sum
 from finsta_pl.tools.dispatch_count import count_dispatch
+from tests.helpers.recurrence import assert_recurrences_agree
 
 
 def _video_graph(frames: int, objects: int, gen: torch.Generator, skip: int | None = None) -> SceneGraph:
@@ -117,25 +118,10 @@ def test_recurrence_equals_the_reference(memory: bool, masked: bool) -> None:
     rec = FrameRecurrence(8, use_memory=memory).double()
     for p in rec.parameters():  # non-trivial norm and memory start
         torch.nn.init.normal_(p, std=0.5)
-    active = None
-    prev = g.index.node_prev
-    if masked:  # an inactive node leaves the summary and loses its links
-        active = torch.ones(g.num_nodes, dtype=torch.bool)
-        active[[1, 5]] = False
-        prev = torch.where((prev >= 0) & active & active[prev.clamp(min=0)], prev, torch.full_like(prev, -1))
-    h0 = torch.randn(g.num_nodes, 8, dtype=torch.float64)
-    results = []
-    for run in ("new", "reference"):
-        rec.zero_grad()
-        h = h0.clone().requires_grad_(True)
-        if run == "new":
-            out = rec(h, prev, g.node_graph, g.num_graphs, g.index, active)
-        else:
-            out = _reference_recurrence(rec, h, g.node_frame, prev, g.node_graph, g.num_graphs, active)
-        (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
-        results.append([out.detach(), h.grad] + [p.grad.clone() for p in rec.parameters()])
-    for new, ref in zip(*results):
-        torch.testing.assert_close(new, ref, rtol=1e-10, atol=1e-12)
+    assert_recurrences_agree(
+        rec, g, masked,
+        lambda h, prev, active: rec(h, prev, g.node_graph, g.num_graphs, g.index, active),
+        lambda h, prev, active: _reference_recurrence(rec, h, g.node_frame, prev, g.node_graph, g.num_graphs, active))
 
 
 def test_roi_pool_equals_the_reference() -> None:

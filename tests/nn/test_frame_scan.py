@@ -12,6 +12,7 @@ from finsta_pl.nn.rgtrm import FrameScan, RGTrmBlock
 from finsta_pl.nn.scatter import scatter_sum
 from finsta_pl.tools.dispatch_count import count_dispatch
 from tests.graphs.test_graph_index import _batch
+from tests.helpers.recurrence import assert_recurrences_agree
 
 
 def _reference_scan(rec: FrameScan, h: Tensor, frame: Tensor, prev: Tensor, node_graph: Tensor, num_graphs: int,
@@ -54,24 +55,10 @@ def test_scan_equals_the_frame_by_frame_reference(memory: bool, masked: bool) ->
     rec = FrameScan(8, use_memory=memory).double()
     for p in rec.parameters():
         torch.nn.init.normal_(p, std=0.5)
-    active, prev = None, g.index.node_prev
-    if masked:  # an inactive node leaves the memory's summary and loses its links
-        active = torch.ones(g.num_nodes, dtype=torch.bool)
-        active[[1, 5]] = False
-        prev = torch.where((prev >= 0) & active & active[prev.clamp(min=0)], prev, torch.full_like(prev, -1))
-    h0 = torch.randn(g.num_nodes, 8, dtype=torch.float64)
-    results = []
-    for run in ("scan", "reference"):
-        rec.zero_grad()
-        h = h0.clone().requires_grad_(True)
-        if run == "scan":
-            out = rec(h, prev, g.node_graph, g.num_graphs, g.index, active)
-        else:
-            out = _reference_scan(rec, h, g.node_frame, prev, g.node_graph, g.num_graphs, active)
-        (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
-        results.append([out.detach(), h.grad] + [p.grad.clone() for p in rec.parameters()])
-    for scan, ref in zip(*results):
-        torch.testing.assert_close(scan, ref, rtol=1e-10, atol=1e-12)
+    assert_recurrences_agree(
+        rec, g, masked,
+        lambda h, prev, active: rec(h, prev, g.node_graph, g.num_graphs, g.index, active),
+        lambda h, prev, active: _reference_scan(rec, h, g.node_frame, prev, g.node_graph, g.num_graphs, active))
     # Chains of three links, so the pointer jumping took two rounds.
     prev = g.index.node_prev
     assert bool(((prev >= 0) & (prev[prev.clamp(min=0)] >= 0) & (prev[prev[prev.clamp(min=0)].clamp(min=0)] >= 0)).any())
