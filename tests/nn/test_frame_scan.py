@@ -8,10 +8,11 @@ import pytest
 import torch
 from torch import Tensor
 
+from finsta_pl.graphs.container import collate_graphs
 from finsta_pl.nn.rgtrm import FrameScan, RGTrmBlock
 from finsta_pl.nn.scatter import scatter_sum
 from finsta_pl.tools.dispatch_count import count_dispatch
-from tests.graphs.test_graph_index import _batch
+from tests.graphs.test_graph_index import _batch, _video_graph
 from tests.helpers.recurrence import assert_recurrences_agree
 
 
@@ -65,9 +66,6 @@ def test_scan_equals_the_frame_by_frame_reference(memory: bool, masked: bool) ->
 
 
 def test_scan_operators_grow_with_log_frames_not_frames() -> None:
-    from tests.graphs.test_graph_index import _video_graph
-    from finsta_pl.graphs.container import collate_graphs
-
     counts = {}
     for frames in (4, 8, 16):
         gen = torch.Generator().manual_seed(frames)
@@ -95,9 +93,6 @@ def test_unknown_recurrence_is_refused_by_name() -> None:
 
 
 def test_scan_follows_long_chains_exactly() -> None:
-    from finsta_pl.graphs.container import collate_graphs
-    from tests.graphs.test_graph_index import _video_graph
-
     torch.manual_seed(1)
     gen = torch.Generator().manual_seed(3)
     # 9 and 5 frames (chains of 8 and 4 links; one track skips a frame, its edge jumps it): 4 rounds of jumping.
@@ -115,9 +110,6 @@ def test_scan_follows_long_chains_exactly() -> None:
 @pytest.mark.parametrize("frames", [1, 3])
 def test_every_scan_weight_gets_a_gradient(frames: int) -> None:
     """DDP without ``find_unused_parameters`` needs a gradient for every weight, even for one-frame clips."""
-    from finsta_pl.graphs.container import collate_graphs
-    from tests.graphs.test_graph_index import _video_graph
-
     g = collate_graphs([_video_graph(frames, 2, torch.Generator().manual_seed(0))], lambda label: [1])
     rec = FrameScan(4)
     rec(torch.randn(g.num_nodes, 4), g.index.node_prev, g.node_graph, g.num_graphs, g.index).square().sum().backward()

@@ -57,10 +57,11 @@ class FinstaConfig:
     osc_weight: float = 0.5
     ptc_weight: float = 0.5
     distill_weight: float = 0.5
-    # Token-level distillation (opt-in, post-training): each DSG object node's state into the host's fusion tokens
-    # RoI-pooled at its box and frame, each TSG node's state into the host's text tokens of its span.  The
-    # pooled distillation above reaches only the host's mean-pooled features, which the QA/MC fusion never
-    # reads.  It did not raise the built-in host's QA (docs/RESULTS-posttrain.md), so it is off by default.
+    # Token-level distillation: each DSG object node's state into the host's fusion tokens RoI-pooled at its box
+    # and frame, each TSG node's state into the host's text tokens of its span.  The pooled distillation above
+    # reaches only the host's mean-pooled features, which the QA/MC fusion never reads.  On in the shipped
+    # post-training (posttrain_synthetic.yaml), off in the joint configs; it has not raised the built-in host's
+    # tasks (docs/RESULTS-posttrain.md, RESULTS.md's post-training control).
     token_distill: bool = False
     token_distill_weight: float = 1.0
     hsg_weight: float = 0.5
