@@ -84,9 +84,9 @@ def padded_tokens(batch: FinstaBatch, dim: int, seed: int = 0) -> dict[str, tupl
     return out
 
 
-def encoder_loss(model: Any, batch: FinstaBatch) -> Callable[[], torch.Tensor]:
-    """The forward of ``model.finsta`` on ``batch`` to a scalar that every output reaches; host features are
-    computed once, outside."""
+def encoder_loss(model: Any, batch: FinstaBatch, streams: Callable[..., Any] | None = None) -> Callable[[], torch.Tensor]:
+    """The forward of ``model.finsta`` (or ``streams``, e.g. a compiled one) on ``batch`` to a scalar that every
+    output reaches; host features are computed once, outside."""
     host, finsta = model.host, model.finsta
     with torch.no_grad():
         video = host.encode_video(batch.frames)
@@ -94,15 +94,15 @@ def encoder_loss(model: Any, batch: FinstaBatch) -> Callable[[], torch.Tensor]:
         joint = host.fuse(video.select(batch.text_sample), text)
 
     def loss() -> torch.Tensor:
-        out = finsta(batch, host, video, text, joint)
+        out = (streams or finsta)(batch, host, video, text, joint)
         return finsta.total_loss(out.losses) + out.video.square().mean() + out.text.square().mean() + out.joint.square().mean()
 
     return loss
 
 
-def encoder_step(model: Any, batch: FinstaBatch) -> Callable[[], None]:
-    """One forward + backward of ``model.finsta`` on ``batch`` (:func:`encoder_loss`)."""
-    loss = encoder_loss(model, batch)
+def encoder_step(model: Any, batch: FinstaBatch, streams: Callable[..., Any] | None = None) -> Callable[[], None]:
+    """One forward + backward of ``model.finsta`` (or ``streams``) on ``batch`` (:func:`encoder_loss`)."""
+    loss = encoder_loss(model, batch, streams)
 
     def step() -> None:
         loss().backward()

@@ -92,7 +92,7 @@ def test_runner_writes_the_report(tmp_path: Path) -> None:
     report = (tmp_path / "BENCHMARKS.md").read_text()
     assert "## Machine" in report and "torch 2." in report and "## GTrm kernels" in report
     assert all(f"| GTrm kernels | {name} |" in report for name in sections[0].headline)
-    assert "bench_data" in SECTIONS and len(SECTIONS) == 6
+    assert "bench_data" in SECTIONS and len(SECTIONS) == 7
 
 
 @pytest.mark.slow

@@ -45,3 +45,36 @@ def test_launches_leave_out_views_and_metadata() -> None:
     x = torch.randn(4, 3)
     c = count_dispatch(lambda: (x.view(12).t().unsqueeze(0) * 2).sum())  # view, t, unsqueeze: no kernel
     assert c.ops == c.by_op["aten.t"] + c.by_op["aten.view"] + c.by_op["aten.unsqueeze"] + 2 and c.launches == 2
+
+
+def test_profiled_launches_count_eager_code_as_the_dispatch_counter_does() -> None:
+    from finsta_pl.tools.dispatch_count import count_profiled_launches
+
+    model = _Outer()
+    x = torch.randn(4, 3)
+
+    def step() -> None:
+        # linear (a composite: its addmm counts), sigmoid, mul, sum, views, then the backward's kernels
+        model(x.view(12).view(4, 3)).backward()
+        model.zero_grad(set_to_none=True)
+
+    step()
+    assert count_profiled_launches(step).total == count_dispatch(step).launches > 4
+
+
+def test_profiled_launches_see_inside_compiled_code() -> None:
+    import torch._inductor.config
+
+    from finsta_pl.tools.dispatch_count import count_profiled_launches
+
+    def chain(x: torch.Tensor) -> torch.Tensor:
+        return ((x.sin() * 2 + 1).cos() * x).sum()  # six eager kernels, one fused loop compiled
+
+    x = torch.randn(64)
+    eager = count_profiled_launches(lambda: chain(x))
+    assert eager.total == count_dispatch(lambda: chain(x)).launches == 6 and not eager.compiled
+    with torch._inductor.config.patch({"cpp.enable_kernel_profile": True}):
+        compiled = torch.compile(chain, dynamic=False)
+        compiled(x)
+        counted = count_profiled_launches(lambda: compiled(x))
+    assert 1 <= counted.total < eager.total and sum(counted.compiled.values()) >= 1

@@ -44,6 +44,11 @@ class FinstaConfig:
     # the earlier frame's state, one step per frame; ``scan``, an update linear in the earlier state (gates read
     # the current input only), solved in log2(frames) steps: fewer kernels on a GPU (issue 23), another model.
     recurrence: str = "loop"
+    # Compile the streams (their forward and, through it, their backward) with ``torch.compile(dynamic=True)``:
+    # fused kernels, about 2.5x fewer launches a step than eager (BENCHMARKS.md "Compiled streams", issue 23).
+    # The first batches pay minutes of compilation.  It traces the dense kernel and native scatter (DGL's and
+    # torch-scatter's kernels cannot be traced), so ``backend: dgl`` is refused with it.
+    compile: bool = False
     # The paper's six ablation rows.
     osc: bool = True
     ptc: bool = True
@@ -79,13 +84,16 @@ class FinstaConfig:
     # alignment losses shape the features the task head attends to, not a stem the task reads only through them.
     regions: str = "maps"
     temperature: float = 0.07
+    stgd_sigma: float = 0.03
 
     def __post_init__(self) -> None:
         if self.regions not in {"maps", "tokens"}:
             raise ValueError(f"FinstaConfig.regions must be 'maps' or 'tokens', not {self.regions!r}")
         if self.recurrence not in RECURRENCES:
             raise ValueError(f"FinstaConfig.recurrence: {self.recurrence!r} is none of {sorted(RECURRENCES)}")
-    stgd_sigma: float = 0.03
+        if self.compile and self.backend == "dgl":
+            raise ValueError("FinstaConfig.compile: torch.compile cannot trace DGL's kernels; use backend: auto "
+                             "or dense with compile: true")
 
 
 @dataclass
@@ -158,6 +166,14 @@ class FinstaStreams(nn.Module):
                 nn.init.zeros_(proj.weight)
                 nn.init.zeros_(proj.bias)
             self.fuse_gate = nn.ParameterDict({k: nn.Parameter(torch.ones(())) for k in self.fused})
+        if c.compile:
+            # In place (``nn.Module.compile``): parameter names, and with them checkpoints, stay as in eager.
+            # Sizes vary from batch to batch (nodes, edges, frames' runs), so they are traced as symbols.
+            self.compile(dynamic=True)
+            # The host-gradient monitor backs through the streams twice on its steps (autograd.grad with
+            # retain_graph, then the step's backward); a compiled backward that donated its saved buffers
+            # cannot run twice.  (A global switch: it is read when the backward is compiled, at the first batch.)
+            torch._functorch.config.donated_buffer = False
 
     def _build_text_streams(self, d: int) -> None:
         """The TSG and HSG streams (only tasks whose samples carry texts have them)."""

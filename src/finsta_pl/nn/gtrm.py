@@ -189,7 +189,8 @@ class GTrmLayer(nn.Module):
         if self.backend == "dgl" and load_dgl() is None:
             raise ValueError(f"GTrm backend 'dgl' requested but DGL cannot be imported: {why_missing()}")
         if self.backend == "auto":
-            if device.type != "cpu" or load_dgl() is None:
+            # A compiled graph cannot trace DGL's kernels (finsta.compile): the dense kernel, as on a GPU.
+            if torch.compiler.is_compiling() or device.type != "cpu" or load_dgl() is None:
                 return "dense"
             return "dgl" if nmax >= CPU_AUTO_DGL_MIN_NMAX else CPU_AUTO_BACKEND
         if self.backend == "dgl" and device.type != "cpu" and not _dgl_supports(device):

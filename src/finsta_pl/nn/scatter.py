@@ -26,7 +26,8 @@ __all__ = ["HAS_TORCH_SCATTER", "scatter_max", "scatter_mean", "scatter_softmax"
 
 def _use_ts(backend: str | None) -> bool:
     if backend is None:
-        return HAS_TORCH_SCATTER
+        # torch_scatter's ops have no fake-tensor kernels, so a compiled graph cannot trace them.
+        return HAS_TORCH_SCATTER and not torch.compiler.is_compiling()
     if backend == "native":
         return False
     if backend == "torch_scatter":

@@ -10,6 +10,7 @@ against a Python loop over graphs or frames coming back unnoticed (``tests/test_
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -17,7 +18,7 @@ from typing import Any, Callable
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-__all__ = ["DispatchCount", "PartCount", "count_dispatch", "count_by_part"]
+__all__ = ["DispatchCount", "PartCount", "ProfiledLaunches", "count_dispatch", "count_by_part", "count_profiled_launches"]
 
 # Operators that need a device -> host transfer before the next launch: their output size (or value) is only
 # known once the device has computed it.
@@ -150,3 +151,71 @@ def count_by_part(model: torch.nn.Module, forward: Callable[[], torch.Tensor], p
         for handle in handles:
             handle.remove()
     return record
+
+
+@dataclass
+class ProfiledLaunches:
+    """Kernels one run launched, as the profiler saw them (:func:`count_profiled_launches`): ``aten`` (ATen
+    kernels by name), ``compiled`` (kernels that ``torch.compile`` generated, by name) and their sum ``total``."""
+
+    aten: Counter = field(default_factory=Counter)
+    compiled: Counter = field(default_factory=Counter)
+
+    @property
+    def total(self) -> int:
+        """Every kernel launched."""
+        return sum(self.aten.values()) + sum(self.compiled.values())
+
+
+def _is_generated_kernel(name: str) -> bool:
+    """Inductor's kernels: ``graph_<k>_cpp_fused_*`` on CPU (with ``cpp.enable_kernel_profile``), ``triton_*`` on a
+    GPU."""
+    return "cpp_fused" in name or name.startswith("triton_")
+
+
+@functools.lru_cache(maxsize=None)
+def _runs_own_kernel(name: str) -> bool:
+    """Whether an ATen operator of this ``aten.<name>`` runs a kernel of its own: not a view or metadata query, and
+    not a composite (``CompositeImplicitAutograd``: it only calls other operators, which are counted instead)."""
+    if name in _NO_KERNEL:
+        return False
+    packet = getattr(torch.ops.aten, name.removeprefix("aten."), None)
+    if packet is None:
+        return True
+    overloads = [getattr(packet, o) for o in packet.overloads()]
+    if any(getattr(o, "is_view", False) for o in overloads):
+        return False
+    # The profiler names the operator, not its overload: composite when every overload is.
+    composite = torch._C.DispatchKey.CompositeImplicitAutograd
+    registered = [o for o in overloads if torch._C._dispatch_has_kernel(o.name())]  # not the Python-only ones
+    return not all(o.has_kernel_for_dispatch_key(composite) for o in registered)
+
+
+def count_profiled_launches(fn: Callable[[], Any]) -> ProfiledLaunches:
+    """Run ``fn`` once under ``torch.profiler`` and count the kernels it launched, by :func:`count_dispatch`'s rule,
+    but also inside compiled code, which a ``TorchDispatchMode`` cannot see (``torch.compile`` falls back to eager
+    under one): the outermost ATen operators that run a kernel of their own, as called from Python, autograd or
+    a compiled graph's wrapper (what an operator runs inside itself is its own business, as in
+    :func:`count_dispatch`; a composite such as ``aten::linear`` is looked through to what it calls), plus the
+    kernels ``torch.compile`` generated.  Inductor's CPU kernels appear only when
+    ``torch._inductor.config.cpp.enable_kernel_profile`` was on when they were compiled."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    record = ProfiledLaunches()
+    for e in prof.events():
+        generated = _is_generated_kernel(e.name)
+        if not (generated or e.name.startswith("aten::") and _runs_own_kernel(_aten(e.name))):
+            continue
+        parent = e.cpu_parent  # counted only if no operator around it is
+        while parent is not None and not (parent.name.startswith("aten::") and _runs_own_kernel(_aten(parent.name))):
+            parent = parent.cpu_parent
+        if parent is None:
+            (record.compiled if generated else record.aten)[e.name] += 1
+    return record
+
+
+def _aten(profiler_name: str) -> str:
+    """``aten.<name>`` of a profiler event named ``aten::<name>``."""
+    return "aten." + profiler_name.removeprefix("aten::")
