@@ -49,7 +49,7 @@ def recurrence_rows(recurrence: str, size: tuple[int, int, int], tiny: bool) -> 
         c_loss, e_loss = encoder_loss(model, batch, compiled)(), encoder_loss(model, batch)()
         c_loss.backward()
         model.zero_grad(set_to_none=True)
-        diffs.append(abs(float(c_loss) - float(e_loss)))
+        diffs.append(abs(float(c_loss.detach()) - float(e_loss.detach())))
     compile_s = time.perf_counter() - t0
     eager, fused = encoder_step(model, batches[-1]), encoder_step(model, batches[-1], compiled)
     eager()  # warm

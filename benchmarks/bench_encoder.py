@@ -94,7 +94,7 @@ def encoder_loss(model: Any, batch: FinstaBatch, streams: Callable[..., Any] | N
         joint = host.fuse(video.select(batch.text_sample), text)
 
     def loss() -> torch.Tensor:
-        out = (streams or finsta)(batch, host, video, text, joint)
+        out = (finsta if streams is None else streams)(batch, host, video, text, joint)
         return finsta.total_loss(out.losses) + out.video.square().mean() + out.text.square().mean() + out.joint.square().mean()
 
     return loss

@@ -65,7 +65,11 @@ class AlignmentMonitor(L.Callback):
         """Ask the task to measure the host gradient norms on this step (the same decision on every rank; none
         without Finsta: there is no alignment to compare with)."""
         if hasattr(pl_module, "measure_host_grads"):
-            pl_module.measure_host_grads = getattr(pl_module, "finsta", None) is not None and self._measures(batch_idx)
+            measurable = pl_module.host_grads_measurable
+            if not measurable and batch_idx == 0 and pl_module.finsta is not None and self._measures(0):
+                rank_zero_warn("AlignmentMonitor: host gradient norms are not measured with finsta.compile "
+                               "(a compiled backward runs once per forward)")
+            pl_module.measure_host_grads = measurable and self._measures(batch_idx)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from benchmarks.workload import TINY_CONFIGS, build_task, train_batch
+from finsta_pl.callbacks import AlignmentMonitor
 from finsta_pl.nn.finsta import FinstaConfig
 
 SHIPPED = ["videoqa", "retrieval", "captioning", "mcqa", "inference", "action", "videoqa_label_free",
@@ -48,6 +49,13 @@ def test_compile_keeps_parameter_names_and_refuses_dgl(tiny_world) -> None:  # n
     assert compiled.state_dict().keys() == eager.state_dict().keys()
     with pytest.raises(ValueError, match="compile.*DGL"):
         FinstaConfig(compile=True, backend="dgl")
+    # The host-gradient measurement backs through the streams three times over one forward: not when compiled.
+    monitor = AlignmentMonitor()
+    monitor.on_train_batch_start(None, eager, None, 0)
+    assert eager.host_grads_measurable and eager.measure_host_grads
+    with pytest.warns(UserWarning, match="not measured with finsta.compile"):
+        monitor.on_train_batch_start(None, compiled, None, 0)
+    assert not compiled.host_grads_measurable and not compiled.measure_host_grads
 
 
 @pytest.mark.slow
@@ -80,3 +88,26 @@ def test_compiled_step_equals_eager(tiny_world) -> None:  # noqa: ANN001
         assert grads.keys() == ref_grads.keys()
         for key, value in ref_grads.items():
             torch.testing.assert_close(grads[key], value, rtol=1e-3, atol=1e-5, msg=key)
+
+
+@pytest.mark.slow  # compiles the training and the validation graphs (~5 min on 2 cores)
+def test_compiled_fit_trains_and_its_checkpoint_loads_eagerly(tmp_path, tiny_world) -> None:  # noqa: ANN001
+    """``finsta-pl fit`` with ``finsta.compile=true`` under Lightning (the shipped callbacks, the AlignmentMonitor
+    among them): it trains, validates and checkpoints, and the checkpoint loads into an eager model strictly."""
+    import csv
+
+    from tests.helpers import REPO, run_cli
+
+    proc = run_cli("fit", "--config", str(REPO / "experiments" / "videoqa.yaml"), "--config", str(REPO / TINY_CONFIGS[0]),
+                   "--model.init_args.finsta.compile=true", "--trainer.max_epochs=2",
+                   f"--trainer.default_root_dir={tmp_path}", f"--trainer.logger.init_args.save_dir={tmp_path}",
+                   "--trainer.enable_progress_bar=false", cwd=tmp_path, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = list(csv.DictReader(next(tmp_path.rglob("metrics.csv")).open()))
+    val = [float(r["val/acc"]) for r in rows if r.get("val/acc")]
+    losses = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
+    assert len(val) == 2 and losses and all(map(torch.isfinite, torch.tensor(losses)))
+    assert not any(r.get("train/task_host_grad_norm") for r in rows)  # not measured through a compiled backward
+    eager, _ = build_task(["experiments/videoqa.yaml", *TINY_CONFIGS], batch_size=6)
+    state = torch.load(next(tmp_path.rglob("last.ckpt")), map_location="cpu", weights_only=False)["state_dict"]
+    eager.load_state_dict(state, strict=True)

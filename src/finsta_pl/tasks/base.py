@@ -111,6 +111,13 @@ class FinstaTask(L.LightningModule):
             for p in self.host.text_only_parameters(word_embeddings=self.finsta is None):
                 p.requires_grad_(False)
 
+    @property
+    def host_grads_measurable(self) -> bool:
+        """Whether :attr:`measure_host_grads` can be honoured: Finsta is on and its streams are not compiled (the
+        measurement backs through the streams three times over one forward; a compiled backward may reuse its
+        saved buffers in place, so it runs once)."""
+        return self.finsta is not None and not self.finsta_config.compile
+
     def classifier(self, num_outputs: int, dropout: float = 0.1) -> nn.Sequential:
         """The task heads' shape: ``Linear(d, 2d) -> GELU -> Dropout -> Linear(2d, num_outputs)`` on host width
         (``dropout=0``: no Dropout layer at all, so the last layer's index is 2, not 3)."""
@@ -143,7 +150,7 @@ class FinstaTask(L.LightningModule):
         text = self.host.encode_text(batch.text_ids) if batch.num_texts else None
         joint = self.host.fuse(video.select(batch.text_sample), text) if text is not None else None
         probes: tuple[Tensor, ...] = ()
-        if self.measure_host_grads and self.training and torch.is_grad_enabled():
+        if self.measure_host_grads and self.host_grads_measurable and self.training and torch.is_grad_enabled():
             video, text, joint, probes = _host_probes(video, text, joint)
         if self.finsta is None or not batch.has_graphs:
             return Features(video, text, joint, None, probes)
