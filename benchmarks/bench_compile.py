@@ -1,11 +1,12 @@
 """The streams compiled (``finsta.compile``: ``torch.compile(dynamic=True)``) against eager: kernels launched and
 time of one encoder forward + backward, with each frame recurrence, and what compiling costs.
 
-Kernels are counted by one rule for both (``finsta_pl.tools.dispatch_count.count_profiled_launches``: the
-operators called from Python, autograd or a compiled graph's wrapper, plus the kernels inductor generated), so
-eager's count here matches ``bench_dispatch``'s ``kernels`` to about 1%.  On CPU inductor writes C++ loops, on a
-GPU Triton kernels; the fusion decisions are alike, so the count is the hardware-independent part of the GPU
-figure, and the time here is CPU time.  Compiling happens at the first batches and again for a new pattern of
+The streams are compiled as ``finsta.compile: true`` compiles them (``torch.compile(dynamic=True)``), here as a
+wrapper so that eager and compiled run interleaved on the same weights.  Kernels are counted by one rule for both
+(``finsta_pl.tools.dispatch_count.count_profiled_launches``: the operators called from Python, autograd or a
+compiled graph's wrapper, plus the kernels inductor generated), so eager's count here matches
+``bench_dispatch``'s ``kernels`` to about 1%.  These are CPU counts and CPU times: on a GPU inductor writes
+Triton kernels and fuses by its own rules, so the GPU count is to be measured there.  Compiling happens at the first batches and again for a new pattern of
 sizes (graphs of one node, a frame without nodes, ...); its seconds are given.
 
 Usage: python -m benchmarks.bench_compile [--quick]   (``--quick``: 8x8x4; ``make bench QUICK=1`` leaves it out)
@@ -35,7 +36,11 @@ def recurrence_rows(recurrence: str, size: tuple[int, int, int], tiny: bool) -> 
     import torch._inductor.config
 
     torch._dynamo.reset()
-    torch._inductor.config.cpp.enable_kernel_profile = True  # generated kernels show in the profiler
+    with torch._inductor.config.patch({"cpp.enable_kernel_profile": True}):  # generated kernels show in the profiler
+        return _rows(recurrence, size, tiny)
+
+
+def _rows(recurrence: str, size: tuple[int, int, int], tiny: bool) -> list[tuple]:
     model, dm = build_task([CONFIG, *(TINY_CONFIGS if tiny else [])],
                            [f"--model.init_args.finsta.recurrence={recurrence}", "--model.init_args.finsta.backend=dense"],
                            batch_size=8)
@@ -75,7 +80,7 @@ def run(quick: bool, out_dir: Path, tiny: bool = False) -> Section:
                                                                            / float(by[rec, "eager"][3]))
         headline[f"kernels per encoder step at {'x'.join(map(str, size))}, compiled ({rec})"] = float(by[rec, "compiled"][2])
     md = [f"One encoder forward + backward at {'x'.join(map(str, size))} (batch x frames x objects; videoqa "
-          "streams, dense kernel), eager and with `finsta.compile: true` (`torch.compile(dynamic=True)`, inductor), "
+          "streams, dense kernel), eager and compiled as `finsta.compile: true` compiles them (`torch.compile(dynamic=True)`, inductor, CPU), "
           "for each frame recurrence.  `kernels`: launched per step, counted under the profiler by one rule for "
           "both (`count_profiled_launches`; `dispatch check`: eager's count by `count_dispatch`, the counter of "
           "the section above, which cannot see inside a compiled step).  `ms`: median of 5 interleaved runs, "

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from benchmarks.bench_gtrm import time_kernels
 from benchmarks.report import Section, interleaved_medians, markdown_table, section_main
-from benchmarks.workload import TINY_CONFIGS, build_task, graph_sizes, object_batch
+from benchmarks.workload import TINY_CONFIGS, build_task, graph_sizes, object_batch, stream_inputs
 from finsta_pl.batch import FinstaBatch
 from finsta_pl.nn import gtrm
 from finsta_pl.nn.gtrm import GTrmLayer
@@ -87,14 +87,11 @@ def padded_tokens(batch: FinstaBatch, dim: int, seed: int = 0) -> dict[str, tupl
 def encoder_loss(model: Any, batch: FinstaBatch, streams: Callable[..., Any] | None = None) -> Callable[[], torch.Tensor]:
     """The forward of ``model.finsta`` (or ``streams``, e.g. a compiled one) on ``batch`` to a scalar that every
     output reaches; host features are computed once, outside."""
-    host, finsta = model.host, model.finsta
-    with torch.no_grad():
-        video = host.encode_video(batch.frames)
-        text = host.encode_text(batch.text_ids)
-        joint = host.fuse(video.select(batch.text_sample), text)
+    finsta = model.finsta
+    inputs = stream_inputs(model, batch)
 
     def loss() -> torch.Tensor:
-        out = (finsta if streams is None else streams)(batch, host, video, text, joint)
+        out = (finsta if streams is None else streams)(*inputs)
         return finsta.total_loss(out.losses) + out.video.square().mean() + out.text.square().mean() + out.joint.square().mean()
 
     return loss

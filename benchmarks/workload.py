@@ -42,6 +42,18 @@ def build_task(configs: list[str], overrides: list[str] = (), batch_size: int = 
     return cli.model, cli.datamodule
 
 
+def stream_inputs(model: Any, batch: FinstaBatch) -> tuple:
+    """The arguments ``FinstaTask.features`` passes the streams for ``batch``: ``(batch, host, video, text,
+    joint, true_texts)``, the host's features computed without gradient (``text``, ``joint``: ``None`` for
+    text-less tasks)."""
+    host = model.host
+    with torch.no_grad():
+        video = host.encode_video(batch.frames)
+        text = host.encode_text(batch.text_ids) if batch.num_texts else None
+        joint = host.fuse(video.select(batch.text_sample), text) if text is not None else None
+    return batch, host, video, text, joint, model.true_texts(batch)
+
+
 def train_batch(datamodule: Any) -> FinstaBatch:
     """The first training batch, loaded before any timing starts."""
     return next(iter(datamodule.train_dataloader()))

@@ -56,6 +56,7 @@ class AlignmentMonitor(L.Callback):
         #: the last line printed and the warnings of the last epoch (for tests and other callbacks).
         self.line: str | None = None
         self.problems: list[str] = []
+        self._said_unmeasurable = False
 
     def _measures(self, batch_idx: int) -> bool:
         n = self.every_n_steps
@@ -65,10 +66,12 @@ class AlignmentMonitor(L.Callback):
         """Ask the task to measure the host gradient norms on this step (the same decision on every rank; none
         without Finsta: there is no alignment to compare with)."""
         if hasattr(pl_module, "measure_host_grads"):
-            measurable = pl_module.host_grads_measurable
-            if not measurable and batch_idx == 0 and pl_module.finsta is not None and self._measures(0):
+            measurable = getattr(pl_module, "host_grads_measurable", getattr(pl_module, "finsta", None) is not None)
+            if not measurable and getattr(pl_module, "finsta", None) is not None and self._measures(batch_idx) \
+                    and not self._said_unmeasurable:
                 rank_zero_warn("AlignmentMonitor: host gradient norms are not measured with finsta.compile "
                                "(a compiled backward runs once per forward)")
+                self._said_unmeasurable = True
             pl_module.measure_host_grads = measurable and self._measures(batch_idx)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,

@@ -1,7 +1,7 @@
 """``finsta.compile``: the streams under ``torch.compile`` (issue 23).
 
-The default suite checks what makes compilation possible at all, cheaply: every shipped configuration's
-streams trace into one graph with no break (``torch._dynamo.explain``, no code generation).  A break there is
+The default suite checks what makes compilation possible at all, cheaply: the streams of every task kind's
+shipped configuration (and of the scan recurrence) trace into one graph with no break (``torch._dynamo.explain``, no code generation).  A break there is
 a host sync or an untraceable kernel (torch-scatter's, DGL's) that would split the compiled step and stall a
 GPU.  The slow test compiles for real and compares the compiled step with eager.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks.workload import TINY_CONFIGS, build_task, train_batch
+from benchmarks.workload import TINY_CONFIGS, build_task, stream_inputs, train_batch
 from finsta_pl.callbacks import AlignmentMonitor
 from finsta_pl.nn.finsta import FinstaConfig
 
@@ -19,23 +19,33 @@ SHIPPED = ["videoqa", "retrieval", "captioning", "mcqa", "inference", "action", 
            "posttrain_synthetic"]
 
 
-def _stream_inputs(model, batch):  # noqa: ANN001, ANN202
-    """The streams' arguments for ``batch``, as ``FinstaTask.features`` passes them."""
-    host = model.host
-    with torch.no_grad():
-        video = host.encode_video(batch.frames)
-        text = host.encode_text(batch.text_ids) if batch.num_texts else None
-        joint = host.fuse(video.select(batch.text_sample), text) if text is not None else None
-    return batch, host, video, text, joint, model.true_texts(batch)
+def _trace(task: str, overrides: list[str] = ()):  # noqa: ANN202
+    """``torch._dynamo.explain`` of one training forward of the streams of ``experiments/<task>.yaml``."""
+    torch.manual_seed(0)
+    model, dm = build_task([f"experiments/{task}.yaml", *TINY_CONFIGS], list(overrides), batch_size=6)
+    model.train()
+    return torch._dynamo.explain(model.finsta)(*stream_inputs(model, train_batch(dm)))
 
 
 @pytest.mark.parametrize("task", SHIPPED)
 def test_shipped_streams_trace_into_one_graph(task: str, tiny_world) -> None:  # noqa: ANN001
-    torch.manual_seed(0)
-    model, dm = build_task([f"experiments/{task}.yaml", *TINY_CONFIGS], batch_size=6)
-    model.train()
-    inputs = _stream_inputs(model, train_batch(dm))
-    explained = torch._dynamo.explain(model.finsta)(*inputs)
+    _assert_one_graph(_trace(task))
+
+
+def test_the_scan_recurrence_and_large_graphs_trace_into_one_graph(tiny_world, monkeypatch) -> None:  # noqa: ANN001
+    """The scan recurrence; and graphs large enough that ``auto`` would hand them to DGL on CPU, which a compiled
+    graph cannot trace, so it takes the dense kernel while compiling."""
+    from finsta_pl.compat.dgl import load_dgl
+    from finsta_pl.nn import gtrm
+
+    _assert_one_graph(_trace("videoqa", ["--model.init_args.finsta.recurrence=scan"]))
+    if load_dgl() is None:
+        pytest.skip("without DGL, auto is the dense kernel anyway")
+    monkeypatch.setattr(gtrm, "CPU_AUTO_DGL_MIN_NMAX", 0)  # every graph is "large"
+    _assert_one_graph(_trace("videoqa"))
+
+
+def _assert_one_graph(explained) -> None:  # noqa: ANN001
     reasons = [f"{b.reason} at {b.user_stack[-1] if b.user_stack else '?'}" for b in explained.break_reasons]
     assert explained.graph_break_count == 0 and explained.graph_count == 1, reasons
 
@@ -71,14 +81,15 @@ def test_compiled_step_equals_eager(tiny_world) -> None:  # noqa: ANN001
 
     def run(streams, inputs):  # noqa: ANN001, ANN202
         out = streams(*inputs)
-        loss = model.finsta.total_loss(out.losses) + out.video.square().mean() + out.joint.square().mean()
+        loss = (model.finsta.total_loss(out.losses) + out.video.square().mean() + out.text.square().mean()
+                + out.joint.square().mean())
         loss.backward()
         grads = {n: p.grad.clone() for n, p in model.finsta.named_parameters() if p.grad is not None}
         model.zero_grad(set_to_none=True)
         return loss.detach(), {k: v.detach() for k, v in out.losses.items()}, grads
 
     for _ in range(2):
-        inputs = _stream_inputs(model, next(loader))
+        inputs = stream_inputs(model, next(loader))
         loss, losses, grads = run(compiled, inputs)
         ref_loss, ref_losses, ref_grads = run(model.finsta, inputs)
         torch.testing.assert_close(loss, ref_loss, rtol=1e-4, atol=1e-5)

@@ -45,9 +45,10 @@ class FinstaConfig:
     # the current input only), solved in log2(frames) steps: fewer kernels on a GPU (issue 23), another model.
     recurrence: str = "loop"
     # Compile the streams (their forward and, through it, their backward) with ``torch.compile(dynamic=True)``:
-    # fused kernels, 2.7x fewer launches a step than eager and 1.6x less CPU time at 32x8x16 (BENCHMARKS.md
-    # "Compiled streams", issue 23).  The first batches pay minutes of compilation.  It traces the dense kernel and native scatter (DGL's and
-    # torch-scatter's kernels cannot be traced), so ``backend: dgl`` is refused with it.
+    # fused kernels, 2.7x (loop) / 2.9x (scan) fewer launches a step than eager and 1.6x less CPU time at
+    # 32x8x16 (BENCHMARKS.md "Compiled streams", issue 23).  The first batches pay minutes of compilation.
+    # It traces the dense kernel and native scatter (DGL's and torch-scatter's kernels cannot be traced), so
+    # ``backend: dgl`` is refused with it.
     compile: bool = False
     # The paper's six ablation rows.
     osc: bool = True
@@ -169,8 +170,9 @@ class FinstaStreams(nn.Module):
         if c.compile:
             # In place (``nn.Module.compile``): parameter names, and with them checkpoints, stay as in eager.
             # Sizes vary from batch to batch (nodes, edges, frames' runs), so they are traced as symbols.
-            # A compiled backward frees or reuses its saved buffers, so it runs once per forward: the host-gradient
-            # measurement, which backs through the streams three times, is off with it (FinstaTask.host_grads_measurable).
+            # A compiled backward reuses its saved buffers in place, so it runs once per forward: the host-gradient
+            # measurement, which backs through the streams three times, is off with it
+            # (FinstaTask.host_grads_measurable).
             self.compile(dynamic=True)
 
     def _build_text_streams(self, d: int) -> None:

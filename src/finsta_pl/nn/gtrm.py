@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from finsta_pl.compat.compiling import is_compiling
 from finsta_pl.compat.dgl import load_dgl, why_missing
 from finsta_pl.graphs.container import GraphIndex
 from finsta_pl.nn.scatter import scatter_sum
@@ -190,7 +191,7 @@ class GTrmLayer(nn.Module):
             raise ValueError(f"GTrm backend 'dgl' requested but DGL cannot be imported: {why_missing()}")
         if self.backend == "auto":
             # A compiled graph cannot trace DGL's kernels (finsta.compile): the dense kernel, as on a GPU.
-            if torch.compiler.is_compiling() or device.type != "cpu" or load_dgl() is None:
+            if is_compiling() or device.type != "cpu" or load_dgl() is None:
                 return "dense"
             return "dgl" if nmax >= CPU_AUTO_DGL_MIN_NMAX else CPU_AUTO_BACKEND
         if self.backend == "dgl" and device.type != "cpu" and not _dgl_supports(device):

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from finsta_pl.compat.compiling import is_compiling
+
 try:  # one import attempt at module load; torch-scatter is an optional, source-built extra
     import torch_scatter as _ts
 
@@ -27,7 +29,7 @@ __all__ = ["HAS_TORCH_SCATTER", "scatter_max", "scatter_mean", "scatter_softmax"
 def _use_ts(backend: str | None) -> bool:
     if backend is None:
         # torch_scatter's ops have no fake-tensor kernels, so a compiled graph cannot trace them.
-        return HAS_TORCH_SCATTER and not torch.compiler.is_compiling()
+        return HAS_TORCH_SCATTER and not is_compiling()
     if backend == "native":
         return False
     if backend == "torch_scatter":

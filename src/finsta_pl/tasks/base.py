@@ -114,8 +114,8 @@ class FinstaTask(L.LightningModule):
     @property
     def host_grads_measurable(self) -> bool:
         """Whether :attr:`measure_host_grads` can be honoured: Finsta is on and its streams are not compiled (the
-        measurement backs through the streams three times over one forward; a compiled backward may reuse its
-        saved buffers in place, so it runs once)."""
+        measurement backs through the streams three times over one forward; a compiled backward reuses its
+        saved buffers in place, so it runs once: measured, the second pass fails)."""
         return self.finsta is not None and not self.finsta_config.compile
 
     def classifier(self, num_outputs: int, dropout: float = 0.1) -> nn.Sequential:

@@ -188,7 +188,7 @@ def _runs_own_kernel(name: str) -> bool:
     # The profiler names the operator, not its overload: composite when every overload is.
     composite = torch._C.DispatchKey.CompositeImplicitAutograd
     registered = [o for o in overloads if torch._C._dispatch_has_kernel(o.name())]  # not the Python-only ones
-    return not all(o.has_kernel_for_dispatch_key(composite) for o in registered)
+    return not registered or not all(o.has_kernel_for_dispatch_key(composite) for o in registered)
 
 
 def count_profiled_launches(fn: Callable[[], Any]) -> ProfiledLaunches:
