@@ -6,8 +6,9 @@ wrapper so that eager and compiled run interleaved on the same weights.  Kernels
 (``finsta_pl.tools.dispatch_count.count_profiled_launches``: the operators called from Python, autograd or a
 compiled graph's wrapper, plus the kernels inductor generated), so eager's count here matches
 ``bench_dispatch``'s ``kernels`` to about 1%.  These are CPU counts and CPU times: on a GPU inductor writes
-Triton kernels and fuses by its own rules, so the GPU count is to be measured there.  Compiling happens at the first batches and again for a new pattern of
-sizes (graphs of one node, a frame without nodes, ...); its seconds are given.
+Triton kernels and fuses by its own rules, so the GPU count is to be measured there.  Compiling happens at the
+first batches and again for a new pattern of sizes (graphs of one node, a frame without nodes, ...); its seconds
+are given.
 
 Usage: python -m benchmarks.bench_compile [--quick]   (``--quick``: 8x8x4; ``make bench QUICK=1`` leaves it out)
 """
@@ -80,8 +81,8 @@ def run(quick: bool, out_dir: Path, tiny: bool = False) -> Section:
                                                                            / float(by[rec, "eager"][3]))
         headline[f"kernels per encoder step at {'x'.join(map(str, size))}, compiled ({rec})"] = float(by[rec, "compiled"][2])
     md = [f"One encoder forward + backward at {'x'.join(map(str, size))} (batch x frames x objects; videoqa "
-          "streams, dense kernel), eager and compiled as `finsta.compile: true` compiles them (`torch.compile(dynamic=True)`, inductor, CPU), "
-          "for each frame recurrence.  `kernels`: launched per step, counted under the profiler by one rule for "
+          "streams, dense kernel), eager and compiled as `finsta.compile: true` compiles them "
+          "(`torch.compile(dynamic=True)`, inductor, CPU), for each frame recurrence.  `kernels`: launched per step, counted under the profiler by one rule for "
           "both (`count_profiled_launches`; `dispatch check`: eager's count by `count_dispatch`, the counter of "
           "the section above, which cannot see inside a compiled step).  `ms`: median of 5 interleaved runs, "
           "2 threads, with the profiler's per-kernel markers compiled in.  `compile s`: the first three batches, "
