@@ -78,3 +78,16 @@ def test_profiled_launches_see_inside_compiled_code() -> None:
         compiled(x)
         counted = count_profiled_launches(lambda: compiled(x))
     assert 1 <= counted.total < eager.total and sum(counted.compiled.values()) >= 1
+
+
+def test_profiled_syncs_include_those_inside_a_kernel() -> None:
+    """``segment_reduce`` checks its lengths with two ``item()`` calls inside the kernel, which a dispatch mode does
+    not see; ``segment_sum`` skips those checks (its lengths come from the worker's index)."""
+    from finsta_pl.nn.scatter import segment_sum
+    from finsta_pl.tools.dispatch_count import count_profiled_launches
+
+    x, lengths = torch.randn(6, 3), torch.tensor([2, 0, 4])
+    checked = lambda: torch.segment_reduce(x, "sum", lengths=lengths)  # noqa: E731
+    assert count_dispatch(checked).syncs == 0 and count_profiled_launches(checked).syncs == 2
+    assert count_profiled_launches(lambda: segment_sum(x, lengths)).syncs == 0
+    torch.testing.assert_close(segment_sum(x, lengths), checked(), rtol=0, atol=0)

@@ -160,6 +160,15 @@ class ProfiledLaunches:
 
     aten: Counter = field(default_factory=Counter)
     compiled: Counter = field(default_factory=Counter)
+    #: values read back to the host (``aten::_local_scalar_dense``), nested inside other operators included, by
+    #: the operator they were read in (``"python"`` at the top): a host sync each on a GPU, and ones that
+    #: :func:`count_dispatch` cannot see when a kernel reads them internally.
+    sync_sites: Counter = field(default_factory=Counter)
+
+    @property
+    def syncs(self) -> int:
+        """Every value read back to the host."""
+        return sum(self.sync_sites.values())
 
     @property
     def total(self) -> int:
@@ -205,6 +214,11 @@ def count_profiled_launches(fn: Callable[[], Any]) -> ProfiledLaunches:
         fn()
     record = ProfiledLaunches()
     for e in prof.events():
+        if e.name == "aten::_local_scalar_dense":
+            site = e.cpu_parent
+            while site is not None and site.name in ("aten::item", "aten::_local_scalar_dense"):
+                site = site.cpu_parent
+            record.sync_sites[site.name if site is not None and site.name.startswith("aten::") else "python"] += 1
         generated = _is_generated_kernel(e.name)
         if not (generated or e.name.startswith("aten::") and _runs_own_kernel(_aten(e.name))):
             continue
