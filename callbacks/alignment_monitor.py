@@ -66,9 +66,9 @@ class AlignmentMonitor(L.Callback):
         """Ask the task to measure the host gradient norms on this step (the same decision on every rank; none
         without Finsta: there is no alignment to compare with)."""
         if hasattr(pl_module, "measure_host_grads"):
-            measurable = getattr(pl_module, "host_grads_measurable", getattr(pl_module, "finsta", None) is not None)
-            if not measurable and getattr(pl_module, "finsta", None) is not None and self._measures(batch_idx) \
-                    and not self._said_unmeasurable:
+            has_finsta = getattr(pl_module, "finsta", None) is not None
+            measurable = getattr(pl_module, "host_grads_measurable", has_finsta)
+            if not measurable and has_finsta and self._measures(batch_idx) and not self._said_unmeasurable:
                 rank_zero_warn("AlignmentMonitor: host gradient norms are not measured with finsta.compile "
                                "(a compiled backward runs once per forward)")
                 self._said_unmeasurable = True

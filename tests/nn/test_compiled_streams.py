@@ -1,9 +1,9 @@
 """``finsta.compile``: the streams under ``torch.compile`` (issue 23).
 
 The default suite checks what makes compilation possible at all, cheaply: the streams of every task kind's
-shipped configuration (and of the scan recurrence) trace into one graph with no break (``torch._dynamo.explain``, no code generation).  A break there is
-a host sync or an untraceable kernel (torch-scatter's, DGL's) that would split the compiled step and stall a
-GPU.  The slow test compiles for real and compares the compiled step with eager.
+shipped configuration (and of the scan recurrence) trace into one graph with no break
+(``torch._dynamo.explain``, no code generation).  A break there is a host sync or an untraceable kernel
+(torch-scatter's, DGL's) that would split the compiled step and stall a GPU.  The slow test compiles for real and compares the compiled step with eager.
 """
 
 from __future__ import annotations
